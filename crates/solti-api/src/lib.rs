@@ -1,0 +1,2 @@
+//! solti-api (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! solti-core (work in progress).
+#![forbid(unsafe_code)]

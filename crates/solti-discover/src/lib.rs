@@ -1,0 +1,2 @@
+//! solti-discover (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! solti-exec (work in progress).

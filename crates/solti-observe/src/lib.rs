@@ -1,0 +1,2 @@
+//! solti-observe (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! solti-prometheus (work in progress).
+#![forbid(unsafe_code)]

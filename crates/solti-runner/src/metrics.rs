@@ -1,0 +1,54 @@
+//! The metrics interface runners and the supervisor report through.
+
+use std::time::Duration;
+
+/// How one attempt ended, as seen by metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The attempt succeeded.
+    Success,
+    /// The attempt failed (non-zero exit, error, panic).
+    Failure,
+    /// The attempt hit its timeout.
+    Timeout,
+    /// The attempt was cancelled (cancel, delete, replace, shutdown).
+    Canceled,
+}
+
+impl AttemptOutcome {
+    /// A stable lowercase label: `success`, `failure`, `timeout`, `canceled`.
+    #[must_use]
+    pub const fn as_label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Timeout => "timeout",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// Receives runner-level measurements. Implementations must be cheap and must never block:
+/// they are called on the attempt's path. Labels passed in are bounded (runner names, kind
+/// names, outcome labels); never task ids.
+pub trait MetricsBackend: Send + Sync + 'static {
+    /// An attempt of a task of `kind` started on `runner`.
+    fn task_started(&self, runner: &str, kind: &str);
+    /// An attempt ended with `outcome` after `duration`.
+    fn task_completed(&self, runner: &str, kind: &str, outcome: AttemptOutcome, duration: Duration);
+    /// A runner failed to build or start a task; `reason` is a short fixed label
+    /// (e.g. `spawn`, `script_write`, `cgroup`).
+    fn runner_error(&self, runner: &str, reason: &'static str);
+}
+
+/// Discards every measurement. The default.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct NoOpMetrics;
+
+impl MetricsBackend for NoOpMetrics {
+    fn task_started(&self, _runner: &str, _kind: &str) {}
+    fn task_completed(&self, _runner: &str, _kind: &str, _outcome: AttemptOutcome, _duration: Duration) {}
+    fn runner_error(&self, _runner: &str, _reason: &'static str) {}
+}

@@ -1,0 +1,150 @@
+//! Publishing a task's live output.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use solti_model::{OutputEvent, OutputStream, TaskId};
+
+/// Where a task's output events go. Implemented by the supervisor's output hub.
+///
+/// # Contract
+/// `publish` must never block and never fail: when a bounded buffer is full the
+/// implementation drops the oldest events for slow readers (who then see
+/// [`OutputEvent::Lagged`]), it never waits for them.
+pub trait OutputTarget: Send + Sync + 'static {
+    /// Delivers one event.
+    fn publish(&self, event: OutputEvent);
+}
+
+/// Discards output.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct DiscardOutput;
+
+impl OutputTarget for DiscardOutput {
+    fn publish(&self, _event: OutputEvent) {}
+}
+
+/// A task's output publisher, handed to a runner at build time.
+///
+/// The supervisor's attempt wrapper sets the current attempt number just before it asks the
+/// runner's task for a new attempt future, so a runner calls [`sink`](Self::sink) inside
+/// `Task::spawn` (not at build time) to get an [`OutputSink`] bound to that attempt.
+#[derive(Clone)]
+pub struct OutputPublisher {
+    task_id: TaskId,
+    attempt: Arc<AtomicU32>,
+    target: Arc<dyn OutputTarget>,
+}
+
+impl OutputPublisher {
+    /// A publisher for `task_id` writing to `target`; the attempt counter starts at 0.
+    pub fn new(task_id: TaskId, target: Arc<dyn OutputTarget>) -> Self {
+        Self { task_id, attempt: Arc::new(AtomicU32::new(0)), target }
+    }
+
+    /// A publisher that discards everything (for tests and headless use).
+    #[must_use]
+    pub fn discard(task_id: TaskId) -> Self {
+        Self::new(task_id, Arc::new(DiscardOutput))
+    }
+
+    /// The task this publisher belongs to.
+    #[must_use]
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// The current attempt number (1-based; 0 before the first attempt).
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt.load(Ordering::Acquire)
+    }
+
+    /// Sets the current attempt. Called by the supervisor's attempt wrapper only.
+    pub fn set_attempt(&self, attempt: u32) {
+        self.attempt.store(attempt, Ordering::Release);
+    }
+
+    /// Publishes a non-line event (run markers) as is.
+    pub fn publish(&self, event: OutputEvent) {
+        self.target.publish(event);
+    }
+
+    /// A sink for the current attempt; its sequence numbers start at 0 per stream.
+    #[must_use]
+    pub fn sink(&self) -> OutputSink {
+        OutputSink {
+            attempt: self.attempt(),
+            stdout_seq: Arc::new(AtomicU64::new(0)),
+            stderr_seq: Arc::new(AtomicU64::new(0)),
+            target: Arc::clone(&self.target),
+        }
+    }
+}
+
+impl fmt::Debug for OutputPublisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputPublisher").field("task_id", &self.task_id).field("attempt", &self.attempt()).finish()
+    }
+}
+
+/// Line output of one attempt. Cheap to clone (clones share sequence counters).
+///
+/// Publishing never blocks the caller.
+#[derive(Clone)]
+pub struct OutputSink {
+    attempt: u32,
+    stdout_seq: Arc<AtomicU64>,
+    stderr_seq: Arc<AtomicU64>,
+    target: Arc<dyn OutputTarget>,
+}
+
+impl OutputSink {
+    /// The attempt this sink belongs to.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Publishes one stdout line (without its line ending).
+    pub fn stdout_line(&self, line: Bytes) {
+        self.line(OutputStream::Stdout, line);
+    }
+
+    /// Publishes one stderr line (without its line ending).
+    pub fn stderr_line(&self, line: Bytes) {
+        self.line(OutputStream::Stderr, line);
+    }
+
+    /// Publishes one line on `stream`.
+    pub fn line(&self, stream: OutputStream, line: Bytes) {
+        let counter = match stream {
+            OutputStream::Stdout => &self.stdout_seq,
+            OutputStream::Stderr => &self.stderr_seq,
+        };
+        let seq = counter.fetch_add(1, Ordering::Relaxed);
+        self.target.publish(OutputEvent::Chunk { attempt: self.attempt, stream, seq, ts: now_ms(), line });
+    }
+}
+
+impl fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputSink").field("attempt", &self.attempt).finish_non_exhaustive()
+    }
+}
+
+/// The current time as Unix milliseconds.
+#[must_use]
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,2 @@
+//! solti-tls (work in progress).
+#![forbid(unsafe_code)]
