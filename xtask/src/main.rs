@@ -1,1 +1,68 @@
-fn main() {}
+//! Workspace automation.
+//!
+//! `cargo run -p xtask -- codegen` regenerates the protobuf code committed under
+//! `crates/solti-api/src/generated/` and `crates/solti-discover/src/generated/` from the
+//! `.proto` files in `proto/`. It parses the files with `protox` (pure Rust), so no system
+//! `protoc` is needed; CI runs it and fails when the committed code differs.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+
+fn main() -> Result<()> {
+    let cmd = std::env::args().nth(1).unwrap_or_default();
+    match cmd.as_str() {
+        "codegen" => codegen(),
+        _ => bail!("usage: cargo run -p xtask -- codegen"),
+    }
+}
+
+fn codegen() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives one level below the workspace root")?
+        .to_path_buf();
+    let proto = root.join("proto");
+    generate(
+        &proto,
+        &["solti/task/v1/types.proto", "solti/task/v1/api.proto"],
+        &root.join("crates/solti-api/src/generated"),
+    )?;
+    generate(
+        &proto,
+        &["solti/discover/v1/discovery.proto"],
+        &root.join("crates/solti-discover/src/generated"),
+    )?;
+    Ok(())
+}
+
+/// Generates messages plus both the server and the client of each service: agents serve the
+/// task API and call discovery; tests and control-plane doubles need the other halves.
+///
+/// Also generates canonical proto3-JSON `serde` impls with `pbjson-build` (`<package>.serde.rs`):
+/// lowerCamelCase names, 64-bit integers as strings (numbers accepted), enums by name (numbers
+/// accepted), default scalars emitted, unknown fields ignored for forward compatibility.
+fn generate(proto: &Path, files: &[&str], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let fds = protox::compile(files, [proto]).context("parse .proto files")?;
+    let descriptors = prost::Message::encode_to_vec(&fds);
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(false)
+        .bytes(".solti.task.v1.OutputChunk.line")
+        .out_dir(out)
+        .emit_rerun_if_changed(false)
+        .compile_fds(fds)
+        .context("generate Rust code")?;
+    pbjson_build::Builder::new()
+        .out_dir(out)
+        .register_descriptors(&descriptors)
+        .context("register descriptors for pbjson")?
+        .emit_fields()
+        .ignore_unknown_fields()
+        .build(&[".solti"])
+        .context("generate proto3-JSON serde impls")?;
+    println!("generated {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Bounds of the in-memory state: [`StateConfig`].
+
+use std::time::Duration;
+
+/// Bounds of the supervisor's in-memory state and output buffers.
+///
+/// Every field has a setter; see each field for its default. `max_tasks` also sizes the
+/// taskvisor limits the supervisor is built with (see [`crate::docs::limits`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StateConfig {
+    /// How long a finished run is kept. Default: 1 h.
+    pub run_ttl: Duration,
+    /// How long a terminal task is kept after its runs are gone. Default: 1 h.
+    pub task_ttl: Duration,
+    /// How often the sweep runs. Default: 5 min.
+    pub sweep_interval: Duration,
+    /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
+    pub max_runs_per_task: usize,
+    /// Events buffered per task output channel before slow readers lag. Default: 256.
+    pub output_capacity: usize,
+    /// Tasks kept in state (active and terminal). When full, the oldest terminal task is
+    /// evicted; when every task is active, submissions fail with
+    /// [`CoreError::Capacity`](crate::CoreError::Capacity). Default: 100 000.
+    pub max_tasks: usize,
+}
+
+impl StateConfig {
+    /// The defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long finished runs are kept.
+    ///
+    /// # Default
+    /// 1 hour.
+    #[must_use]
+    pub fn with_run_ttl(mut self, ttl: Duration) -> Self {
+        self.run_ttl = ttl;
+        self
+    }
+
+    /// Sets how long a terminal task is kept after its runs are gone.
+    ///
+    /// # Default
+    /// 1 hour.
+    #[must_use]
+    pub fn with_task_ttl(mut self, ttl: Duration) -> Self {
+        self.task_ttl = ttl;
+        self
+    }
+
+    /// Sets the sweep period (clamped to at least 1 ms).
+    ///
+    /// # Default
+    /// 5 minutes.
+    #[must_use]
+    pub fn with_sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
+    /// Sets how many runs are kept per task (at least 1).
+    ///
+    /// # Default
+    /// 256.
+    #[must_use]
+    pub fn with_max_runs_per_task(mut self, max: usize) -> Self {
+        self.max_runs_per_task = max;
+        self
+    }
+
+    /// Sets the per-task output buffer, in events (at least 1).
+    ///
+    /// # Default
+    /// 256.
+    #[must_use]
+    pub fn with_output_capacity(mut self, capacity: usize) -> Self {
+        self.output_capacity = capacity;
+        self
+    }
+
+    /// Sets how many tasks state keeps (at least 1).
+    ///
+    /// # Default
+    /// 100 000.
+    #[must_use]
+    pub fn with_max_tasks(mut self, max: usize) -> Self {
+        self.max_tasks = max;
+        self
+    }
+
+    /// The config with every bound raised to its minimum legal value.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.sweep_interval = self.sweep_interval.max(Duration::from_millis(1));
+        self.max_runs_per_task = self.max_runs_per_task.max(1);
+        self.output_capacity = self.output_capacity.clamp(1, MAX_OUTPUT_CAPACITY);
+        self.max_tasks = self.max_tasks.clamp(1, MAX_TASKS);
+        self
+    }
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            run_ttl: Duration::from_secs(3600),
+            task_ttl: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(300),
+            max_runs_per_task: 256,
+            output_capacity: 256,
+            max_tasks: 100_000,
+        }
+    }
+}
+
+/// tokio's broadcast channel refuses capacities above `usize::MAX / 2`; far below that, a
+/// per-task buffer of a million events is already absurd.
+const MAX_OUTPUT_CAPACITY: usize = 1 << 20;
+/// Keeps every derived taskvisor capacity below tokio's semaphore limit.
+const MAX_TASKS: usize = 1 << 24;
