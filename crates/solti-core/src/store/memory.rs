@@ -1,0 +1,346 @@
+//! The in-memory [`StateStore`].
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use solti_model::{Task, TaskId, TaskPage, TaskPhase, TaskQuery, TaskRun};
+use solti_runner::now_ms;
+use tokio::time::Instant;
+
+use super::{RunEnd, StateStore, SweepReport};
+use crate::{CoreError, StateConfig};
+
+/// Tasks and run history in a `std` mutex. The lock is never held across an `.await`; every
+/// operation is a short map update.
+#[derive(Debug)]
+pub(crate) struct MemoryStore {
+    inner: Mutex<Inner>,
+    max_tasks: usize,
+    max_runs: usize,
+    run_ttl: Duration,
+    task_ttl: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tasks: HashMap<TaskId, Record>,
+    /// Every task by creation sequence: queries list oldest first.
+    order: BTreeMap<u64, TaskId>,
+    /// Terminal tasks by creation sequence: eviction takes the oldest first.
+    terminal: BTreeMap<u64, TaskId>,
+    next_seq: u64,
+    /// Listed tasks per phase, indexed like `TaskPhase::ALL`.
+    counts: [u64; TaskPhase::ALL.len()],
+}
+
+#[derive(Debug)]
+struct Record {
+    task: Task,
+    seq: u64,
+    listed: bool,
+    runs: VecDeque<RunRecord>,
+    /// When a terminal task last had no runs; the task TTL counts from here.
+    idle_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct RunRecord {
+    run: TaskRun,
+    /// When the run finished, on the tokio clock (TTL checks work under paused time).
+    finished: Option<Instant>,
+}
+
+// === impl MemoryStore ===
+
+impl MemoryStore {
+    pub(crate) fn new(cfg: &StateConfig) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_tasks: cfg.max_tasks,
+            max_runs: cfg.max_runs_per_task,
+            run_ttl: cfg.run_ttl,
+            task_ttl: cfg.task_ttl,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves maps that are still structurally valid (every
+        // update is a few field writes), so keep serving rather than poisoning the agent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError> {
+        let mut inner = self.lock();
+        while inner.tasks.len() >= self.max_tasks {
+            let Some((_, oldest)) = inner.terminal.pop_first() else {
+                return Err(CoreError::Capacity { what: "tasks (StateConfig::max_tasks, all active)", limit: self.max_tasks });
+            };
+            inner.remove(&oldest);
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let id = task.metadata.id.clone();
+        if listed {
+            inner.counts[phase_index(task.status.phase)] += 1;
+        }
+        inner.order.insert(seq, id.clone());
+        inner.tasks.insert(id, Record { task, seq, listed, runs: VecDeque::new(), idle_since: None });
+        Ok(())
+    }
+
+    fn mark_running(&self, id: &TaskId) {
+        let mut inner = self.lock();
+        inner.update(id, |rec| {
+            if rec.task.status.phase != TaskPhase::Pending {
+                return false;
+            }
+            rec.task.status.phase = TaskPhase::Running;
+            true
+        });
+    }
+
+    fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {
+        let max_runs = self.max_runs;
+        let mut inner = self.lock();
+        inner.update(id, |rec| {
+            if rec.task.status.phase.is_terminal() {
+                return false;
+            }
+            rec.task.status.phase = TaskPhase::Running;
+            rec.task.status.attempt = attempt;
+            rec.runs.push_back(RunRecord { run: TaskRun::started(attempt, started_at), finished: None });
+            while rec.runs.len() > max_runs {
+                // Drop the oldest finished run; attempts never overlap, so at most one is open.
+                let pos = rec.runs.iter().position(|r| r.finished.is_some()).unwrap_or(0);
+                rec.runs.remove(pos);
+            }
+            true
+        });
+    }
+
+    fn run_finished(&self, id: &TaskId, attempt: u32, end: RunEnd) {
+        let mut inner = self.lock();
+        inner.update(id, |rec| {
+            let Some(run) = rec.runs.iter_mut().rev().find(|r| r.run.attempt == attempt) else {
+                return false;
+            };
+            if run.finished.is_some() {
+                return false;
+            }
+            close_run(run, &end);
+            if !rec.task.status.phase.is_terminal() {
+                rec.task.status.exit_code = end.exit_code;
+                rec.task.status.error.clone_from(&end.error);
+            }
+            true
+        });
+    }
+
+    fn finish(&self, id: &TaskId, end: RunEnd, open_runs: TaskPhase) -> bool {
+        let mut inner = self.lock();
+        inner.update(id, |rec| {
+            if rec.task.status.phase.is_terminal() {
+                return false;
+            }
+            for run in rec.runs.iter_mut().filter(|r| r.finished.is_none()) {
+                close_run(run, &RunEnd { phase: open_runs, ..end.clone() });
+            }
+            rec.task.status.phase = end.phase;
+            rec.task.status.error = end.error;
+            if end.exit_code.is_some() {
+                rec.task.status.exit_code = end.exit_code;
+            }
+            if rec.runs.is_empty() {
+                rec.idle_since = Some(Instant::now());
+            }
+            true
+        })
+    }
+
+    fn delete(&self, id: &TaskId) -> bool {
+        self.lock().remove(id)
+    }
+
+    fn get(&self, id: &TaskId) -> Option<Task> {
+        self.lock().tasks.get(id).map(|r| r.task.clone())
+    }
+
+    fn last_run_phase(&self, id: &TaskId) -> Option<TaskPhase> {
+        self.lock().tasks.get(id).and_then(|r| r.runs.back()).map(|r| r.run.phase)
+    }
+
+    fn query(&self, query: &TaskQuery) -> TaskPage<Task> {
+        let inner = self.lock();
+        let limit = query.effective_limit() as usize;
+        let offset = query.offset as usize;
+        let mut total = 0u64;
+        let mut items = Vec::new();
+        for id in inner.order.values() {
+            let Some(rec) = inner.tasks.get(id) else { continue };
+            if !rec.listed || !query.matches(&rec.task) {
+                continue;
+            }
+            let index = total as usize;
+            total += 1;
+            if index >= offset && items.len() < limit {
+                items.push(rec.task.clone());
+            }
+        }
+        TaskPage::new(items, total)
+    }
+
+    fn runs(&self, id: &TaskId) -> Option<Vec<TaskRun>> {
+        self.lock().tasks.get(id).map(|r| r.runs.iter().map(|r| r.run.clone()).collect())
+    }
+
+    fn phase_counts(&self) -> BTreeMap<TaskPhase, u64> {
+        let counts = self.lock().counts;
+        TaskPhase::ALL.into_iter().zip(counts).collect()
+    }
+
+    fn sweep(&self, now: Instant) -> SweepReport {
+        let (run_ttl, task_ttl) = (self.run_ttl, self.task_ttl);
+        let mut inner = self.lock();
+        let mut report = SweepReport::default();
+        let now_wall = now_ms();
+        for rec in inner.tasks.values_mut() {
+            let before = rec.runs.len();
+            let mut newest_expiry = None;
+            rec.runs.retain(|r| match r.finished {
+                Some(at) if now.saturating_duration_since(at) >= run_ttl => {
+                    newest_expiry = newest_expiry.max(Some(at + run_ttl));
+                    false
+                }
+                _ => true,
+            });
+            if rec.runs.len() != before {
+                report.runs += before - rec.runs.len();
+                rec.task.metadata.resource_version += 1;
+                rec.task.metadata.updated_at = now_wall;
+                if rec.runs.is_empty() && rec.task.status.phase.is_terminal() {
+                    rec.idle_since = newest_expiry;
+                }
+            }
+            if rec.task.status.phase.is_terminal()
+                && rec.runs.is_empty()
+                && rec.idle_since.is_some_and(|at| now.saturating_duration_since(at) >= task_ttl)
+            {
+                report.tasks.push(rec.task.metadata.id.clone());
+            }
+        }
+        for id in &report.tasks {
+            inner.remove(id);
+        }
+        report
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    /// Applies `f` to a task; when it reports a change, bumps the version and keeps the phase
+    /// indexes in step. Returns whether anything changed.
+    fn update(&mut self, id: &TaskId, f: impl FnOnce(&mut Record) -> bool) -> bool {
+        let Some(rec) = self.tasks.get_mut(id) else { return false };
+        let before = rec.task.status.phase;
+        if !f(rec) {
+            return false;
+        }
+        rec.task.metadata.resource_version += 1;
+        rec.task.metadata.updated_at = now_ms();
+        let after = rec.task.status.phase;
+        if before != after {
+            if rec.listed {
+                self.counts[phase_index(before)] -= 1;
+                self.counts[phase_index(after)] += 1;
+            }
+            if after.is_terminal() {
+                self.terminal.insert(rec.seq, id.clone());
+            }
+        }
+        true
+    }
+
+    fn remove(&mut self, id: &TaskId) -> bool {
+        let Some(rec) = self.tasks.remove(id) else { return false };
+        self.order.remove(&rec.seq);
+        self.terminal.remove(&rec.seq);
+        if rec.listed {
+            self.counts[phase_index(rec.task.status.phase)] -= 1;
+        }
+        true
+    }
+}
+
+fn close_run(run: &mut RunRecord, end: &RunEnd) {
+    run.run.phase = end.phase;
+    run.run.finished_at = Some(end.finished_at);
+    run.run.error.clone_from(&end.error);
+    run.run.exit_code = end.exit_code;
+    run.finished = Some(Instant::now());
+}
+
+fn phase_index(phase: TaskPhase) -> usize {
+    TaskPhase::ALL.iter().position(|p| *p == phase).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use solti_model::{ObjectMeta, TaskKind, TaskSpec, TaskStatus};
+
+    use super::*;
+
+    fn task(slot: &str) -> Task {
+        let spec = TaskSpec::builder(slot, TaskKind::Embedded, 1_000u64).build().unwrap();
+        Task::new(ObjectMeta::new(TaskId::generate(), now_ms()), spec, TaskStatus::new(TaskPhase::Pending))
+    }
+
+    fn end(phase: TaskPhase) -> RunEnd {
+        RunEnd { phase, finished_at: now_ms(), error: None, exit_code: None }
+    }
+
+    #[test]
+    fn versions_and_counts() {
+        let store = MemoryStore::new(&StateConfig::default());
+        let t = task("a");
+        let id = t.metadata.id.clone();
+        store.create(t, true).unwrap();
+        store.run_started(&id, 1, 1);
+        store.run_finished(&id, 1, end(TaskPhase::Succeeded));
+        assert!(store.finish(&id, end(TaskPhase::Succeeded), TaskPhase::Canceled));
+        assert!(!store.finish(&id, end(TaskPhase::Failed), TaskPhase::Canceled), "terminal is sticky");
+        let got = store.get(&id).unwrap();
+        assert_eq!(got.metadata.resource_version, 4);
+        assert_eq!(got.status.phase, TaskPhase::Succeeded);
+        assert_eq!(store.phase_counts()[&TaskPhase::Succeeded], 1);
+        assert_eq!(store.phase_counts()[&TaskPhase::Running], 0);
+        assert!(store.delete(&id));
+        assert!(!store.delete(&id));
+        assert_eq!(store.phase_counts()[&TaskPhase::Succeeded], 0);
+    }
+
+    #[test]
+    fn run_cap_and_eviction() {
+        let cfg = StateConfig::default().with_max_runs_per_task(2).with_max_tasks(2);
+        let store = MemoryStore::new(&cfg);
+        let a = task("a");
+        let a_id = a.metadata.id.clone();
+        store.create(a, true).unwrap();
+        for n in 1..=3 {
+            store.run_started(&a_id, n, 1);
+            store.run_finished(&a_id, n, end(TaskPhase::Failed));
+        }
+        let runs: Vec<u32> = store.runs(&a_id).unwrap().iter().map(|r| r.attempt).collect();
+        assert_eq!(runs, vec![2, 3]);
+        store.create(task("b"), true).unwrap();
+        assert!(matches!(store.create(task("c"), true), Err(CoreError::Capacity { .. })));
+        store.finish(&a_id, end(TaskPhase::Failed), TaskPhase::Canceled);
+        store.create(task("c"), true).unwrap();
+        assert!(store.get(&a_id).is_none(), "oldest terminal task evicted");
+    }
+}

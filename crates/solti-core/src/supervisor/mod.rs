@@ -1,0 +1,172 @@
+//! [`SupervisorApi`]: the supervision engine's public face.
+
+mod runtime;
+mod stop;
+mod submit;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use solti_model::{Task, TaskId, TaskPage, TaskPhase, TaskQuery, TaskRun};
+use solti_runner::{MetricsBackend, RunnerRouter};
+use taskvisor as tv;
+use tokio::sync::OnceCell;
+use tokio_util::task::TaskTracker;
+
+use self::runtime::Runtime;
+use crate::{
+    CoreError, OutputSubscription, StateConfig, limits,
+    store::{MemoryStore, StateStore},
+    sweep,
+};
+
+/// The supervision engine: submits tasks to taskvisor under their slot and admission policy,
+/// keeps their state and run history, streams their live output, and sweeps old state.
+///
+/// Cheap to clone (an `Arc` inside). Dropping the last clone without calling
+/// [`shutdown`](Self::shutdown) abandons running tasks (taskvisor cancels them without
+/// waiting); call `shutdown` for an orderly stop. See [`crate::docs::shutdown`].
+#[derive(Clone)]
+pub struct SupervisorApi {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    router: RunnerRouter,
+    handle: tv::SupervisorHandle,
+    /// Keeps the taskvisor runtime alive as long as the API is.
+    _supervisor: Arc<tv::Supervisor>,
+    closing: AtomicBool,
+    shutdown: OnceCell<Result<(), String>>,
+}
+
+/// What finalizers, attempt wrappers and the sweep share. Holds no taskvisor handle, so
+/// background tasks never keep the supervisor alive.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) runtime: Runtime,
+    pub(crate) metrics: Arc<dyn MetricsBackend>,
+    pub(crate) config: StateConfig,
+    /// Owner of every finalizer task.
+    pub(crate) tracker: TaskTracker,
+}
+
+// === impl SupervisorApi ===
+
+impl SupervisorApi {
+    /// Builds and starts the supervisor: taskvisor supervisor and controller (limits derived
+    /// from `state`, see [`crate::docs::limits`]), the in-memory store, and the sweep task.
+    ///
+    /// `subscribers` receive taskvisor's lifecycle events as they are; the core's own
+    /// bookkeeping does not depend on them.
+    ///
+    /// # Errors
+    /// [`CoreError::Internal`] when taskvisor refuses the configuration or cannot start.
+    pub async fn new(
+        sup: tv::SupervisorConfig,
+        ctl: tv::ControllerConfig,
+        subscribers: Vec<Arc<dyn tv::Subscribe>>,
+        router: RunnerRouter,
+        state: StateConfig,
+    ) -> Result<Self, CoreError> {
+        let state = state.normalized();
+        let supervisor = limits::build(sup, ctl, subscribers, &state)?;
+        let handle =
+            supervisor.serve().map_err(|e| CoreError::Internal(format!("cannot start the taskvisor runtime: {e}")))?;
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new(&state));
+        let shared = Arc::new(Shared {
+            store,
+            runtime: Runtime::default(),
+            metrics: Arc::clone(router.metrics()),
+            config: state,
+            tracker: TaskTracker::new(),
+        });
+        let api = Self {
+            inner: Arc::new(Inner {
+                shared,
+                router,
+                handle,
+                _supervisor: supervisor,
+                closing: AtomicBool::new(false),
+                shutdown: OnceCell::new(),
+            }),
+        };
+        sweep::start(&api).await?;
+        Ok(api)
+    }
+
+    /// One task by id; `None` when unknown (never submitted, deleted, or swept).
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for fallible stores.
+    pub async fn get_task(&self, id: &TaskId) -> Result<Option<Task>, CoreError> {
+        Ok(self.shared().store.get(id))
+    }
+
+    /// Listed tasks matching `q`, ordered by creation (oldest first); `total` counts every
+    /// match. Embedded tasks (internal ones: sweep, discovery, metrics server) are never listed.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for fallible stores.
+    pub async fn query_tasks(&self, q: &TaskQuery) -> Result<TaskPage<Task>, CoreError> {
+        Ok(self.shared().store.query(q))
+    }
+
+    /// The task's runs, oldest first; `None` for an unknown task.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for fallible stores.
+    pub async fn list_task_runs(&self, id: &TaskId) -> Result<Option<Vec<TaskRun>>, CoreError> {
+        Ok(self.shared().store.runs(id))
+    }
+
+    /// A live view of the task's output from now on; `None` for an unknown task. For a
+    /// terminal task the subscription ends at once.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for remote output hubs.
+    pub async fn subscribe_output(&self, id: &TaskId) -> Result<Option<OutputSubscription>, CoreError> {
+        let shared = self.shared();
+        if shared.store.get(id).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(shared.runtime.get(id).map_or_else(OutputSubscription::ended, |a| a.output.subscribe())))
+    }
+
+    /// Count of listed (non-embedded) tasks per phase, every phase present. Cheap: kept up to
+    /// date by the store, meant for a metrics collector.
+    #[must_use]
+    pub fn phase_counts(&self) -> BTreeMap<TaskPhase, u64> {
+        self.shared().store.phase_counts()
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    fn check_open(&self) -> Result<(), CoreError> {
+        if self.inner.closing.load(Ordering::Acquire) { Err(CoreError::ShuttingDown) } else { Ok(()) }
+    }
+}
+
+impl fmt::Debug for SupervisorApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorApi")
+            .field("active", &self.shared().runtime.len())
+            .field("closing", &self.inner.closing.load(Ordering::Relaxed))
+            .field("router", &self.inner.router)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bound on request-path waits for taskvisor command capacity (submit, cancel, delete). With
+/// the capacities from [`crate::limits`] this only expires when taskvisor is wedged.
+pub(crate) const REQUEST_WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,124 @@
+//! Live bookkeeping of active tasks: taskvisor ids, slot membership, stop reasons, output.
+//!
+//! taskvisor exposes neither queued ids nor slot owners, so the supervisor keeps its own index
+//! of which tasks are active on which slot, in submission order. An entry lives from submit
+//! until the task's finalizer has written its terminal phase.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use solti_model::{Slot, TaskId};
+use taskvisor as tv;
+
+use crate::output::OutputChannel;
+
+/// One active task.
+pub(crate) struct Active {
+    pub(crate) tv_id: tv::TaskId,
+    pub(crate) slot: Slot,
+    pub(crate) output: Arc<OutputChannel>,
+    /// The task that held the slot when this one was submitted (named on a SlotBusy refusal).
+    pub(crate) owner_hint: Option<TaskId>,
+    stop_reason: Mutex<Option<String>>,
+}
+
+impl Active {
+    /// Records why we stop the task, unless a reason is already set (the first one wins:
+    /// a task being replaced that is then cancelled still ends "replaced by …").
+    pub(crate) fn stop_with(&self, reason: impl FnOnce() -> String) {
+        let mut slot = self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(reason());
+        }
+    }
+
+    /// Forgets a stop reason that was set but not acted on (the stopping request failed).
+    pub(crate) fn clear_stop_reason(&self) {
+        *self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    pub(crate) fn stop_reason(&self) -> Option<String> {
+        self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl fmt::Debug for Active {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Active").field("tv_id", &self.tv_id).field("slot", &self.slot).finish_non_exhaustive()
+    }
+}
+
+/// Active tasks by id and by slot.
+#[derive(Debug, Default)]
+pub(crate) struct Runtime {
+    inner: Mutex<Maps>,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    active: HashMap<TaskId, Arc<Active>>,
+    /// Active tasks of each slot, oldest submission first.
+    slots: HashMap<Slot, Vec<TaskId>>,
+}
+
+impl Runtime {
+    /// Registers a task; returns its entry and the tasks active on its slot before it.
+    pub(crate) fn register(
+        &self,
+        id: &TaskId,
+        tv_id: tv::TaskId,
+        slot: &Slot,
+        output: Arc<OutputChannel>,
+    ) -> (Arc<Active>, Vec<Arc<Active>>) {
+        let mut maps = self.lock();
+        let earlier: Vec<Arc<Active>> = maps
+            .slots
+            .get(slot)
+            .map(|ids| ids.iter().filter_map(|i| maps.active.get(i).cloned()).collect())
+            .unwrap_or_default();
+        let owner_hint = maps.slots.get(slot).and_then(|ids| ids.first().cloned());
+        let entry = Arc::new(Active {
+            tv_id,
+            slot: slot.clone(),
+            output,
+            owner_hint,
+            stop_reason: Mutex::new(None),
+        });
+        maps.active.insert(id.clone(), Arc::clone(&entry));
+        maps.slots.entry(slot.clone()).or_default().push(id.clone());
+        (entry, earlier)
+    }
+
+    /// Removes a task; returns its entry when it was registered.
+    pub(crate) fn unregister(&self, id: &TaskId) -> Option<Arc<Active>> {
+        let mut maps = self.lock();
+        let entry = maps.active.remove(id)?;
+        if let Some(ids) = maps.slots.get_mut(&entry.slot) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                maps.slots.remove(&entry.slot);
+            }
+        }
+        Some(entry)
+    }
+
+    pub(crate) fn get(&self, id: &TaskId) -> Option<Arc<Active>> {
+        self.lock().active.get(id).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<(TaskId, Arc<Active>)> {
+        self.lock().active.iter().map(|(id, a)| (id.clone(), Arc::clone(a))).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().active.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Maps> {
+        // Two maps updated together under the lock; no partial update can panic midway.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,188 @@
+//! Submission: build, wrap, store, hand to the controller, and finalize once.
+
+use std::{sync::Arc, time::Duration};
+
+use solti_model::{AdmissionPolicy, ModelError, ObjectMeta, Task, TaskId, TaskKind, TaskPhase, TaskSpec, TaskStatus};
+use solti_runner::{OutputPublisher, now_ms};
+use taskvisor as tv;
+
+use super::{REQUEST_WAIT, Shared, SupervisorApi, runtime::Active};
+use crate::{
+    CoreError,
+    attempt::{AttemptTask, TaskCell},
+    convert::{self, OutcomeContext},
+    output::OutputChannel,
+    store::RunEnd,
+};
+
+/// A task about to be admitted.
+struct Prepared {
+    id: TaskId,
+    task: tv::TaskRef,
+    runner: Arc<str>,
+    publisher: OutputPublisher,
+    output: Arc<OutputChannel>,
+    listed: bool,
+}
+
+impl SupervisorApi {
+    /// Routes `spec` to a runner, stores the task (`Pending`) and hands it to taskvisor under
+    /// the spec's slot and admission policy. Returns the new task's id.
+    ///
+    /// Admission outcomes are reported through the task, not as errors: on a busy slot a
+    /// `DropIfRunning` task ends `Canceled` at once (its error names the owner), `Replace`
+    /// cancels the slot's running and queued tasks ("replaced by <id>"), and a `Queue` task
+    /// over the queue bound ends `Failed`.
+    ///
+    /// # Errors
+    /// - [`CoreError::Runner`] when no runner matches or the runner cannot build the task
+    ///   (embedded specs need [`submit_with_task`](Self::submit_with_task));
+    /// - [`CoreError::Capacity`] when state or taskvisor is full;
+    /// - [`CoreError::ShuttingDown`] after [`shutdown`](Self::shutdown) started.
+    pub async fn submit(&self, spec: &TaskSpec) -> Result<TaskId, CoreError> {
+        self.check_open()?;
+        let id = TaskId::generate();
+        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let publisher = OutputPublisher::new(id.clone(), output.clone());
+        let ctx = self.inner.router.context(publisher.clone());
+        let (task, runner) = self.inner.router.build(spec, &ctx)?;
+        let prepared = Prepared { id, task, runner: runner.into(), publisher, output, listed: true };
+        self.admit(spec, prepared).await
+    }
+
+    /// Submits an embedded task: `task` is the code, `spec` (of kind
+    /// [`TaskKind::Embedded`]) carries slot, policies and timeout. Runs and output markers are
+    /// recorded as for any task; embedded tasks are not listed by
+    /// [`query_tasks`](Self::query_tasks).
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] when the spec is not embedded; otherwise as
+    /// [`submit`](Self::submit).
+    pub async fn submit_with_task(&self, task: tv::TaskRef, spec: &TaskSpec) -> Result<TaskId, CoreError> {
+        self.check_open()?;
+        if !matches!(spec.kind(), TaskKind::Embedded) {
+            return Err(CoreError::Invalid(ModelError::invalid(
+                "kind",
+                format!("must be embedded for submit_with_task, got {}", spec.kind().name()),
+            )));
+        }
+        let id = TaskId::generate();
+        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let publisher = OutputPublisher::new(id.clone(), output.clone());
+        let prepared = Prepared { id, task, runner: Arc::from(EMBEDDED_RUNNER), publisher, output, listed: false };
+        self.admit(spec, prepared).await
+    }
+
+    async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
+        let shared = self.shared();
+        let Prepared { id, task, runner, publisher, output, listed } = p;
+        let cell = TaskCell::new(
+            id.clone(),
+            publisher,
+            Arc::clone(&output),
+            Arc::clone(&shared.store),
+            Arc::clone(&shared.metrics),
+            runner,
+            spec.kind().name(),
+            Duration::from_millis(spec.timeout_ms()),
+        );
+        let wrapped: tv::TaskRef = Arc::new(AttemptTask::new(task, Arc::new(cell)));
+        // Names are registry keys, global across slots: make them unique per task.
+        let name: Arc<str> = Arc::from(format!("{}/{}", spec.slot(), id));
+        let tv_spec = convert::task_spec(name, wrapped, spec)?;
+        let controller_spec =
+            tv::ControllerSpec::new(convert::admission(spec.admission()), tv_spec).with_slot(spec.slot().as_str());
+        let prepared = self.inner.handle.prepare_submission(controller_spec).map_err(controller_error)?;
+
+        let record = Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), TaskStatus::new(TaskPhase::Pending));
+        shared.store.create(record, listed)?;
+        let (entry, earlier) = shared.runtime.register(&id, prepared.id(), spec.slot(), output);
+        let replace = spec.admission() == AdmissionPolicy::Replace;
+        if replace {
+            // Set before intake, so the owner's finalizer (which may run right after
+            // taskvisor processes the replacement) already sees why it stopped.
+            for other in &earlier {
+                other.stop_with(|| format!("replaced by {id}"));
+            }
+        }
+
+        let waiter = match intake(prepared).await {
+            Ok(waiter) => waiter,
+            Err(err) => {
+                if replace {
+                    for other in &earlier {
+                        other.clear_stop_reason();
+                    }
+                }
+                shared.runtime.unregister(&id);
+                shared.store.delete(&id);
+                entry.output.close();
+                return Err(err);
+            }
+        };
+        shared.tracker.spawn(finalize(Arc::clone(shared), id.clone(), entry, waiter));
+
+        if replace {
+            // taskvisor cancels the owner and supersedes the queue head but keeps the FIFO
+            // tail; remove every earlier task of the slot so nothing queued survives. These
+            // commands follow the replacement in the controller's order.
+            for other in earlier {
+                self.remove_quietly(other.tv_id).await;
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// Hands the prepared submission to the controller, never waiting without bound.
+async fn intake(prepared: tv::PreparedSubmission) -> Result<tv::TaskWaiter, CoreError> {
+    let submit = prepared.submit().watch().ownership_timeout(REQUEST_WAIT);
+    match tokio::time::timeout(REQUEST_WAIT, submit.execute()).await {
+        Ok(result) => result.map_err(controller_error),
+        Err(_) => Err(CoreError::Capacity { what: "taskvisor controller intake (timed out)", limit: 0 }),
+    }
+}
+
+/// Awaits the watched outcome and writes the terminal phase, once; then retires the task's
+/// runtime entry and ends its output stream (after the last `RunFinished`).
+async fn finalize(shared: Arc<Shared>, id: TaskId, entry: Arc<Active>, waiter: tv::TaskWaiter) {
+    let outcome = waiter.wait().await;
+    let stop_reason = entry.stop_reason();
+    let last_run = shared.store.last_run_phase(&id);
+    let terminal = match &outcome {
+        Ok(outcome) => {
+            let cx = OutcomeContext {
+                stop_reason: stop_reason.as_deref(),
+                last_run,
+                slot: entry.slot.as_str(),
+                owner: entry.owner_hint.as_ref(),
+            };
+            convert::terminal(outcome, &cx)
+        }
+        Err(err) => convert::Terminal {
+            phase: TaskPhase::Canceled,
+            error: Some(stop_reason.unwrap_or_else(|| format!("outcome unavailable: {err}"))),
+            exit_code: None,
+        },
+    };
+    tracing::debug!(task_id = %id, phase = %terminal.phase, "task finished");
+    let end = RunEnd { phase: terminal.phase, finished_at: now_ms(), error: terminal.error, exit_code: terminal.exit_code };
+    shared.store.finish(&id, end, TaskPhase::Canceled);
+    shared.runtime.unregister(&id);
+    entry.output.close();
+}
+
+pub(super) fn controller_error(err: tv::ControllerError) -> CoreError {
+    match err {
+        tv::ControllerError::ResourceLimit { resource, limit } => CoreError::Capacity { what: resource, limit },
+        tv::ControllerError::OwnershipAdmissionTimeout { .. } => {
+            CoreError::Capacity { what: "taskvisor ownership (timed out)", limit: 0 }
+        }
+        tv::ControllerError::Full => CoreError::Capacity { what: "taskvisor controller queue", limit: 0 },
+        tv::ControllerError::Closed => CoreError::ShuttingDown,
+        other => CoreError::Internal(format!("taskvisor controller: {other}")),
+    }
+}
+
+/// Runner name reported for embedded tasks.
+const EMBEDDED_RUNNER: &str = "embedded";

@@ -1,0 +1,236 @@
+//! Splitting a byte stream into output lines.
+//!
+//! Rules (also in the crate docs): LF ends a line; a CR right before the LF is dropped;
+//! bytes are kept as they are (invalid UTF-8 included); a line longer than the bound is
+//! cut to its first `max` bytes followed by [`CUT_MARKER`], and the rest of it, up to and
+//! including the next LF, is skipped. A final line without LF is delivered at end of input.
+
+use std::fmt;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+
+/// Appended to a line that was cut at the bound.
+pub const CUT_MARKER: &[u8] = b" [solti: line cut]";
+
+/// Incremental line splitter with a per-line byte bound.
+///
+/// Lines are split off the input buffer without copying (`BytesMut::split_to`), so a
+/// published line shares the read buffer's allocation.
+#[derive(Debug)]
+pub(crate) struct LineSplitter {
+    max: usize,
+    buf: BytesMut,
+    /// Bytes of `buf` already known to hold no LF.
+    scanned: usize,
+    /// Inside the skipped tail of a cut line.
+    skipping: bool,
+}
+
+impl LineSplitter {
+    /// A splitter cutting lines longer than `max` bytes (`max >= 1`).
+    pub(crate) fn new(max: usize) -> Self {
+        Self { max: max.max(1), buf: BytesMut::new(), scanned: 0, skipping: false }
+    }
+
+    /// The input buffer: append bytes to it (e.g. with `read_buf`), then call [`Self::drain`].
+    /// Keeps at least `READ_RESERVE` bytes of spare capacity.
+    pub(crate) fn input(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 4 {
+            self.buf.reserve(READ_RESERVE);
+        }
+        &mut self.buf
+    }
+
+    /// Feeds `data` and emits every complete line.
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, data: &[u8], emit: &mut impl FnMut(Bytes)) {
+        self.input().extend_from_slice(data);
+        self.drain(emit);
+    }
+
+    /// Emits every complete line in the buffer; keeps the partial tail (bounded).
+    pub(crate) fn drain(&mut self, emit: &mut impl FnMut(Bytes)) {
+        loop {
+            if self.skipping {
+                if let Some(i) = find_lf(&self.buf) {
+                    self.buf.advance(i + 1);
+                    self.skipping = false;
+                    self.scanned = 0;
+                    continue;
+                }
+                self.buf.clear();
+                return;
+            }
+            let Some(j) = find_lf(&self.buf[self.scanned..]) else {
+                self.scanned = self.buf.len();
+                // A line is over the bound once it has more than `max` bytes that cannot
+                // be a trailing CR (the CR could still turn out to precede an LF).
+                let len = self.buf.len();
+                if len > self.max + 1 || (len == self.max + 1 && self.buf[len - 1] != b'\r') {
+                    let head = self.buf.split_to(self.max);
+                    emit(with_marker(head));
+                    self.buf.clear();
+                    self.scanned = 0;
+                    self.skipping = true;
+                }
+                return;
+            };
+            let i = self.scanned + j;
+            let mut line = self.buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            self.scanned = 0;
+            if line.len() > self.max {
+                line.truncate(self.max);
+                emit(with_marker(line));
+            } else {
+                emit(line.freeze());
+            }
+        }
+    }
+
+    /// End of input: emits the final line if it had no LF.
+    pub(crate) fn finish(&mut self, emit: &mut impl FnMut(Bytes)) {
+        self.drain(emit);
+        if !self.skipping && !self.buf.is_empty() {
+            let rest = self.buf.split();
+            if rest.len() > self.max {
+                let mut head = rest;
+                head.truncate(self.max);
+                emit(with_marker(head));
+            } else {
+                emit(rest.freeze());
+            }
+        }
+        self.buf.clear();
+        self.scanned = 0;
+        self.skipping = false;
+    }
+}
+
+/// Displays output bytes for logs: valid UTF-8 as is with control characters escaped
+/// (`\n`, `\t`, `\u{1b}`, …), invalid bytes as `\xNN`. Nothing is allocated up front, so a
+/// disabled tracing level costs nothing.
+pub(crate) struct Escaped<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find_lf(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+fn with_marker(mut head: BytesMut) -> Bytes {
+    head.extend_from_slice(CUT_MARKER);
+    head.freeze()
+}
+
+/// Spare capacity kept for each read.
+const READ_RESERVE: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn split(max: usize, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut |l: Bytes| out.push(l.to_vec()));
+        }
+        s.finish(&mut |l: Bytes| out.push(l.to_vec()));
+        out
+    }
+
+    fn cut(prefix: &[u8]) -> Vec<u8> {
+        [prefix, CUT_MARKER].concat()
+    }
+
+    #[test]
+    fn lf_crlf_and_final_partial_line() {
+        assert_eq!(split(100, &[b"a\nb\r\nc"]), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(split(100, &[b"a\r", b"\nb\r"]), vec![b"a".to_vec(), b"b\r".to_vec()]);
+        assert_eq!(split(100, &[b"\n\n"]), vec![Vec::new(), Vec::new()]);
+        assert_eq!(split(100, &[b"x\ry\n"]), vec![b"x\ry".to_vec()]);
+        assert!(split(100, &[b""]).is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_kept() {
+        assert_eq!(split(100, &[b"\xff\xfe\x00ok\n"]), vec![b"\xff\xfe\x00ok".to_vec()]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_marked_and_skipped() {
+        assert_eq!(split(4, &[b"abcdefgh\nxy\n"]), vec![cut(b"abcd"), b"xy".to_vec()]);
+        // Spread over reads: the tail is skipped up to the LF.
+        assert_eq!(split(4, &[b"abc", b"defg", b"hij", b"k\nxy"]), vec![cut(b"abcd"), b"xy".to_vec()]);
+        // Exactly at the bound, with CRLF split over two reads: not cut.
+        assert_eq!(split(4, &[b"abcd\r", b"\n"]), vec![b"abcd".to_vec()]);
+        assert_eq!(split(4, &[b"abcd"]), vec![b"abcd".to_vec()]);
+        assert_eq!(split(4, &[b"abcde"]), vec![cut(b"abcd")]);
+        assert_eq!(split(4, &[b"abcd\r"]), vec![cut(b"abcd")]);
+    }
+
+    #[test]
+    fn escaped_for_logs() {
+        assert_eq!(Escaped(b"a\tb\x1b[0m\xffz").to_string(), "a\\tb\\u{1b}[0m\\xffz");
+        assert_eq!(Escaped("héllo".as_bytes()).to_string(), "héllo");
+    }
+
+    proptest! {
+        /// Splitting then joining with LF gives the input minus CRs before LF, for any
+        /// chunking, as long as no line reaches the bound.
+        #[test]
+        fn split_join_roundtrip(data in proptest::collection::vec(prop_oneof![
+            Just(b'\n'), Just(b'\r'), any::<u8>()], 0..400), cuts in proptest::collection::vec(0usize..400, 0..6)) {
+            let max = 1000;
+            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            bounds.push(0);
+            bounds.push(data.len());
+            bounds.sort_unstable();
+            let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+            let lines = split(max, &chunks);
+            let mut joined = lines.join(&b'\n');
+            if data.last() == Some(&b'\n') {
+                joined.push(b'\n');
+            }
+            let mut expected = Vec::new();
+            for (i, &b) in data.iter().enumerate() {
+                if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                    continue;
+                }
+                expected.push(b);
+            }
+            prop_assert_eq!(joined, expected);
+        }
+
+        /// Every emitted line respects the bound (plus the marker).
+        #[test]
+        fn lines_are_bounded(data in proptest::collection::vec(any::<u8>(), 0..600), max in 1usize..64) {
+            for line in split(max, &[&data]) {
+                prop_assert!(line.len() <= max + CUT_MARKER.len());
+            }
+        }
+    }
+}

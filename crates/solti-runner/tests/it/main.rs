@@ -1,0 +1,5 @@
+//! Behaviour of the runner boundary through its public API.
+#![allow(clippy::unwrap_used, reason = "test fakes outside #[test] fns may unwrap")]
+
+mod output;
+mod router;

@@ -1,0 +1,275 @@
+//! Command-line flags with `SOLTI_*` environment twins (the flag wins over the variable).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, ValueEnum};
+
+/// Which API transport an agent serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP/JSON + SSE.
+    Http,
+    /// gRPC.
+    Grpc,
+}
+
+impl TransportKind {
+    /// The default API listen address of this transport.
+    #[must_use]
+    pub const fn default_listen(self) -> &'static str {
+        match self {
+            Self::Http => "127.0.0.1:8085",
+            Self::Grpc => "127.0.0.1:50052",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines with RFC 3339 timestamps.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// The systemd journal (Linux).
+    Journald,
+}
+
+/// Podium HTTP dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// The shared-proto JSON (camelCase, int64 as strings).
+    Proto,
+    /// The released Podium's legacy JSON (snake_case, numbers).
+    Legacy,
+}
+
+/// Configuration of a reference agent.
+#[derive(Clone, Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Config {
+    /// API listen address [default: 127.0.0.1:8085 for HTTP, 127.0.0.1:50052 for gRPC].
+    /// A non-loopback address needs --token/--token-file or mTLS (--tls-client-ca), or
+    /// --insecure-allow-unauthenticated.
+    #[arg(long, env = "SOLTI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Prometheus /metrics listen address, or `off`.
+    #[arg(long, env = "SOLTI_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: String,
+
+    /// Podium control plane URL (http(s)://host:port). Unset = no discovery.
+    #[arg(long, env = "SOLTI_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+
+    /// Podium HTTP dialect.
+    #[arg(long, env = "SOLTI_PODIUM_DIALECT", value_enum, default_value = "proto")]
+    pub podium_dialect: DialectArg,
+
+    /// Heartbeat interval to the control plane, in milliseconds (>= 1000).
+    #[arg(long, env = "SOLTI_HEARTBEAT_MS", default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+
+    /// Stable agent id [default: generated once and kept in the state directory].
+    #[arg(long, env = "SOLTI_AGENT_ID")]
+    pub agent_id: Option<String>,
+
+    /// Human-readable agent name [default: the host name].
+    #[arg(long, env = "SOLTI_AGENT_NAME")]
+    pub agent_name: Option<String>,
+
+    /// Where the control plane reaches this agent [default: derived from --listen].
+    #[arg(long, env = "SOLTI_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// State directory (holds the agent id) [default: $XDG_STATE_HOME/solti or
+    /// ~/.local/state/solti].
+    #[arg(long, env = "SOLTI_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Bearer token required from API clients and sent to the control plane. Prefer
+    /// --token-file: a flag is visible in the process list.
+    #[arg(long, env = "SOLTI_AGENT_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    pub token: Option<String>,
+
+    /// File holding the bearer token.
+    #[arg(long, env = "SOLTI_AGENT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// PEM certificate chain for the API (enables TLS; needs --tls-key).
+    #[arg(long, env = "SOLTI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for the API certificate.
+    #[arg(long, env = "SOLTI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle; clients must present a certificate it signed (mTLS).
+    #[arg(long, env = "SOLTI_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA bundle to verify the control plane's certificate.
+    #[arg(long, env = "SOLTI_CP_CA")]
+    pub cp_ca: Option<PathBuf>,
+
+    /// PEM client certificate presented to the control plane (mTLS; needs --cp-client-key).
+    #[arg(long, env = "SOLTI_CP_CLIENT_CERT", requires = "cp_client_key")]
+    pub cp_client_cert: Option<PathBuf>,
+
+    /// PEM private key of the control-plane client certificate.
+    #[arg(long, env = "SOLTI_CP_CLIENT_KEY", requires = "cp_client_cert")]
+    pub cp_client_key: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "SOLTI_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormatArg,
+
+    /// Log level, as a tracing env-filter expression (e.g. `info,solti_exec=debug`).
+    #[arg(long, env = "SOLTI_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// How long shutdown waits for tasks to stop before killing them, in milliseconds.
+    #[arg(long, env = "SOLTI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Serve a non-loopback address without any authentication. Anyone who can reach the port
+    /// can run commands as this agent's user.
+    #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
+    pub insecure_allow_unauthenticated: bool,
+}
+
+impl Config {
+    /// The API listen address for `transport`.
+    #[must_use]
+    pub fn listen_addr(&self, transport: TransportKind) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            // The defaults are literals that always parse.
+            transport.default_listen().parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+    }
+
+    /// The metrics listen address, or `None` when disabled with `off`.
+    ///
+    /// # Errors
+    /// When the value is neither `off` nor a socket address.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
+        if self.metrics_listen.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        self.metrics_listen
+            .parse()
+            .map(Some)
+            .with_context(|| format!("--metrics-listen: expected host:port or `off`, got {:?}", self.metrics_listen))
+    }
+
+    /// The state directory.
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("solti");
+        }
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        home.join(".local/state/solti")
+    }
+
+    /// Whether API clients must authenticate (token or mTLS).
+    #[must_use]
+    pub fn has_auth(&self) -> bool {
+        self.token.is_some() || self.token_file.is_some() || self.tls_client_ca.is_some()
+    }
+
+    /// Refuses to serve a non-loopback address without authentication unless the insecure
+    /// flag is given.
+    ///
+    /// # Errors
+    /// Names the address and the ways to fix it.
+    pub fn check_safe_listen(&self, addr: SocketAddr, what: &str) -> Result<()> {
+        if addr.ip().is_loopback() || self.has_auth() || self.insecure_allow_unauthenticated {
+            return Ok(());
+        }
+        bail!(
+            "refusing to serve the {what} on non-loopback address {addr} without authentication: \
+             set --token-file (or --token / SOLTI_AGENT_TOKEN), or require client certificates with \
+             --tls-client-ca, or pass --insecure-allow-unauthenticated if anyone who can reach \
+             this port may run commands on this host"
+        )
+    }
+
+    /// The agent's display name.
+    #[must_use]
+    pub fn agent_name(&self) -> String {
+        self.agent_name.clone().unwrap_or_else(hostname)
+    }
+
+    /// Where the control plane reaches this agent, in the form of the transport.
+    #[must_use]
+    pub fn advertise(&self, transport: TransportKind, addr: SocketAddr) -> String {
+        if let Some(a) = &self.advertise {
+            return a.clone();
+        }
+        let host = if addr.ip().is_unspecified() { hostname() } else { addr.ip().to_string() };
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        match transport {
+            TransportKind::Http if self.tls_cert.is_some() => format!("https://{host}:{}", addr.port()),
+            TransportKind::Http => format!("http://{host}:{}", addr.port()),
+            TransportKind::Grpc => format!("{host}:{}", addr.port()),
+        }
+    }
+}
+
+/// The host name, or `localhost` when it cannot be read.
+#[must_use]
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("agentd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]);
+        assert_eq!(c.listen_addr(TransportKind::Http).to_string(), "127.0.0.1:8085");
+        assert_eq!(c.listen_addr(TransportKind::Grpc).to_string(), "127.0.0.1:50052");
+        assert_eq!(c.metrics_addr().unwrap().unwrap().to_string(), "127.0.0.1:9090");
+        assert_eq!(c.heartbeat_ms, 10_000);
+    }
+
+    #[test]
+    fn non_loopback_needs_auth() {
+        let c = parse(&["--listen", "0.0.0.0:8085"]);
+        let err = c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").unwrap_err().to_string();
+        assert!(err.contains("insecure"), "{err}");
+        let c = parse(&["--listen", "0.0.0.0:8085", "--insecure-allow-unauthenticated"]);
+        assert!(c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").is_ok());
+        let c = parse(&["--listen", "0.0.0.0:8085", "--token-file", "/x"]);
+        assert!(c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").is_ok());
+    }
+
+    #[test]
+    fn metrics_off_and_bad() {
+        assert!(parse(&["--metrics-listen", "off"]).metrics_addr().unwrap().is_none());
+        assert!(parse(&["--metrics-listen", "nope"]).metrics_addr().is_err());
+    }
+
+    #[test]
+    fn advertise_forms() {
+        let c = parse(&[]);
+        let addr: SocketAddr = "127.0.0.1:8085".parse().unwrap();
+        assert_eq!(c.advertise(TransportKind::Http, addr), "http://127.0.0.1:8085");
+        assert_eq!(c.advertise(TransportKind::Grpc, addr), "127.0.0.1:8085");
+    }
+}

@@ -1,0 +1,13 @@
+//! Shared wiring of the reference agents `agentd-http` and `agentd-grpc`: configuration
+//! (flags with `SOLTI_*` environment twins), the stable agent id, the safe-by-default listen
+//! check, signal handling and the assembly of the Solti crates into one running agent.
+//!
+//! The binaries are thin: each calls [`run`] with its transport.
+
+mod config;
+mod identity;
+mod signals;
+
+pub use config::{Config, DialectArg, LogFormatArg, TransportKind};
+pub use identity::load_or_create_agent_id;
+pub use signals::shutdown_on_signals;
