@@ -21,8 +21,14 @@ where
 /// Each name must be 1..=255 bytes: the length prefix in the TLS extension is one byte and
 /// an empty name is forbidden by RFC 7301.
 pub(crate) fn validate(protocols: &[Vec<u8>]) -> Result<(), TlsError> {
-    match protocols.iter().position(|p| p.is_empty() || p.len() > MAX_PROTOCOL_LEN) {
-        Some(index) => Err(TlsError::InvalidAlpn { index, len: protocols[index].len() }),
+    match protocols
+        .iter()
+        .position(|p| p.is_empty() || p.len() > MAX_PROTOCOL_LEN)
+    {
+        Some(index) => Err(TlsError::InvalidAlpn {
+            index,
+            len: protocols[index].len(),
+        }),
         None => Ok(()),
     }
 }
@@ -32,7 +38,9 @@ pub(crate) struct AlpnDebug<'a>(pub(crate) &'a [Vec<u8>]);
 
 impl fmt::Debug for AlpnDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|p| String::from_utf8_lossy(p))).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|p| String::from_utf8_lossy(p)))
+            .finish()
     }
 }
 
@@ -63,6 +71,9 @@ mod tests {
 
     #[test]
     fn debug_prints_names() {
-        assert_eq!(format!("{:?}", AlpnDebug(&server_default())), r#"["h2", "http/1.1"]"#);
+        assert_eq!(
+            format!("{:?}", AlpnDebug(&server_default())),
+            r#"["h2", "http/1.1"]"#
+        );
     }
 }

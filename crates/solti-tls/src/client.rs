@@ -40,7 +40,10 @@ pub struct ClientTlsConfig {
 }
 
 /// Certificate chain and key of the client identity, as given (PEM).
-#[cfg_attr(not(feature = "tonic"), expect(dead_code, reason = "read only by the tonic conversion"))]
+#[cfg_attr(
+    not(feature = "tonic"),
+    expect(dead_code, reason = "read only by the tonic conversion")
+)]
 #[derive(Clone)]
 pub(crate) struct ClientIdentityPem {
     pub(crate) cert_pem: Arc<[u8]>,
@@ -232,14 +235,19 @@ impl ClientTlsConfigBuilder {
                 let chain = pem::certificates(&cert_pem, CLIENT_CERT)?;
                 let key_der = pem::private_key(&key_pem, CLIENT_KEY)?;
                 pem::check_identity(&chain, &key_der, &provider, CLIENT_CERT, CLIENT_KEY)?;
-                let config =
-                    builder.with_client_auth_cert(chain, key_der).map_err(TlsError::Rustls)?;
+                let config = builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(TlsError::Rustls)?;
                 (config, Some(ClientIdentityPem { cert_pem, key_pem }))
             }
         };
         config.alpn_protocols = alpn_protocols;
 
-        Ok(ClientTlsConfig { rustls: Arc::new(config), ca_pem, identity })
+        Ok(ClientTlsConfig {
+            rustls: Arc::new(config),
+            ca_pem,
+            identity,
+        })
     }
 }
 

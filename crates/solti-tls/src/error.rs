@@ -53,9 +53,7 @@ pub enum TlsError {
 
     /// The PEM input holds no private key block (`PRIVATE KEY`, `RSA PRIVATE KEY` or
     /// `EC PRIVATE KEY`). Encrypted keys are not supported.
-    #[error(
-        "no private key found in {what} (expected a pkcs#8, pkcs#1 or sec1 private key block)"
-    )]
+    #[error("no private key found in {what} (expected a pkcs#8, pkcs#1 or sec1 private key block)")]
     NoPrivateKey {
         /// Which input, e.g. `server key` or `client key`.
         what: &'static str,

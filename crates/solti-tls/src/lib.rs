@@ -98,6 +98,15 @@ pub mod design {
     #![doc = include_str!("docs/design.md")]
 }
 
+/// Compiles the Rust snippets of the crate README and of the repository's TLS guide.
+#[cfg(doctest)]
+mod doc_snippets {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../../docs/tls.md")]
+    struct Guide;
+}
+
 #[doc(inline)]
 pub use client::{ClientTlsConfig, ClientTlsConfigBuilder};
 #[doc(inline)]

@@ -38,9 +38,14 @@ impl PemSource {
     pub(crate) fn load(&self) -> Result<Arc<[u8]>, TlsError> {
         match self {
             Self::Bytes(bytes) => Ok(Arc::clone(bytes)),
-            Self::File(path) => read_capped(path)
-                .map(Arc::from)
-                .map_err(|source| TlsError::ReadFile { path: path.clone(), source }),
+            Self::File(path) => {
+                read_capped(path)
+                    .map(Arc::from)
+                    .map_err(|source| TlsError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })
+            }
         }
     }
 }
@@ -82,7 +87,10 @@ pub(crate) fn certificates(
 }
 
 /// Parses the first private key block (PKCS#8, PKCS#1 or SEC1).
-pub(crate) fn private_key(pem: &[u8], what: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn private_key(
+    pem: &[u8],
+    what: &'static str,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|source| match source {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey { what },
         source => TlsError::InvalidPem { what, source },
@@ -93,7 +101,10 @@ pub(crate) fn private_key(pem: &[u8], what: &'static str) -> Result<PrivateKeyDe
 pub(crate) fn root_store(pem: &[u8], what: &'static str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(pem, what)? {
-        roots.add(cert).map_err(|source| TlsError::InvalidCa { what, source: Box::new(source) })?;
+        roots.add(cert).map_err(|source| TlsError::InvalidCa {
+            what,
+            source: Box::new(source),
+        })?;
     }
     Ok(roots)
 }
@@ -110,12 +121,18 @@ pub(crate) fn check_identity(
     let signing_key = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|source| TlsError::InvalidPrivateKey { what: key_what, source })?;
+        .map_err(|source| TlsError::InvalidPrivateKey {
+            what: key_what,
+            source,
+        })?;
     match CertifiedKey::new(chain.to_vec(), signing_key).keys_match() {
         // `Unknown` means the key cannot report its public half; rustls accepts that too.
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
         Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch),
-        Err(source) => Err(TlsError::InvalidCertificate { what: cert_what, source }),
+        Err(source) => Err(TlsError::InvalidCertificate {
+            what: cert_what,
+            source,
+        }),
     }
 }
 
@@ -127,7 +144,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 fn read_capped(path: &PathBuf) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    File::open(path)?.take(MAX_PEM_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    File::open(path)?
+        .take(MAX_PEM_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -135,4 +154,67 @@ fn read_capped(path: &PathBuf) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT_A: &str = "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n";
+    const CERT_B: &str = "-----BEGIN CERTIFICATE-----\nBAUG\n-----END CERTIFICATE-----\n";
+    const KEY_EC: &str = "-----BEGIN EC PRIVATE KEY-----\nBwgJ\n-----END EC PRIVATE KEY-----\n";
+    const KEY_RSA: &str = "-----BEGIN RSA PRIVATE KEY-----\nCgsM\n-----END RSA PRIVATE KEY-----\n";
+
+    #[test]
+    fn certificates_keeps_order_and_skips_other_blocks() {
+        let pem = format!("{KEY_EC}{CERT_A}junk between blocks\n{CERT_B}");
+        let certs = certificates(pem.as_bytes(), "test").unwrap();
+        assert_eq!(
+            certs
+                .iter()
+                .map(|c| c.as_ref().to_vec())
+                .collect::<Vec<_>>(),
+            [vec![1, 2, 3], vec![4, 5, 6]]
+        );
+    }
+
+    #[test]
+    fn private_key_takes_the_first_key_of_any_supported_encoding() {
+        let pem = format!("{CERT_A}{KEY_RSA}{KEY_EC}");
+        let key = private_key(pem.as_bytes(), "test").unwrap();
+        assert!(matches!(key, PrivateKeyDer::Pkcs1(_)));
+        assert_eq!(key.secret_der(), [10, 11, 12]);
+    }
+
+    #[test]
+    fn redacted_source_never_prints_bytes() {
+        let bytes = PemSource::Bytes(Arc::from(KEY_EC.as_bytes()));
+        assert_eq!(format!("{:?}", RedactedSource(&bytes)), "Bytes(<redacted>)");
+        assert_eq!(
+            format!("{bytes:?}"),
+            format!("Bytes(<{} bytes>)", KEY_EC.len())
+        );
+        let file = PemSource::File(PathBuf::from("/etc/solti/tls/server.key"));
+        assert_eq!(
+            format!("{:?}", RedactedSource(&file)),
+            r#"File("/etc/solti/tls/server.key")"#
+        );
+    }
+
+    #[test]
+    fn reads_up_to_the_cap_and_refuses_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_cap = dir.path().join("at-cap.pem");
+        let over = dir.path().join("over.pem");
+        std::fs::write(&at_cap, vec![b'a'; MAX_PEM_FILE_BYTES as usize]).unwrap();
+        std::fs::write(&over, vec![b'a'; MAX_PEM_FILE_BYTES as usize + 1]).unwrap();
+        assert_eq!(
+            read_capped(&at_cap).unwrap().len() as u64,
+            MAX_PEM_FILE_BYTES
+        );
+        assert_eq!(
+            read_capped(&over).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
 }

@@ -221,16 +221,27 @@ impl ServerTlsConfigBuilder {
                 let ca_pem = source.load()?;
                 let roots = pem::root_store(&ca_pem, CLIENT_CA)?;
                 // Mandatory: no `allow_unauthenticated()`. Anonymous clients fail the handshake.
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|source| TlsError::InvalidCa { what: CLIENT_CA, source: Box::new(source) })?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|source| TlsError::InvalidCa {
+                            what: CLIENT_CA,
+                            source: Box::new(source),
+                        })?;
                 (builder.with_client_cert_verifier(verifier), Some(ca_pem))
             }
         };
-        let mut config = builder.with_single_cert(chain, key_der).map_err(TlsError::Rustls)?;
+        let mut config = builder
+            .with_single_cert(chain, key_der)
+            .map_err(TlsError::Rustls)?;
         config.alpn_protocols = alpn_protocols;
 
-        Ok(ServerTlsConfig { rustls: Arc::new(config), cert_pem, key_pem, client_ca_pem })
+        Ok(ServerTlsConfig {
+            rustls: Arc::new(config),
+            cert_pem,
+            key_pem,
+            client_ca_pem,
+        })
     }
 }
 

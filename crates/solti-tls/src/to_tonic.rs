@@ -25,7 +25,9 @@ impl ServerTlsConfig {
         let config = tonic::transport::ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
         match &self.client_ca_pem {
-            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(false),
+            Some(ca) => config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(false),
             None => config,
         }
     }
@@ -39,7 +41,8 @@ impl ClientTlsConfig {
     /// to verify another name.
     #[must_use]
     pub fn to_tonic(&self) -> tonic::transport::ClientTlsConfig {
-        let config = tonic::transport::ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
+        let config = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem));
         match &self.identity {
             Some(id) => config.identity(Identity::from_pem(&id.cert_pem, &id.key_pem)),
             None => config,
