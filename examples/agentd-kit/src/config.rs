@@ -23,6 +23,15 @@ impl TransportKind {
             Self::Grpc => "127.0.0.1:50052",
         }
     }
+
+    /// The reference binary serving this transport.
+    #[must_use]
+    pub const fn binary_name(self) -> &'static str {
+        match self {
+            Self::Http => "agentd-http",
+            Self::Grpc => "agentd-grpc",
+        }
+    }
 }
 
 /// Log output format.

@@ -5,9 +5,14 @@
 //! The binaries are thin: each calls [`run`] with its transport.
 
 mod config;
+mod discovery;
 mod identity;
+mod run;
+mod serve;
 mod signals;
+pub mod testing;
 
 pub use config::{Config, DialectArg, LogFormatArg, TransportKind};
 pub use identity::load_or_create_agent_id;
+pub use run::{main, run};
 pub use signals::shutdown_on_signals;

@@ -1,0 +1,74 @@
+//! Discovery (Podium) configuration from the agent's flags.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result};
+use solti_discover::{DiscoverConfig, DiscoverMetrics, DiscoveryTransport, HttpDialect};
+use solti_model::{AgentId, Token};
+use solti_prometheus::{DiscoveryMetrics, SoltiMetrics};
+
+use crate::{Config, DialectArg, TransportKind};
+
+/// Builds the discovery configuration: the control plane reaches the agent at `advertise`
+/// over the agent's own transport, with the agent's token.
+pub(crate) fn config(
+    config: &Config,
+    transport: TransportKind,
+    agent_id: &AgentId,
+    advertise: &str,
+    control_plane: &str,
+    token: Option<Token>,
+    metrics: &SoltiMetrics,
+) -> Result<DiscoverConfig> {
+    let discovery_transport = match transport {
+        TransportKind::Http => DiscoveryTransport::Http,
+        TransportKind::Grpc => DiscoveryTransport::Grpc,
+    };
+    let mut builder = DiscoverConfig::builder(
+        agent_id.clone(),
+        config.agent_name(),
+        advertise,
+        control_plane,
+        discovery_transport,
+        config.heartbeat_ms,
+        solti_api::API_VERSION,
+    )
+    .with_dialect(match config.podium_dialect {
+        DialectArg::Proto => HttpDialect::Proto,
+        DialectArg::Legacy => HttpDialect::Legacy,
+    })
+    .with_capabilities(["subprocess"])
+    .with_metrics(Arc::new(Bridge(metrics.discovery())));
+    if let Some(token) = token {
+        builder = builder.with_token(token);
+    }
+    if let Some(ca) = &config.cp_ca {
+        let mut tls = solti_tls::ClientTlsConfig::builder().ca_pem_file(ca);
+        if let (Some(cert), Some(key)) = (&config.cp_client_cert, &config.cp_client_key) {
+            tls = tls.client_cert_pem_file(cert).client_key_pem_file(key);
+        }
+        if transport == TransportKind::Grpc {
+            tls = tls.with_alpn(["h2"]);
+        }
+        builder = builder.with_tls(tls.build().context("--cp-ca / --cp-client-cert / --cp-client-key")?);
+    }
+    builder.build().context("--control-plane / --advertise / --heartbeat-ms")
+}
+
+/// Feeds discovery's metric hooks into the Prometheus recorders.
+struct Bridge(Arc<DiscoveryMetrics>);
+
+impl DiscoverMetrics for Bridge {
+    fn sync_attempt(&self) {
+        self.0.sync_attempt();
+    }
+    fn sync_success(&self, duration: Duration) {
+        self.0.sync_success(duration);
+    }
+    fn sync_failure(&self, reason: &'static str) {
+        self.0.sync_failure(reason);
+    }
+    fn hold(&self, duration: Duration) {
+        self.0.hold(duration);
+    }
+}

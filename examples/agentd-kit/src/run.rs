@@ -1,0 +1,168 @@
+//! Assembly of one running agent from the Solti crates.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result};
+use solti_core::{StateConfig, SupervisorApi};
+use solti_model::{AgentId, Token};
+use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
+use solti_prometheus::SoltiMetrics;
+use solti_runner::RunnerRouter;
+use taskvisor::{ControllerConfig, SupervisorConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Config, LogFormatArg, TransportKind, load_or_create_agent_id, serve, shutdown_on_signals};
+
+/// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
+/// every task, kill and reap every child, exit.
+///
+/// # Errors
+/// Configuration errors (each names the flag), and start-up failures (ports, files).
+pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
+    let logger = LoggerConfig::new()
+        .with_format(match config.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+            LogFormatArg::Journald => LogFormat::Journald,
+        })
+        .with_level(config.log_level.clone());
+    solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
+
+    let token = load_token(&config)?;
+    let listen = config.listen_addr(transport);
+    config.check_safe_listen(listen, "task API")?;
+    let server_tls = server_tls(&config)?;
+    let agent_id = match &config.agent_id {
+        Some(id) => AgentId::try_new(id).context("--agent-id")?,
+        None => load_or_create_agent_id(&config.state_dir())?,
+    };
+
+    // Metrics first, so the runner and supervisor report into them from the start.
+    let registry = prometheus::Registry::new();
+    let metrics = SoltiMetrics::new(&registry).context("metrics registry")?;
+
+    let mut router = RunnerRouter::new();
+    router.set_metrics(metrics.runner());
+    solti_exec::register_subprocess_runner(&mut router, "default").context("subprocess runner")?;
+
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let supervisor = SupervisorApi::new(
+        SupervisorConfig::default().with_grace(grace),
+        ControllerConfig::default(),
+        vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
+        router,
+        StateConfig::default(),
+    )
+    .await
+    .context("start the supervisor")?;
+    let phases = supervisor.clone();
+    metrics.register_phase_counts(move || phases.phase_counts()).context("phase metrics")?;
+
+    let api_listener = TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot bind {listen}"))?;
+    let api_addr = api_listener.local_addr().context("API listener address")?;
+
+    let metrics_url = match config.metrics_addr()? {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(addr).await.with_context(|| format!("--metrics-listen: cannot bind {addr}"))?;
+            let url = format!("http://{}/metrics", listener.local_addr().context("metrics listener address")?);
+            let (task, spec) = solti_prometheus::metrics_server(listener, registry.clone());
+            supervisor.submit_with_task(task, &spec).await.context("start the metrics server")?;
+            url
+        }
+        None => "off".to_owned(),
+    };
+
+    let (task, spec) = solti_observe::timezone_sync();
+    supervisor.submit_with_task(task, &spec).await.context("start the timezone sync")?;
+
+    let control_plane = match &config.control_plane {
+        Some(cp) => {
+            let advertise = config.advertise(transport, api_addr);
+            let discover = crate::discovery::config(&config, transport, &agent_id, &advertise, cp, token.clone(), &metrics)?;
+            let (task, spec) = solti_discover::sync(discover).context("--control-plane")?;
+            supervisor.submit_with_task(task, &spec).await.context("start discovery")?;
+            cp.clone()
+        }
+        None => "none".to_owned(),
+    };
+
+    let scheme = match (transport, server_tls.is_some()) {
+        (TransportKind::Http, false) => "http",
+        (TransportKind::Http, true) => "https",
+        (TransportKind::Grpc, false) => "grpc",
+        (TransportKind::Grpc, true) => "grpcs",
+    };
+    // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
+    println!(
+        "{} ready: api={scheme}://{api_addr} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
+        transport.binary_name()
+    );
+
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(shutdown_on_signals(shutdown.clone()));
+
+    let served = serve::api(
+        transport,
+        api_listener,
+        Arc::new(supervisor.clone()),
+        token,
+        server_tls,
+        metrics.api(),
+        shutdown.clone(),
+    )
+    .await;
+    // Whatever ended the server (a signal or an error), stop everything in order.
+    shutdown.cancel();
+    tracing::info!("API stopped; cancelling tasks and reaping children");
+    let stopped = supervisor.shutdown().await;
+    signals.abort();
+    let _ = signals.await;
+    served?;
+    stopped.context("supervisor shutdown")?;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+fn load_token(config: &Config) -> Result<Option<Token>> {
+    match (&config.token, &config.token_file) {
+        (Some(t), _) => Token::new(t.clone()).map(Some).context("--token / SOLTI_AGENT_TOKEN"),
+        (None, Some(path)) => Token::from_file(path).map(Some).context("--token-file / SOLTI_AGENT_TOKEN_FILE"),
+        (None, None) => Ok(None),
+    }
+}
+
+fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let mut builder = solti_tls::ServerTlsConfig::builder().cert_pem_file(cert).key_pem_file(key);
+    if let Some(ca) = &config.tls_client_ca {
+        builder = builder.require_client_ca_pem_file(ca);
+    }
+    builder.build().map(Some).context("--tls-cert / --tls-key / --tls-client-ca")
+}
+
+/// The whole `main` of a reference agent: parse flags (named after the binary), read the
+/// local time offset while still single-threaded, start the runtime and [`run`].
+///
+/// # Errors
+/// As [`run`].
+pub fn main(transport: TransportKind) -> Result<()> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    let matches = Config::command()
+        .name(transport.binary_name())
+        .bin_name(transport.binary_name())
+        .about(match transport {
+            TransportKind::Http => "Solti agent: runs supervised tasks, serves the HTTP/JSON task API with SSE logs",
+            TransportKind::Grpc => "Solti agent: runs supervised tasks, serves the gRPC task API (solti.task.v1)",
+        })
+        .get_matches();
+    let config = Config::from_arg_matches(&matches)?;
+    // The local UTC offset can only be read reliably before other threads exist.
+    let _ = solti_observe::init_local_offset();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the tokio runtime")?;
+    runtime.block_on(run(config, transport))
+}

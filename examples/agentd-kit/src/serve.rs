@@ -1,0 +1,69 @@
+//! Serving the task API on the agent's listener, plain or over TLS.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result};
+use solti_api::{ApiObserver, GrpcApi, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener, Transport};
+use solti_core::SupervisorApi;
+use solti_model::Token;
+use solti_prometheus::ApiMetrics;
+use solti_tls::ServerTlsConfig;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::TransportKind;
+
+/// Serves the API of `transport` until `shutdown` is cancelled, then drains connections.
+pub(crate) async fn api(
+    transport: TransportKind,
+    listener: TcpListener,
+    supervisor: Arc<SupervisorApi>,
+    token: Option<Token>,
+    tls: Option<ServerTlsConfig>,
+    metrics: Arc<ApiMetrics>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let handler = Arc::new(SupervisorApiAdapter::new(supervisor));
+    let observer: Arc<dyn ApiObserver> = Arc::new(Bridge(metrics));
+    // Live log streams never end by themselves: give open connections a short drain.
+    let serve = ServeConfig::new().shutdown_grace(Duration::from_secs(2));
+    let stop = async move { shutdown.cancelled().await };
+    let served = match transport {
+        TransportKind::Http => {
+            let mut api = HttpApi::new(handler).with_observer(observer);
+            if let Some(token) = token {
+                api = api.with_auth(token);
+            }
+            let router = api.router();
+            match tls {
+                Some(tls) => serve.serve(TlsListener::new(listener, &tls), router, stop).await,
+                None => serve.serve(listener, router, stop).await,
+            }
+        }
+        TransportKind::Grpc => {
+            let mut api = GrpcApi::new(handler).with_observer(observer);
+            if let Some(token) = token {
+                api = api.with_auth(token);
+            }
+            let routes = api.into_routes();
+            match tls {
+                Some(tls) => serve.serve(TlsListener::new(listener, &tls), routes, stop).await,
+                None => serve.serve(listener, routes, stop).await,
+            }
+        }
+    };
+    served.context("serve the task API")
+}
+
+/// Feeds the API's request hooks into the Prometheus recorders.
+struct Bridge(Arc<ApiMetrics>);
+
+impl ApiObserver for Bridge {
+    fn request_started(&self, transport: Transport, method: &str, route: &'static str) {
+        self.0.request_started(transport.as_str(), method, route);
+    }
+
+    fn request_finished(&self, transport: Transport, method: &str, route: &'static str, status: &str, duration: Duration) {
+        self.0.request_finished(transport.as_str(), method, route, status, duration);
+    }
+}

@@ -1,0 +1,98 @@
+//! The agent's single startup line:
+//! `agentd-http ready: api=http://127.0.0.1:PORT metrics=http://127.0.0.1:PORT/metrics control-plane=none agent-id=ID`.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, Result, bail};
+
+/// What the startup line announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Startup {
+    /// Where the HTTP API listens.
+    pub(crate) api: SocketAddr,
+    /// Where `/metrics` is served (`None` when the agent says `off`).
+    pub(crate) metrics: Option<SocketAddr>,
+    /// The control plane the agent talks to (`none` when discovery is off).
+    pub(crate) control_plane: String,
+    /// The agent's stable id.
+    pub(crate) agent_id: String,
+}
+
+/// Parses `line` when it is the ready line of `binary`; `Ok(None)` for any other line.
+///
+/// # Errors
+/// When the line is the ready line but a field is missing or malformed.
+pub(crate) fn parse_ready_line(binary: &str, line: &str) -> Result<Option<Startup>> {
+    let prefix = format!("{binary} ready:");
+    let Some(rest) = line.trim().strip_prefix(prefix.as_str()) else { return Ok(None) };
+    let (mut api, mut metrics, mut control_plane, mut agent_id) = (None, None, None, None);
+    for token in rest.split_whitespace() {
+        let Some((key, value)) = token.split_once('=') else { continue };
+        match key {
+            "api" => api = Some(value),
+            "metrics" => metrics = Some(value),
+            "control-plane" => control_plane = Some(value),
+            "agent-id" => agent_id = Some(value),
+            _ => {}
+        }
+    }
+    let api = api.context("ready line: no api=")?;
+    let api = url_addr(api).with_context(|| format!("ready line: api={api:?}"))?;
+    let metrics = match metrics.context("ready line: no metrics=")? {
+        "off" | "none" => None,
+        m => Some(url_addr(m).with_context(|| format!("ready line: metrics={m:?}"))?),
+    };
+    let agent_id = agent_id.filter(|s| !s.is_empty()).context("ready line: no agent-id=")?;
+    Ok(Some(Startup {
+        api,
+        metrics,
+        control_plane: control_plane.unwrap_or("none").to_owned(),
+        agent_id: agent_id.to_owned(),
+    }))
+}
+
+/// `http://host:port[/path]` → `host:port` as a socket address (loopback only here).
+fn url_addr(url: &str) -> Result<SocketAddr> {
+    let Some(rest) = url.strip_prefix("http://") else { bail!("expected an http:// URL") };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.parse().with_context(|| format!("{authority:?} is not host:port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_ready_line() {
+        let line = "agentd-http ready: api=http://127.0.0.1:40001 metrics=http://127.0.0.1:40002/metrics \
+                    control-plane=none agent-id=01JABCDEF";
+        let s = parse_ready_line("agentd-http", line).unwrap().unwrap();
+        assert_eq!(s.api, "127.0.0.1:40001".parse().unwrap());
+        assert_eq!(s.metrics, Some("127.0.0.1:40002".parse().unwrap()));
+        assert_eq!(s.control_plane, "none");
+        assert_eq!(s.agent_id, "01JABCDEF");
+    }
+
+    #[test]
+    fn other_lines_are_skipped() {
+        assert_eq!(parse_ready_line("agentd-http", "2026-01-01T00:00:00Z INFO starting").unwrap(), None);
+        assert_eq!(parse_ready_line("agentd-http", "agentd-grpc ready: api=x").unwrap(), None);
+    }
+
+    #[test]
+    fn metrics_off_and_ipv6() {
+        let s = parse_ready_line("agentd-http", "agentd-http ready: api=http://[::1]:8085 metrics=off agent-id=a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.api, "[::1]:8085".parse().unwrap());
+        assert_eq!(s.metrics, None);
+    }
+
+    #[test]
+    fn malformed_ready_lines_are_errors() {
+        assert!(parse_ready_line("agentd-http", "agentd-http ready: metrics=off agent-id=a").is_err());
+        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=http://nope metrics=off agent-id=a").is_err());
+        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=http://127.0.0.1:1 metrics=off").is_err());
+        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=https://127.0.0.1:1 metrics=off agent-id=a").is_err());
+    }
+}
