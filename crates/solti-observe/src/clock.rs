@@ -42,7 +42,8 @@ pub fn init_local_offset() -> Result<UtcOffset, ObserveError> {
 pub fn local_offset() -> UtcOffset {
     // Only values produced by `UtcOffset::whole_seconds` are ever stored, so this cannot fail;
     // fall back to UTC rather than panic in the logging path.
-    UtcOffset::from_whole_seconds(LOCAL_OFFSET_SECS.load(Ordering::Relaxed)).unwrap_or(UtcOffset::UTC)
+    UtcOffset::from_whole_seconds(LOCAL_OFFSET_SECS.load(Ordering::Relaxed))
+        .unwrap_or(UtcOffset::UTC)
 }
 
 /// Reads the offset from the system and stores it.
@@ -80,7 +81,10 @@ impl Rfc3339Timer {
 
 impl FormatTime for Rfc3339Timer {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        self.now().format_into(&mut FmtIo(w), &Rfc3339).map(drop).map_err(|_| std::fmt::Error)
+        self.now()
+            .format_into(&mut FmtIo(w), &Rfc3339)
+            .map(drop)
+            .map_err(|_| std::fmt::Error)
     }
 }
 
@@ -114,9 +118,14 @@ pub(crate) mod tests {
         store_local_offset(offset!(+05:30));
         let t = Rfc3339Timer::new(Timezone::Local).now();
         assert_eq!(t.offset(), offset!(+05:30));
-        assert_eq!(Rfc3339Timer::new(Timezone::Utc).now().offset(), UtcOffset::UTC);
+        assert_eq!(
+            Rfc3339Timer::new(Timezone::Utc).now().offset(),
+            UtcOffset::UTC
+        );
         let mut s = String::new();
-        Rfc3339Timer::new(Timezone::Local).format_time(&mut Writer::new(&mut s)).unwrap();
+        Rfc3339Timer::new(Timezone::Local)
+            .format_time(&mut Writer::new(&mut s))
+            .unwrap();
         assert!(s.ends_with("+05:30"), "{s}");
         refresh_local_offset().unwrap();
     }
@@ -125,7 +134,9 @@ pub(crate) mod tests {
     fn offset_is_readable_from_a_multithreaded_process() {
         // Test harness threads are running; the read must still work (or the helper's
         // documentation would be wrong about later refreshes).
-        let handles: Vec<_> = (0..2).map(|_| std::thread::spawn(refresh_local_offset)).collect();
+        let handles: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(refresh_local_offset))
+            .collect();
         for h in handles {
             h.join().unwrap().unwrap();
         }

@@ -37,7 +37,11 @@ impl FromStr for LogFormat {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
             "journald" => Ok(Self::Journald),
-            _ => Err(ParseChoiceError { what: "log format", value: s.to_owned(), expected: "text, json, journald" }),
+            _ => Err(ParseChoiceError {
+                what: "log format",
+                value: s.to_owned(),
+                expected: "text, json, journald",
+            }),
         }
     }
 }
@@ -70,7 +74,11 @@ impl FromStr for Timezone {
         match s.trim().to_ascii_lowercase().as_str() {
             "utc" => Ok(Self::Utc),
             "local" => Ok(Self::Local),
-            _ => Err(ParseChoiceError { what: "timezone", value: s.to_owned(), expected: "utc, local" }),
+            _ => Err(ParseChoiceError {
+                what: "timezone",
+                value: s.to_owned(),
+                expected: "utc, local",
+            }),
         }
     }
 }
@@ -231,10 +239,16 @@ mod tests {
     #[test]
     fn choices_parse_case_insensitively() {
         assert_eq!("JSON".parse::<LogFormat>().unwrap(), LogFormat::Json);
-        assert_eq!(" journald ".parse::<LogFormat>().unwrap(), LogFormat::Journald);
+        assert_eq!(
+            " journald ".parse::<LogFormat>().unwrap(),
+            LogFormat::Journald
+        );
         assert_eq!("Local".parse::<Timezone>().unwrap(), Timezone::Local);
         let err = "yaml".parse::<LogFormat>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown log format \"yaml\": expected one of text, json, journald");
+        assert_eq!(
+            err.to_string(),
+            "unknown log format \"yaml\": expected one of text, json, journald"
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::{io, path::PathBuf};
 pub enum ObserveError {
     /// The `level` filter expression is empty or does not parse as an `EnvFilter` directive
     /// list (for example `info,solti_core=debug`).
-    #[error("invalid log level filter {filter:?} (field `level`): expected an env-filter expression such as \"info\" or \"warn,solti_core=debug\"")]
+    #[error(
+        "invalid log level filter {filter:?} (field `level`): expected an env-filter \
+         expression such as \"info\" or \"warn,solti_core=debug\""
+    )]
     InvalidFilter {
         /// The expression as given.
         filter: String,

@@ -1,9 +1,9 @@
 //! The journald layer (Linux only; elsewhere a clear error).
 
-#[cfg(target_os = "linux")]
-pub(crate) use imp::layer;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use fallback::layer;
+#[cfg(target_os = "linux")]
+pub(crate) use imp::layer;
 
 /// The socket systemd-journald listens on.
 pub const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
@@ -20,10 +20,15 @@ mod imp {
     pub(crate) fn layer() -> Result<tracing_journald::Layer, ObserveError> {
         let socket = Path::new(JOURNALD_SOCKET);
         if !socket.exists() {
-            return Err(ObserveError::JournaldUnavailable { socket: socket.to_owned(), source: None });
+            return Err(ObserveError::JournaldUnavailable {
+                socket: socket.to_owned(),
+                source: None,
+            });
         }
-        tracing_journald::layer()
-            .map_err(|e| ObserveError::JournaldUnavailable { socket: socket.to_owned(), source: Some(e) })
+        tracing_journald::layer().map_err(|e| ObserveError::JournaldUnavailable {
+            socket: socket.to_owned(),
+            source: Some(e),
+        })
     }
 }
 

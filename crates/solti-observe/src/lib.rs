@@ -57,10 +57,19 @@ mod lifecycle;
 mod logger;
 mod timezone;
 
+/// Compiles the Rust snippets of the crate README.
+#[cfg(doctest)]
+mod doc_snippets {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+}
+
 #[doc(inline)]
 pub use clock::{init_local_offset, local_offset};
 #[doc(inline)]
-pub use config::{ColorChoice, DEFAULT_LEVEL, LogFormat, LogTarget, LoggerConfig, ParseChoiceError, Timezone};
+pub use config::{
+    ColorChoice, DEFAULT_LEVEL, LogFormat, LogTarget, LoggerConfig, ParseChoiceError, Timezone,
+};
 #[doc(inline)]
 pub use error::ObserveError;
 #[doc(inline)]
@@ -70,4 +79,6 @@ pub use lifecycle::{LIFECYCLE_TARGET, LifecycleLogger};
 #[doc(inline)]
 pub use logger::{BoxSubscriber, init_logger};
 #[doc(inline)]
-pub use timezone::{DEFAULT_TIMEZONE_SYNC_PERIOD, TIMEZONE_SYNC_SLOT, timezone_sync, timezone_sync_every};
+pub use timezone::{
+    DEFAULT_TIMEZONE_SYNC_PERIOD, TIMEZONE_SYNC_SLOT, timezone_sync, timezone_sync_every,
+};

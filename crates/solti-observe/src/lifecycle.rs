@@ -97,13 +97,12 @@ impl Subscribe for LifecycleLogger {
     }
 }
 
-
 /// The level for an event; see the table on [`LifecycleLogger`].
 pub(crate) fn level_for(e: &Event) -> Level {
     match e.kind {
-        EventKind::RuntimeFailure | EventKind::SubscriberPanicked | EventKind::OwnershipCapacityRetired => {
-            Level::ERROR
-        }
+        EventKind::RuntimeFailure
+        | EventKind::SubscriberPanicked
+        | EventKind::OwnershipCapacityRetired => Level::ERROR,
         EventKind::AttemptFailed
         | EventKind::AttemptTimedOut
         | EventKind::GraceExceeded
@@ -115,7 +114,9 @@ pub(crate) fn level_for(e: &Event) -> Level {
             _ => Level::WARN,
         },
         EventKind::ShutdownRequested | EventKind::AllStoppedWithinGrace => Level::INFO,
-        EventKind::TaskAddFailed | EventKind::ControllerRejected => rejection_level(e.rejection_kind),
+        EventKind::TaskAddFailed | EventKind::ControllerRejected => {
+            rejection_level(e.rejection_kind)
+        }
         EventKind::AttemptSucceeded
         | EventKind::AttemptCanceled
         | EventKind::BackoffScheduled
@@ -187,27 +188,57 @@ mod tests {
     #[test]
     fn levels() {
         let finished = |k| Event::new(EventKind::TaskFinished).with_outcome_kind(k);
-        assert_eq!(level_for(&Event::new(EventKind::AttemptFailed)), Level::WARN);
-        assert_eq!(level_for(&Event::new(EventKind::AttemptTimedOut)), Level::WARN);
-        assert_eq!(level_for(&Event::subscriber_overflow("x", "full")), Level::WARN);
-        assert_eq!(level_for(&Event::subscriber_panicked("x", "boom")), Level::ERROR);
-        assert_eq!(level_for(&finished(TaskOutcomeKind::Completed)), Level::INFO);
-        assert_eq!(level_for(&finished(TaskOutcomeKind::Panicked)), Level::ERROR);
+        assert_eq!(
+            level_for(&Event::new(EventKind::AttemptFailed)),
+            Level::WARN
+        );
+        assert_eq!(
+            level_for(&Event::new(EventKind::AttemptTimedOut)),
+            Level::WARN
+        );
+        assert_eq!(
+            level_for(&Event::subscriber_overflow("x", "full")),
+            Level::WARN
+        );
+        assert_eq!(
+            level_for(&Event::subscriber_panicked("x", "boom")),
+            Level::ERROR
+        );
+        assert_eq!(
+            level_for(&finished(TaskOutcomeKind::Completed)),
+            Level::INFO
+        );
+        assert_eq!(
+            level_for(&finished(TaskOutcomeKind::Panicked)),
+            Level::ERROR
+        );
         assert_eq!(level_for(&finished(TaskOutcomeKind::Fatal)), Level::ERROR);
         assert_eq!(level_for(&finished(TaskOutcomeKind::Failed)), Level::WARN);
-        assert_eq!(level_for(&Event::new(EventKind::AttemptSucceeded)), Level::DEBUG);
-        assert_eq!(level_for(&Event::new(EventKind::AttemptStarting)), Level::TRACE);
-        let busy = Event::new(EventKind::ControllerRejected).with_rejection_kind(RejectionKind::SlotBusy);
+        assert_eq!(
+            level_for(&Event::new(EventKind::AttemptSucceeded)),
+            Level::DEBUG
+        );
+        assert_eq!(
+            level_for(&Event::new(EventKind::AttemptStarting)),
+            Level::TRACE
+        );
+        let busy =
+            Event::new(EventKind::ControllerRejected).with_rejection_kind(RejectionKind::SlotBusy);
         assert_eq!(level_for(&busy), Level::DEBUG);
-        let limit = Event::new(EventKind::TaskAddFailed).with_rejection_kind(RejectionKind::ResourceLimit);
+        let limit =
+            Event::new(EventKind::TaskAddFailed).with_rejection_kind(RejectionKind::ResourceLimit);
         assert_eq!(level_for(&limit), Level::WARN);
-        let backoff = Event::new(EventKind::BackoffScheduled).with_backoff_source(BackoffSource::Failure);
+        let backoff =
+            Event::new(EventKind::BackoffScheduled).with_backoff_source(BackoffSource::Failure);
         assert_eq!(level_for(&backoff), Level::DEBUG);
     }
 
     #[test]
     fn outcome_labels_drop_the_prefix() {
-        assert_eq!(outcome_label(TaskOutcomeKind::ForceAborted), "force_aborted");
+        assert_eq!(
+            outcome_label(TaskOutcomeKind::ForceAborted),
+            "force_aborted"
+        );
         assert_eq!(outcome_label(TaskOutcomeKind::Completed), "completed");
     }
 }

@@ -13,7 +13,9 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-use crate::{ColorChoice, LogFormat, LogTarget, LoggerConfig, ObserveError, clock::Rfc3339Timer, journald};
+use crate::{
+    ColorChoice, LogFormat, LogTarget, LoggerConfig, ObserveError, clock::Rfc3339Timer, journald,
+};
 
 /// A type-erased subscriber, as built by [`LoggerConfig::build_subscriber`].
 pub type BoxSubscriber = Box<dyn Subscriber + Send + Sync + 'static>;
@@ -52,7 +54,9 @@ pub fn init_logger(config: &LoggerConfig) -> Result<(), ObserveError> {
     if INSTALLED.swap(true, Ordering::SeqCst) {
         return Err(ObserveError::AlreadyInitialized { source: None });
     }
-    subscriber.try_init().map_err(|e| ObserveError::AlreadyInitialized { source: Some(e) })
+    subscriber
+        .try_init()
+        .map_err(|e| ObserveError::AlreadyInitialized { source: Some(e) })
 }
 
 impl LoggerConfig {
@@ -112,10 +116,13 @@ impl LoggerConfig {
         };
         let timer = Rfc3339Timer::new(self.timezone());
         let writer = BoxMakeWriter::new(writer);
-        let layer: Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync> = match self.format() {
-            LogFormat::Text => {
-                tracing_subscriber::fmt::layer().with_timer(timer).with_ansi(ansi).with_writer(writer).boxed()
-            }
+        let layer: Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync> = match self.format()
+        {
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .with_timer(timer)
+                .with_ansi(ansi)
+                .with_writer(writer)
+                .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
                 .with_timer(timer)
@@ -133,11 +140,17 @@ impl LoggerConfig {
 /// Parses a level filter, naming the expression on failure.
 pub(crate) fn parse_filter(level: &str) -> Result<EnvFilter, ObserveError> {
     if level.trim().is_empty() {
-        return Err(ObserveError::InvalidFilter { filter: level.to_owned(), source: None });
+        return Err(ObserveError::InvalidFilter {
+            filter: level.to_owned(),
+            source: None,
+        });
     }
     EnvFilter::builder()
         .parse(level)
-        .map_err(|e| ObserveError::InvalidFilter { filter: level.to_owned(), source: Some(e) })
+        .map_err(|e| ObserveError::InvalidFilter {
+            filter: level.to_owned(),
+            source: Some(e),
+        })
 }
 
 #[cfg(test)]
@@ -150,7 +163,10 @@ mod tests {
         parse_filter("warn,solti_core=debug,taskvisor=off").unwrap();
         for bad in ["", "  ", "info,solti_core=loud", "[{"] {
             let err = parse_filter(bad).unwrap_err();
-            assert!(matches!(err, ObserveError::InvalidFilter { .. }), "{bad:?}: {err:?}");
+            assert!(
+                matches!(err, ObserveError::InvalidFilter { .. }),
+                "{bad:?}: {err:?}"
+            );
             assert!(err.to_string().contains("field `level`"), "{err}");
         }
     }

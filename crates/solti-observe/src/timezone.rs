@@ -81,11 +81,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    #[expect(clippy::await_holding_lock, reason = "single-threaded test runtime; serialises a global")]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "single-threaded test runtime; serialises a global"
+    )]
     async fn rereads_every_period_until_cancelled() {
         let _guard = crate::clock::tests::OFFSET_LOCK.lock().unwrap();
         let actual = refresh_local_offset().unwrap();
-        let bogus = if actual == offset!(+13:45) { offset!(-11:00) } else { offset!(+13:45) };
+        let bogus = if actual == offset!(+13:45) {
+            offset!(-11:00)
+        } else {
+            offset!(+13:45)
+        };
         let (task, _spec) = timezone_sync_every(Duration::from_secs(60));
         let ctx = TaskContext::detached();
         let run = tokio::spawn(task.spawn(ctx.clone()));

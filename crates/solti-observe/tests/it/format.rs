@@ -16,7 +16,11 @@ fn emit_sample() {
 #[test]
 fn json_lines_parse_and_carry_fields() {
     let cap = Capture::default();
-    let sub = cap.subscriber(&LoggerConfig::new().with_format(LogFormat::Json).with_color(ColorChoice::Always));
+    let sub = cap.subscriber(
+        &LoggerConfig::new()
+            .with_format(LogFormat::Json)
+            .with_color(ColorChoice::Always),
+    );
     tracing::subscriber::with_default(sub, emit_sample);
     let lines = cap.lines();
     assert_eq!(lines.len(), 2, "{lines:#?}");
@@ -33,7 +37,10 @@ fn json_lines_parse_and_carry_fields() {
     assert_eq!(second["level"], "WARN");
     assert_eq!(second["exit_code"], 3);
     assert_eq!(second["span"]["route"], "/api/v1/tasks/{id}");
-    assert!(!lines[0].contains('\u{1b}'), "json never carries colour codes");
+    assert!(
+        !lines[0].contains('\u{1b}'),
+        "json never carries colour codes"
+    );
 }
 
 /// The timestamp is the first whitespace-separated word of a text line.
@@ -55,10 +62,20 @@ fn text_has_utc_rfc3339_timestamps_and_no_colour_by_default() {
         let ts = text_timestamp(line);
         assert_eq!(ts.offset(), UtcOffset::UTC);
         assert!(line.split_whitespace().next().unwrap().ends_with('Z'));
-        assert!(before <= ts && ts <= after, "{ts} not within [{before}, {after}]");
-        assert!(!line.contains('\u{1b}'), "auto colour is off for a non-terminal writer: {line:?}");
+        assert!(
+            before <= ts && ts <= after,
+            "{ts} not within [{before}, {after}]"
+        );
+        assert!(
+            !line.contains('\u{1b}'),
+            "auto colour is off for a non-terminal writer: {line:?}"
+        );
     }
-    assert!(lines[0].contains("INFO") && lines[0].contains("task submitted") && lines[0].contains("slot=\"backup\""));
+    assert!(
+        lines[0].contains("INFO")
+            && lines[0].contains("task submitted")
+            && lines[0].contains("slot=\"backup\"")
+    );
     assert!(lines[1].contains("WARN") && lines[1].contains("exit_code=3"));
 }
 
@@ -84,7 +101,11 @@ fn colour_can_be_forced() {
 #[test]
 fn level_expressions_filter_by_target() {
     let cap = Capture::default();
-    let sub = cap.subscriber(&LoggerConfig::new().with_format(LogFormat::Json).with_level("warn,noisy=off,chatty=trace"));
+    let sub = cap.subscriber(
+        &LoggerConfig::new()
+            .with_format(LogFormat::Json)
+            .with_level("warn,noisy=off,chatty=trace"),
+    );
     tracing::subscriber::with_default(sub, || {
         tracing::info!("dropped");
         tracing::warn!("kept");

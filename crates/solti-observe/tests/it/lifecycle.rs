@@ -10,17 +10,27 @@ use crate::capture::Capture;
 
 fn run(level: &str, events: &[Event]) -> Vec<Value> {
     let cap = Capture::default();
-    let sub = cap.subscriber(&LoggerConfig::new().with_format(LogFormat::Json).with_level(level));
+    let sub = cap.subscriber(
+        &LoggerConfig::new()
+            .with_format(LogFormat::Json)
+            .with_level(level),
+    );
     let logger = LifecycleLogger::new();
     tracing::subscriber::with_default(sub, || events.iter().for_each(|e| logger.on_event(e)));
-    cap.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    cap.lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn failures_and_timeouts_warn_with_fields() {
     let id = TaskId::for_tests();
     let events = [
-        Event::new(EventKind::AttemptStarting).with_task("t-1").with_id(id).with_attempt(1),
+        Event::new(EventKind::AttemptStarting)
+            .with_task("t-1")
+            .with_id(id)
+            .with_attempt(1),
         Event::new(EventKind::AttemptFailed)
             .with_task("t-1")
             .with_id(id)
@@ -33,14 +43,22 @@ fn failures_and_timeouts_warn_with_fields() {
             .with_attempt(2)
             .with_timeout(Duration::from_secs(5))
             .with_duration(Duration::from_secs(5)),
-        Event::new(EventKind::TaskFinished).with_task("t-1").with_outcome_kind(TaskOutcomeKind::Completed),
-        Event::new(EventKind::TaskFinished).with_task("t-2").with_outcome_kind(TaskOutcomeKind::Panicked),
+        Event::new(EventKind::TaskFinished)
+            .with_task("t-1")
+            .with_outcome_kind(TaskOutcomeKind::Completed),
+        Event::new(EventKind::TaskFinished)
+            .with_task("t-2")
+            .with_outcome_kind(TaskOutcomeKind::Panicked),
         Event::subscriber_overflow("metrics", "queue full").with_dropped(7),
-        Event::new(EventKind::ControllerRejected).with_task("slot-a").with_rejection_kind(RejectionKind::SlotBusy),
+        Event::new(EventKind::ControllerRejected)
+            .with_task("slot-a")
+            .with_rejection_kind(RejectionKind::SlotBusy),
     ];
     let lines = run("info", &events);
-    let got: Vec<(&str, &str)> =
-        lines.iter().map(|l| (l["level"].as_str().unwrap(), l["event"].as_str().unwrap())).collect();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["level"].as_str().unwrap(), l["event"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -64,16 +82,28 @@ fn failures_and_timeouts_warn_with_fields() {
     assert_eq!(lines[2]["outcome"], "completed");
     assert_eq!(lines[3]["outcome"], "panicked");
     assert_eq!(lines[4]["dropped"], 7);
-    assert!(failed.get("delay_ms").is_none(), "absent fields are omitted");
+    assert!(
+        failed.get("delay_ms").is_none(),
+        "absent fields are omitted"
+    );
 }
 
 #[test]
 fn routine_events_are_debug_and_trace() {
     let events = [
-        Event::new(EventKind::AttemptStarting).with_task("t").with_attempt(1),
-        Event::new(EventKind::AttemptSucceeded).with_task("t").with_attempt(1),
-        Event::new(EventKind::BackoffScheduled).with_task("t").with_delay(Duration::from_millis(250)).with_backoff_failure(),
-        Event::new(EventKind::ControllerRejected).with_task("slot-a").with_rejection_kind(RejectionKind::SlotBusy),
+        Event::new(EventKind::AttemptStarting)
+            .with_task("t")
+            .with_attempt(1),
+        Event::new(EventKind::AttemptSucceeded)
+            .with_task("t")
+            .with_attempt(1),
+        Event::new(EventKind::BackoffScheduled)
+            .with_task("t")
+            .with_delay(Duration::from_millis(250))
+            .with_backoff_failure(),
+        Event::new(EventKind::ControllerRejected)
+            .with_task("slot-a")
+            .with_rejection_kind(RejectionKind::SlotBusy),
     ];
     let lines = run("solti::lifecycle=trace", &events);
     let levels: Vec<&str> = lines.iter().map(|l| l["level"].as_str().unwrap()).collect();

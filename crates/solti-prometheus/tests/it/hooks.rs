@@ -1,0 +1,70 @@
+//! The recorders behind the `solti-api` and `solti-discover` observer traits.
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus::Registry;
+use solti_api::{ApiObserver, Transport, UNMATCHED_ROUTE};
+use solti_discover::DiscoverMetrics;
+use solti_prometheus::{SoltiMetrics, encode_text, names};
+
+use crate::exposition::{parse, value};
+
+#[test]
+fn trait_objects_record_into_the_registry() {
+    let registry = Registry::new();
+    let metrics = SoltiMetrics::new(&registry).unwrap();
+    let api: Arc<dyn ApiObserver> = metrics.api();
+    api.request_started(
+        Transport::Grpc,
+        "SubmitTask",
+        "/solti.task.v1.TaskService/SubmitTask",
+    );
+    api.request_finished(
+        Transport::Grpc,
+        "SubmitTask",
+        "/solti.task.v1.TaskService/SubmitTask",
+        "OK",
+        Duration::from_millis(1),
+    );
+    api.request_started(Transport::Http, "GET", UNMATCHED_ROUTE);
+    api.request_finished(
+        Transport::Http,
+        "GET",
+        UNMATCHED_ROUTE,
+        "404",
+        Duration::ZERO,
+    );
+    let discovery: Arc<dyn DiscoverMetrics> = metrics.discovery();
+    discovery.sync_attempt();
+    discovery.sync_failure("unauthorized");
+    discovery.hold(Duration::from_secs(30));
+
+    let s = parse(&encode_text(&registry).unwrap());
+    let grpc = [
+        ("transport", "grpc"),
+        ("method", "SubmitTask"),
+        ("route", "/solti.task.v1.TaskService/SubmitTask"),
+        ("status", "OK"),
+    ];
+    assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &grpc), 1.0);
+    let unmatched = [
+        ("transport", "http"),
+        ("method", "GET"),
+        ("route", "unmatched"),
+        ("status", "404"),
+    ];
+    assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &unmatched), 1.0);
+    assert_eq!(value(&s, names::DISCOVER_SYNC_ATTEMPTS_TOTAL, &[]), 1.0);
+    assert_eq!(
+        value(
+            &s,
+            names::DISCOVER_SYNC_FAILURES_TOTAL,
+            &[("reason", "unauthorized")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&s, &format!("{}_sum", names::DISCOVER_HOLD_SECONDS), &[]),
+        30.0
+    );
+}
