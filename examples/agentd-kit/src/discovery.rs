@@ -1,11 +1,9 @@
 //! Discovery (Podium) configuration from the agent's flags.
 
-use std::{sync::Arc, time::Duration};
-
 use anyhow::{Context as _, Result};
-use solti_discover::{DiscoverConfig, DiscoverMetrics, DiscoveryTransport, HttpDialect};
+use solti_discover::{DiscoverConfig, DiscoveryTransport, HttpDialect};
 use solti_model::{AgentId, Token};
-use solti_prometheus::{DiscoveryMetrics, SoltiMetrics};
+use solti_prometheus::SoltiMetrics;
 
 use crate::{Config, DialectArg, TransportKind};
 
@@ -38,7 +36,7 @@ pub(crate) fn config(
         DialectArg::Legacy => HttpDialect::Legacy,
     })
     .with_capabilities(["subprocess"])
-    .with_metrics(Arc::new(Bridge(metrics.discovery())));
+    .with_metrics(metrics.discovery());
     if let Some(token) = token {
         builder = builder.with_token(token);
     }
@@ -53,22 +51,4 @@ pub(crate) fn config(
         builder = builder.with_tls(tls.build().context("--cp-ca / --cp-client-cert / --cp-client-key")?);
     }
     builder.build().context("--control-plane / --advertise / --heartbeat-ms")
-}
-
-/// Feeds discovery's metric hooks into the Prometheus recorders.
-struct Bridge(Arc<DiscoveryMetrics>);
-
-impl DiscoverMetrics for Bridge {
-    fn sync_attempt(&self) {
-        self.0.sync_attempt();
-    }
-    fn sync_success(&self, duration: Duration) {
-        self.0.sync_success(duration);
-    }
-    fn sync_failure(&self, reason: &'static str) {
-        self.0.sync_failure(reason);
-    }
-    fn hold(&self, duration: Duration) {
-        self.0.hold(duration);
-    }
 }

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
-use solti_api::{ApiObserver, GrpcApi, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener, Transport};
+use solti_api::{GrpcApi, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener};
 use solti_core::SupervisorApi;
 use solti_model::Token;
 use solti_prometheus::ApiMetrics;
@@ -24,13 +24,12 @@ pub(crate) async fn api(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let handler = Arc::new(SupervisorApiAdapter::new(supervisor));
-    let observer: Arc<dyn ApiObserver> = Arc::new(Bridge(metrics));
     // Live log streams never end by themselves: give open connections a short drain.
     let serve = ServeConfig::new().shutdown_grace(Duration::from_secs(2));
     let stop = async move { shutdown.cancelled().await };
     let served = match transport {
         TransportKind::Http => {
-            let mut api = HttpApi::new(handler).with_observer(observer);
+            let mut api = HttpApi::new(handler).with_observer(metrics.clone());
             if let Some(token) = token {
                 api = api.with_auth(token);
             }
@@ -41,7 +40,7 @@ pub(crate) async fn api(
             }
         }
         TransportKind::Grpc => {
-            let mut api = GrpcApi::new(handler).with_observer(observer);
+            let mut api = GrpcApi::new(handler).with_observer(metrics.clone());
             if let Some(token) = token {
                 api = api.with_auth(token);
             }
@@ -53,17 +52,4 @@ pub(crate) async fn api(
         }
     };
     served.context("serve the task API")
-}
-
-/// Feeds the API's request hooks into the Prometheus recorders.
-struct Bridge(Arc<ApiMetrics>);
-
-impl ApiObserver for Bridge {
-    fn request_started(&self, transport: Transport, method: &str, route: &'static str) {
-        self.0.request_started(transport.as_str(), method, route);
-    }
-
-    fn request_finished(&self, transport: Transport, method: &str, route: &'static str, status: &str, duration: Duration) {
-        self.0.request_finished(transport.as_str(), method, route, status, duration);
-    }
 }
