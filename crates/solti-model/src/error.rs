@@ -35,7 +35,10 @@ pub enum ModelError {
 impl ModelError {
     /// Builds an [`ModelError::Invalid`] for `field` and `rule`.
     pub fn invalid(field: impl Into<Cow<'static, str>>, rule: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), rule: rule.into() }
+        Self::Invalid {
+            field: field.into(),
+            rule: rule.into(),
+        }
     }
 
     /// Prefixes the field path with `prefix` (`spec` + `slot` → `spec.slot`).
@@ -51,6 +54,10 @@ impl ModelError {
     }
 
     pub(crate) fn unknown(what: &'static str, input: &str, expected: &'static str) -> Self {
-        Self::UnknownName { what, input: input.chars().take(64).collect(), expected }
+        Self::UnknownName {
+            what,
+            input: input.chars().take(64).collect(),
+            expected,
+        }
     }
 }

@@ -22,7 +22,10 @@ fn check_ident(field: &'static str, value: &str, max: usize) -> Result<(), Model
             format!("must be 1..={max} chars of [A-Za-z0-9._-], got {len}"),
         ));
     }
-    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(ModelError::invalid(
             field,
             format!("must be 1..={max} chars of [A-Za-z0-9._-], found {bad:?}"),
@@ -141,7 +144,10 @@ impl AgentId {
     /// When `value` is not a valid agent id; use [`AgentId::try_new`] for untrusted input.
     /// This constructor exists for literals in code, as in the crate examples.
     #[must_use]
-    #[expect(clippy::expect_used, reason = "documented panic for literal ids; try_new is the fallible form")]
+    #[expect(
+        clippy::expect_used,
+        reason = "documented panic for literal ids; try_new is the fallible form"
+    )]
     pub fn new(value: impl AsRef<str>) -> Self {
         Self::try_new(value).expect("AgentId::new: invalid agent id literal")
     }
@@ -161,10 +167,18 @@ mod tests {
     fn slot_rules() {
         assert!(Slot::try_new("build-1.x_y").is_ok());
         let err = Slot::try_new("a".repeat(65)).unwrap_err();
-        assert_eq!(err.to_string(), "slot: must be 1..=64 chars of [A-Za-z0-9._-], got 65");
+        assert_eq!(
+            err.to_string(),
+            "slot: must be 1..=64 chars of [A-Za-z0-9._-], got 65"
+        );
         assert!(Slot::try_new("").is_err());
         assert!(Slot::try_new("..").is_err());
-        assert!(Slot::try_new("a/b").unwrap_err().to_string().contains("'/'"));
+        assert!(
+            Slot::try_new("a/b")
+                .unwrap_err()
+                .to_string()
+                .contains("'/'")
+        );
         assert!(Slot::try_new("é").is_err());
     }
 

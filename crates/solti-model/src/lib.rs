@@ -58,15 +58,20 @@ pub use output::{OutputEvent, OutputStream};
 #[doc(inline)]
 pub use policy::{AdmissionPolicy, BackoffPolicy, JitterPolicy, RestartPolicy};
 #[doc(inline)]
-pub use selector::{Labels, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_LABELS, RunnerSelector, SelectorOperator, SelectorRequirement};
+pub use selector::{
+    Labels, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_LABELS, RunnerSelector, SelectorOperator,
+    SelectorRequirement,
+};
 #[doc(inline)]
 pub use spec::{
-    ContainerSpec, Flag, MAX_ARGS, MAX_DURATION_MS, MAX_ENV_ENTRIES, MAX_SCRIPT_BYTES, MAX_STRING_BYTES, Runtime,
-    SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec, TaskSpecBuilder, WasmSpec, decode_script,
+    ContainerSpec, Flag, MAX_ARGS, MAX_DURATION_MS, MAX_ENV_ENTRIES, MAX_SCRIPT_BYTES,
+    MAX_STRING_BYTES, Runtime, SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec,
+    TaskSpecBuilder, WasmSpec, decode_script,
 };
 #[doc(inline)]
 pub use status::{
-    DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ObjectMeta, Task, TaskPage, TaskPhase, TaskQuery, TaskRun, TaskStatus,
+    DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ObjectMeta, Task, TaskPage, TaskPhase, TaskQuery, TaskRun,
+    TaskStatus,
 };
 #[doc(inline)]
 pub use token::{MAX_TOKEN_LEN, Token};

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 /// Which pipe a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[expect(clippy::exhaustive_enums, reason = "a process has exactly two output pipes")]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "a process has exactly two output pipes"
+)]
 pub enum OutputStream {
     /// Standard output.
     Stdout,
@@ -27,7 +30,11 @@ impl OutputStream {
 
 /// One event on a task's live output channel. One channel spans all attempts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type", rename_all_fields = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    tag = "type",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum OutputEvent {
     /// One line of output (without its line ending).

@@ -8,7 +8,11 @@ use crate::ModelError;
 
 /// Normalises human input for name matching: lowercase, `-` and `_` removed.
 pub(crate) fn norm(s: &str) -> String {
-    s.trim().chars().filter(|c| !matches!(c, '-' | '_')).flat_map(char::to_lowercase).collect()
+    s.trim()
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// What happens after an attempt ends.
@@ -35,7 +39,11 @@ impl FromStr for RestartPolicy {
             "never" => Ok(Self::Never),
             "onfailure" => Ok(Self::OnFailure),
             "always" => Ok(Self::Always { interval_ms: None }),
-            _ => Err(ModelError::unknown("restart policy", s, "never, on-failure, always")),
+            _ => Err(ModelError::unknown(
+                "restart policy",
+                s,
+                "never, on-failure, always",
+            )),
         }
     }
 }
@@ -46,7 +54,9 @@ impl fmt::Display for RestartPolicy {
             Self::Never => f.write_str("never"),
             Self::OnFailure => f.write_str("on-failure"),
             Self::Always { interval_ms: None } => f.write_str("always"),
-            Self::Always { interval_ms: Some(ms) } => write!(f, "always (every {ms} ms)"),
+            Self::Always {
+                interval_ms: Some(ms),
+            } => write!(f, "always (every {ms} ms)"),
         }
     }
 }
@@ -75,7 +85,11 @@ impl FromStr for JitterPolicy {
             "full" => Ok(Self::Full),
             "equal" => Ok(Self::Equal),
             "decorrelated" => Ok(Self::Decorrelated),
-            _ => Err(ModelError::unknown("jitter policy", s, "none, full, equal, decorrelated")),
+            _ => Err(ModelError::unknown(
+                "jitter policy",
+                s,
+                "none, full, equal, decorrelated",
+            )),
         }
     }
 }
@@ -107,9 +121,17 @@ impl BackoffPolicy {
     ///
     /// # Errors
     /// When `first_ms` is 0, `max_ms < first_ms`, or `factor` is not finite or below 1.0.
-    pub fn new(jitter: JitterPolicy, first_ms: u64, max_ms: u64, factor: f64) -> Result<Self, ModelError> {
+    pub fn new(
+        jitter: JitterPolicy,
+        first_ms: u64,
+        max_ms: u64,
+        factor: f64,
+    ) -> Result<Self, ModelError> {
         if first_ms == 0 {
-            return Err(ModelError::invalid("backoff.first_ms", "must be > 0, got 0"));
+            return Err(ModelError::invalid(
+                "backoff.first_ms",
+                "must be > 0, got 0",
+            ));
         }
         if max_ms < first_ms {
             return Err(ModelError::invalid(
@@ -123,7 +145,12 @@ impl BackoffPolicy {
                 format!("must be a finite number >= 1.0, got {factor}"),
             ));
         }
-        Ok(Self { jitter, first_ms, max_ms, factor })
+        Ok(Self {
+            jitter,
+            first_ms,
+            max_ms,
+            factor,
+        })
     }
 
     /// The jitter applied to each delay.
@@ -156,7 +183,11 @@ impl BackoffPolicy {
             self.max_ms
         } else {
             // Truncation is the intent: delays are whole milliseconds.
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "raw is finite, >= 0 and < max_ms")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "raw is finite, >= 0 and < max_ms"
+            )]
             let ms = raw as u64;
             ms
         }
@@ -171,9 +202,10 @@ impl BackoffPolicy {
             JitterPolicy::None => (base, base),
             JitterPolicy::Full => (0, base),
             JitterPolicy::Equal => (base / 2, base),
-            JitterPolicy::Decorrelated => {
-                (self.first_ms, self.max_ms.min(base.saturating_mul(3)).max(self.first_ms))
-            }
+            JitterPolicy::Decorrelated => (
+                self.first_ms,
+                self.max_ms.min(base.saturating_mul(3)).max(self.first_ms),
+            ),
         };
         (lo.max(1), hi.max(1))
     }
@@ -182,7 +214,12 @@ impl BackoffPolicy {
 impl Default for BackoffPolicy {
     /// Full jitter, 1000 ms to 30000 ms, factor 2.0.
     fn default() -> Self {
-        Self { jitter: JitterPolicy::Full, first_ms: 1_000, max_ms: 30_000, factor: 2.0 }
+        Self {
+            jitter: JitterPolicy::Full,
+            first_ms: 1_000,
+            max_ms: 30_000,
+            factor: 2.0,
+        }
     }
 }
 
@@ -204,7 +241,12 @@ impl TryFrom<BackoffRepr> for BackoffPolicy {
 
 impl From<BackoffPolicy> for BackoffRepr {
     fn from(b: BackoffPolicy) -> Self {
-        Self { jitter: b.jitter, first_ms: b.first_ms, max_ms: b.max_ms, factor: b.factor }
+        Self {
+            jitter: b.jitter,
+            first_ms: b.first_ms,
+            max_ms: b.max_ms,
+            factor: b.factor,
+        }
     }
 }
 
@@ -229,7 +271,11 @@ impl FromStr for AdmissionPolicy {
             "dropifrunning" | "drop" => Ok(Self::DropIfRunning),
             "replace" => Ok(Self::Replace),
             "queue" => Ok(Self::Queue),
-            _ => Err(ModelError::unknown("admission policy", s, "drop-if-running, replace, queue")),
+            _ => Err(ModelError::unknown(
+                "admission policy",
+                s,
+                "drop-if-running, replace, queue",
+            )),
         }
     }
 }
@@ -250,22 +296,50 @@ mod tests {
 
     #[test]
     fn parse_names() {
-        assert_eq!("on-failure".parse::<RestartPolicy>().unwrap(), RestartPolicy::OnFailure);
-        assert_eq!("ON_FAILURE".parse::<RestartPolicy>().unwrap(), RestartPolicy::OnFailure);
-        assert_eq!("drop-if-running".parse::<AdmissionPolicy>().unwrap(), AdmissionPolicy::DropIfRunning);
-        assert_eq!("decorrelated".parse::<JitterPolicy>().unwrap(), JitterPolicy::Decorrelated);
-        let err = "sometimes".parse::<RestartPolicy>().unwrap_err().to_string();
+        assert_eq!(
+            "on-failure".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure
+        );
+        assert_eq!(
+            "ON_FAILURE".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure
+        );
+        assert_eq!(
+            "drop-if-running".parse::<AdmissionPolicy>().unwrap(),
+            AdmissionPolicy::DropIfRunning
+        );
+        assert_eq!(
+            "decorrelated".parse::<JitterPolicy>().unwrap(),
+            JitterPolicy::Decorrelated
+        );
+        let err = "sometimes"
+            .parse::<RestartPolicy>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("never, on-failure, always"), "{err}");
     }
 
     #[test]
     fn backoff_validation() {
-        assert!(BackoffPolicy::new(JitterPolicy::Full, 0, 10, 2.0).unwrap_err().to_string().starts_with("backoff.first_ms"));
-        assert!(BackoffPolicy::new(JitterPolicy::Full, 10, 5, 2.0).unwrap_err().to_string().starts_with("backoff.max_ms"));
+        assert!(
+            BackoffPolicy::new(JitterPolicy::Full, 0, 10, 2.0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("backoff.first_ms")
+        );
+        assert!(
+            BackoffPolicy::new(JitterPolicy::Full, 10, 5, 2.0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("backoff.max_ms")
+        );
         assert!(BackoffPolicy::new(JitterPolicy::Full, 10, 50, f64::NAN).is_err());
         assert!(BackoffPolicy::new(JitterPolicy::Full, 10, 50, 0.5).is_err());
         let d = BackoffPolicy::default();
-        assert_eq!((d.first_ms(), d.max_ms(), d.factor(), d.jitter()), (1000, 30_000, 2.0, JitterPolicy::Full));
+        assert_eq!(
+            (d.first_ms(), d.max_ms(), d.factor(), d.jitter()),
+            (1000, 30_000, 2.0, JitterPolicy::Full)
+        );
     }
 
     #[test]

@@ -72,14 +72,20 @@ impl Labels {
     /// Names the first offending key.
     pub fn check(&self, field: &'static str) -> Result<(), ModelError> {
         if self.0.len() > MAX_LABELS {
-            return Err(ModelError::invalid(field, format!("at most {MAX_LABELS} entries, got {}", self.0.len())));
+            return Err(ModelError::invalid(
+                field,
+                format!("at most {MAX_LABELS} entries, got {}", self.0.len()),
+            ));
         }
         for (k, v) in &self.0 {
             check_key(field, k)?;
             if v.len() > MAX_LABEL_VALUE_LEN {
                 return Err(ModelError::invalid(
                     format!("{field}[{k}]"),
-                    format!("value must be at most {MAX_LABEL_VALUE_LEN} bytes, got {}", v.len()),
+                    format!(
+                        "value must be at most {MAX_LABEL_VALUE_LEN} bytes, got {}",
+                        v.len()
+                    ),
                 ));
             }
         }
@@ -91,7 +97,10 @@ fn check_key(field: &str, k: &str) -> Result<(), ModelError> {
     if k.is_empty() || k.len() > MAX_LABEL_KEY_LEN || k.chars().any(char::is_control) {
         return Err(ModelError::invalid(
             field.to_owned(),
-            format!("keys must be 1..={MAX_LABEL_KEY_LEN} bytes without control characters, got {:?}", k.chars().take(32).collect::<String>()),
+            format!(
+                "keys must be 1..={MAX_LABEL_KEY_LEN} bytes without control characters, got {:?}",
+                k.chars().take(32).collect::<String>()
+            ),
         ));
     }
     Ok(())
@@ -99,7 +108,11 @@ fn check_key(field: &str, k: &str) -> Result<(), ModelError> {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -133,8 +146,16 @@ pub struct SelectorRequirement {
 
 impl SelectorRequirement {
     /// Builds a requirement.
-    pub fn new(key: impl Into<String>, operator: SelectorOperator, values: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self { key: key.into(), operator, values: values.into_iter().map(Into::into).collect() }
+    pub fn new(
+        key: impl Into<String>,
+        operator: SelectorOperator,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            operator,
+            values: values.into_iter().map(Into::into).collect(),
+        }
     }
 
     /// Whether `labels` satisfy this requirement.
@@ -192,7 +213,9 @@ impl RunnerSelector {
     /// Whether a runner with `labels` satisfies this selector.
     #[must_use]
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|e| e.matches(labels))
     }
 
@@ -205,7 +228,10 @@ impl RunnerSelector {
         if self.match_expressions.len() > MAX_LABELS {
             return Err(ModelError::invalid(
                 "runner_selector.match_expressions",
-                format!("at most {MAX_LABELS} entries, got {}", self.match_expressions.len()),
+                format!(
+                    "at most {MAX_LABELS} entries, got {}",
+                    self.match_expressions.len()
+                ),
             ));
         }
         for (i, e) in self.match_expressions.iter().enumerate() {
@@ -213,10 +239,18 @@ impl RunnerSelector {
             check_key(&field, &e.key)?;
             match e.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if e.values.is_empty() => {
-                    return Err(ModelError::invalid(field, "values must not be empty for In/NotIn"));
+                    return Err(ModelError::invalid(
+                        field,
+                        "values must not be empty for In/NotIn",
+                    ));
                 }
-                SelectorOperator::Exists | SelectorOperator::DoesNotExist if !e.values.is_empty() => {
-                    return Err(ModelError::invalid(field, "values must be empty for Exists/DoesNotExist"));
+                SelectorOperator::Exists | SelectorOperator::DoesNotExist
+                    if !e.values.is_empty() =>
+                {
+                    return Err(ModelError::invalid(
+                        field,
+                        "values must be empty for Exists/DoesNotExist",
+                    ));
                 }
                 _ => {}
             }
@@ -232,25 +266,54 @@ mod tests {
     #[test]
     fn selector_operators() {
         let labels = Labels::new().with("arch", "x86_64").with("gpu", "yes");
-        let s = |op, vals: &[&str]| RunnerSelector::new().with_expression(SelectorRequirement::new("arch", op, vals.iter().copied()));
+        let s = |op, vals: &[&str]| {
+            RunnerSelector::new().with_expression(SelectorRequirement::new(
+                "arch",
+                op,
+                vals.iter().copied(),
+            ))
+        };
         assert!(s(SelectorOperator::In, &["x86_64", "arm"]).matches(&labels));
         assert!(!s(SelectorOperator::In, &["arm"]).matches(&labels));
         assert!(s(SelectorOperator::NotIn, &["arm"]).matches(&labels));
         assert!(!s(SelectorOperator::NotIn, &["x86_64"]).matches(&labels));
         assert!(s(SelectorOperator::Exists, &[]).matches(&labels));
         assert!(!s(SelectorOperator::DoesNotExist, &[]).matches(&labels));
-        assert!(RunnerSelector::new().with_label("gpu", "yes").matches(&labels));
-        assert!(!RunnerSelector::new().with_label("gpu", "no").matches(&labels));
+        assert!(
+            RunnerSelector::new()
+                .with_label("gpu", "yes")
+                .matches(&labels)
+        );
+        assert!(
+            !RunnerSelector::new()
+                .with_label("gpu", "no")
+                .matches(&labels)
+        );
         assert!(RunnerSelector::new().matches(&Labels::new()));
         // NotIn on a missing key holds.
-        assert!(RunnerSelector::new()
-            .with_expression(SelectorRequirement::new("zone", SelectorOperator::NotIn, ["a"]))
-            .matches(&labels));
+        assert!(
+            RunnerSelector::new()
+                .with_expression(SelectorRequirement::new(
+                    "zone",
+                    SelectorOperator::NotIn,
+                    ["a"]
+                ))
+                .matches(&labels)
+        );
     }
 
     #[test]
     fn selector_check() {
-        let bad = RunnerSelector::new().with_expression(SelectorRequirement::new("a", SelectorOperator::In, Vec::<String>::new()));
-        assert!(bad.check().unwrap_err().to_string().starts_with("runner_selector.match_expressions[0]"));
+        let bad = RunnerSelector::new().with_expression(SelectorRequirement::new(
+            "a",
+            SelectorOperator::In,
+            Vec::<String>::new(),
+        ));
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .starts_with("runner_selector.match_expressions[0]")
+        );
     }
 }

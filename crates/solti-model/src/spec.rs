@@ -8,7 +8,9 @@ use std::{
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::{AdmissionPolicy, BackoffPolicy, Labels, ModelError, RestartPolicy, RunnerSelector, Slot};
+use crate::{
+    AdmissionPolicy, BackoffPolicy, Labels, ModelError, RestartPolicy, RunnerSelector, Slot,
+};
 
 /// Largest decoded script body (2 MiB).
 pub const MAX_SCRIPT_BYTES: usize = 2 * 1024 * 1024;
@@ -44,7 +46,11 @@ impl TaskSpec {
     ///
     /// Defaults: restart `Never`, backoff full jitter 1000 ms → 30000 ms ×2.0, admission
     /// `DropIfRunning`, unlimited retries, no selector, no labels.
-    pub fn builder(slot: impl Into<String>, kind: TaskKind, timeout_ms: impl Into<u64>) -> TaskSpecBuilder {
+    pub fn builder(
+        slot: impl Into<String>,
+        kind: TaskKind,
+        timeout_ms: impl Into<u64>,
+    ) -> TaskSpecBuilder {
         TaskSpecBuilder {
             slot: slot.into(),
             kind,
@@ -202,7 +208,9 @@ impl TaskSpecBuilder {
                 format!("must be 1..={MAX_DURATION_MS} ms, got {}", self.timeout_ms),
             ));
         }
-        if let RestartPolicy::Always { interval_ms: Some(ms) } = self.restart
+        if let RestartPolicy::Always {
+            interval_ms: Some(ms),
+        } = self.restart
             && ms > MAX_DURATION_MS
         {
             return Err(ModelError::invalid(
@@ -211,7 +219,10 @@ impl TaskSpecBuilder {
             ));
         }
         if self.max_retries == Some(0) {
-            return Err(ModelError::invalid("max_retries", "must be >= 1 when set (omit it for unlimited), got 0"));
+            return Err(ModelError::invalid(
+                "max_retries",
+                "must be >= 1 when set (omit it for unlimited), got 0",
+            ));
         }
         self.labels.check("labels")?;
         if let Some(sel) = &self.runner_selector {
@@ -281,7 +292,10 @@ impl TaskKind {
 /// A subprocess to run: the brief's shape, with public fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[expect(clippy::exhaustive_structs, reason = "the brief builds this with a struct literal; new knobs go into SubprocessMode or the backend config")]
+#[expect(
+    clippy::exhaustive_structs,
+    reason = "the brief builds this with a struct literal; new knobs go into SubprocessMode or the backend config"
+)]
 pub struct SubprocessSpec {
     /// Command or script.
     pub mode: SubprocessMode,
@@ -295,9 +309,15 @@ pub struct SubprocessSpec {
 
 impl SubprocessSpec {
     /// A command with arguments, empty env, inherited cwd, failing on non-zero exit.
-    pub fn command(command: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn command(
+        command: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
-            mode: SubprocessMode::Command { command: command.into(), args: args.into_iter().map(Into::into).collect() },
+            mode: SubprocessMode::Command {
+                command: command.into(),
+                args: args.into_iter().map(Into::into).collect(),
+            },
             env: TaskEnv::new(),
             cwd: None,
             fail_on_non_zero: Flag::enabled(),
@@ -310,7 +330,11 @@ impl SubprocessSpec {
                 check_str("command.command", command, false)?;
                 check_list("command.args", args)?;
             }
-            SubprocessMode::Script { runtime, body, args } => {
+            SubprocessMode::Script {
+                runtime,
+                body,
+                args,
+            } => {
                 if let Runtime::Custom { command, flag } = runtime {
                     check_str("script.custom.command", command, false)?;
                     check_no_dotdot("script.custom.command", Path::new(command))?;
@@ -325,7 +349,10 @@ impl SubprocessSpec {
             let s = cwd.to_string_lossy();
             check_str("cwd", &s, false)?;
             if !cwd.is_absolute() {
-                return Err(ModelError::invalid("cwd", format!("must be an absolute path, got {s:?}")));
+                return Err(ModelError::invalid(
+                    "cwd",
+                    format!("must be an absolute path, got {s:?}"),
+                ));
             }
             check_no_dotdot("cwd", cwd)?;
         }
@@ -384,7 +411,9 @@ impl Runtime {
             Self::Bash => ("bash", None),
             Self::Python => ("python3", None),
             Self::Node => ("node", None),
-            Self::Custom { command, flag } => (command, Some(flag.as_str()).filter(|f| !f.is_empty())),
+            Self::Custom { command, flag } => {
+                (command, Some(flag.as_str()).filter(|f| !f.is_empty()))
+            }
         }
     }
 }
@@ -398,7 +427,10 @@ pub fn decode_script(body: &str) -> Result<Vec<u8>, ModelError> {
     if body.len() / 4 * 3 > MAX_SCRIPT_BYTES + 3 {
         return Err(ModelError::invalid(
             "body",
-            format!("decoded script must be at most {MAX_SCRIPT_BYTES} bytes, got about {}", body.len() / 4 * 3),
+            format!(
+                "decoded script must be at most {MAX_SCRIPT_BYTES} bytes, got about {}",
+                body.len() / 4 * 3
+            ),
         ));
     }
     let bytes = base64::engine::general_purpose::STANDARD
@@ -407,7 +439,10 @@ pub fn decode_script(body: &str) -> Result<Vec<u8>, ModelError> {
     if bytes.len() > MAX_SCRIPT_BYTES {
         return Err(ModelError::invalid(
             "body",
-            format!("decoded script must be at most {MAX_SCRIPT_BYTES} bytes, got {}", bytes.len()),
+            format!(
+                "decoded script must be at most {MAX_SCRIPT_BYTES} bytes, got {}",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes)
@@ -444,7 +479,10 @@ impl TaskEnv {
     /// The value of `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     /// Variables in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -472,7 +510,10 @@ impl TaskEnv {
 
     fn check(&self) -> Result<(), ModelError> {
         if self.0.len() > MAX_ENV_ENTRIES {
-            return Err(ModelError::invalid("env", format!("at most {MAX_ENV_ENTRIES} entries, got {}", self.0.len())));
+            return Err(ModelError::invalid(
+                "env",
+                format!("at most {MAX_ENV_ENTRIES} entries, got {}", self.0.len()),
+            ));
         }
         for (i, (k, v)) in self.0.iter().enumerate() {
             if k.is_empty() || k.len() > 256 || k.contains('=') || k.contains('\0') {
@@ -499,7 +540,9 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for TaskEnv {
 
 impl fmt::Debug for TaskEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.iter().map(|(k, _)| k)).finish()
+        f.debug_set()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -548,7 +591,10 @@ pub struct WasmSpec {
 impl WasmSpec {
     /// A module with no arguments or environment.
     pub fn new(module: impl Into<String>) -> Self {
-        Self { module: module.into(), ..Self::default() }
+        Self {
+            module: module.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -570,7 +616,10 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// An image with default entrypoint and no arguments.
     pub fn new(image: impl Into<String>) -> Self {
-        Self { image: image.into(), ..Self::default() }
+        Self {
+            image: image.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -583,7 +632,10 @@ fn check_str_owned(field: String, s: &str, allow_empty: bool) -> Result<(), Mode
         return Err(ModelError::invalid(field, "must not be empty"));
     }
     if s.len() > MAX_STRING_BYTES {
-        return Err(ModelError::invalid(field, format!("must be at most {MAX_STRING_BYTES} bytes, got {}", s.len())));
+        return Err(ModelError::invalid(
+            field,
+            format!("must be at most {MAX_STRING_BYTES} bytes, got {}", s.len()),
+        ));
     }
     if s.contains('\0') {
         return Err(ModelError::invalid(field, "must not contain NUL"));
@@ -593,7 +645,10 @@ fn check_str_owned(field: String, s: &str, allow_empty: bool) -> Result<(), Mode
 
 fn check_list(field: &'static str, items: &[String]) -> Result<(), ModelError> {
     if items.len() > MAX_ARGS {
-        return Err(ModelError::invalid(field, format!("at most {MAX_ARGS} entries, got {}", items.len())));
+        return Err(ModelError::invalid(
+            field,
+            format!("at most {MAX_ARGS} entries, got {}", items.len()),
+        ));
     }
     for (i, a) in items.iter().enumerate() {
         check_str_owned(format!("{field}[{i}]"), a, true)?;
@@ -603,7 +658,10 @@ fn check_list(field: &'static str, items: &[String]) -> Result<(), ModelError> {
 
 fn check_no_dotdot(field: &'static str, p: &Path) -> Result<(), ModelError> {
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err(ModelError::invalid(field, format!("must not contain '..', got {:?}", p.display().to_string())));
+        return Err(ModelError::invalid(
+            field,
+            format!("must not contain '..', got {:?}", p.display().to_string()),
+        ));
     }
     Ok(())
 }
@@ -670,7 +728,9 @@ mod tests {
 
     #[test]
     fn builder_defaults() {
-        let s = TaskSpec::builder("hello", echo(), 30_000u64).build().unwrap();
+        let s = TaskSpec::builder("hello", echo(), 30_000u64)
+            .build()
+            .unwrap();
         assert_eq!(s.restart(), RestartPolicy::Never);
         assert_eq!(s.admission(), AdmissionPolicy::DropIfRunning);
         assert_eq!(s.backoff(), BackoffPolicy::default());
@@ -681,36 +741,131 @@ mod tests {
     fn builder_errors_name_fields() {
         let e = |b: TaskSpecBuilder| b.build().unwrap_err().to_string();
         assert!(e(TaskSpec::builder("x", echo(), 0u64)).starts_with("timeout_ms:"));
-        assert!(e(TaskSpec::builder("x", echo(), 1u64).max_retries(Some(0))).starts_with("max_retries:"));
+        assert!(
+            e(TaskSpec::builder("x", echo(), 1u64).max_retries(Some(0)))
+                .starts_with("max_retries:")
+        );
         assert!(e(TaskSpec::builder("a b", echo(), 1u64)).starts_with("slot:"));
         let mut sp = SubprocessSpec::command("", Vec::<String>::new());
-        assert_eq!(e(TaskSpec::builder("x", TaskKind::Subprocess(sp.clone()), 1u64)), "kind.subprocess.command.command: must not be empty");
+        assert_eq!(
+            e(TaskSpec::builder(
+                "x",
+                TaskKind::Subprocess(sp.clone()),
+                1u64
+            )),
+            "kind.subprocess.command.command: must not be empty"
+        );
         sp = SubprocessSpec::command("ls", Vec::<String>::new());
         sp.cwd = Some("/tmp/../etc".into());
-        assert!(e(TaskSpec::builder("x", TaskKind::Subprocess(sp.clone()), 1u64)).starts_with("kind.subprocess.cwd: must not contain '..'"));
+        assert!(
+            e(TaskSpec::builder(
+                "x",
+                TaskKind::Subprocess(sp.clone()),
+                1u64
+            ))
+            .starts_with("kind.subprocess.cwd: must not contain '..'")
+        );
         sp.cwd = Some("relative".into());
-        assert!(e(TaskSpec::builder("x", TaskKind::Subprocess(sp.clone()), 1u64)).contains("absolute"));
+        assert!(
+            e(TaskSpec::builder(
+                "x",
+                TaskKind::Subprocess(sp.clone()),
+                1u64
+            ))
+            .contains("absolute")
+        );
         sp.cwd = None;
         sp.env = TaskEnv::new().with("A=B", "c");
-        assert!(e(TaskSpec::builder("x", TaskKind::Subprocess(sp.clone()), 1u64)).starts_with("kind.subprocess.env[0].key"));
-        sp.env = (0..MAX_ENV_ENTRIES + 1).map(|i| (format!("K{i}"), "v")).collect();
-        assert!(e(TaskSpec::builder("x", TaskKind::Subprocess(sp), 1u64)).starts_with("kind.subprocess.env: at most"));
+        assert!(
+            e(TaskSpec::builder(
+                "x",
+                TaskKind::Subprocess(sp.clone()),
+                1u64
+            ))
+            .starts_with("kind.subprocess.env[0].key")
+        );
+        sp.env = (0..MAX_ENV_ENTRIES + 1)
+            .map(|i| (format!("K{i}"), "v"))
+            .collect();
+        assert!(
+            e(TaskSpec::builder("x", TaskKind::Subprocess(sp), 1u64))
+                .starts_with("kind.subprocess.env: at most")
+        );
     }
 
     #[test]
     fn script_limits() {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let ok = SubprocessMode::Script { runtime: Runtime::Bash, body: b64.encode("echo hi"), args: vec![] };
-        let spec = SubprocessSpec { mode: ok, env: TaskEnv::new(), cwd: None, fail_on_non_zero: Flag::enabled() };
-        assert!(TaskSpec::builder("x", TaskKind::Subprocess(spec.clone()), 1u64).build().is_ok());
-        let big = SubprocessMode::Script { runtime: Runtime::Bash, body: b64.encode(vec![b'a'; MAX_SCRIPT_BYTES + 1]), args: vec![] };
-        let err = TaskSpec::builder("x", TaskKind::Subprocess(SubprocessSpec { mode: big, ..spec.clone() }), 1u64).build().unwrap_err();
-        assert!(err.to_string().starts_with("kind.subprocess.script.body: decoded script must be at most 2097152 bytes"), "{err}");
-        let bad = SubprocessMode::Script { runtime: Runtime::Bash, body: "@@@".into(), args: vec![] };
-        let err = TaskSpec::builder("x", TaskKind::Subprocess(SubprocessSpec { mode: bad, ..spec.clone() }), 1u64).build().unwrap_err();
+        let ok = SubprocessMode::Script {
+            runtime: Runtime::Bash,
+            body: b64.encode("echo hi"),
+            args: vec![],
+        };
+        let spec = SubprocessSpec {
+            mode: ok,
+            env: TaskEnv::new(),
+            cwd: None,
+            fail_on_non_zero: Flag::enabled(),
+        };
+        assert!(
+            TaskSpec::builder("x", TaskKind::Subprocess(spec.clone()), 1u64)
+                .build()
+                .is_ok()
+        );
+        let big = SubprocessMode::Script {
+            runtime: Runtime::Bash,
+            body: b64.encode(vec![b'a'; MAX_SCRIPT_BYTES + 1]),
+            args: vec![],
+        };
+        let err = TaskSpec::builder(
+            "x",
+            TaskKind::Subprocess(SubprocessSpec {
+                mode: big,
+                ..spec.clone()
+            }),
+            1u64,
+        )
+        .build()
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "kind.subprocess.script.body: decoded script must be at most 2097152 bytes"
+            ),
+            "{err}"
+        );
+        let bad = SubprocessMode::Script {
+            runtime: Runtime::Bash,
+            body: "@@@".into(),
+            args: vec![],
+        };
+        let err = TaskSpec::builder(
+            "x",
+            TaskKind::Subprocess(SubprocessSpec {
+                mode: bad,
+                ..spec.clone()
+            }),
+            1u64,
+        )
+        .build()
+        .unwrap_err();
         assert!(err.to_string().contains("base64"), "{err}");
-        let trav = SubprocessMode::Script { runtime: Runtime::Custom { command: "../../bin/sh".into(), flag: String::new() }, body: b64.encode("x"), args: vec![] };
-        assert!(TaskSpec::builder("x", TaskKind::Subprocess(SubprocessSpec { mode: trav, ..spec }), 1u64).build().is_err());
+        let trav = SubprocessMode::Script {
+            runtime: Runtime::Custom {
+                command: "../../bin/sh".into(),
+                flag: String::new(),
+            },
+            body: b64.encode("x"),
+            args: vec![],
+        };
+        assert!(
+            TaskSpec::builder(
+                "x",
+                TaskKind::Subprocess(SubprocessSpec { mode: trav, ..spec }),
+                1u64
+            )
+            .build()
+            .is_err()
+        );
     }
 
     #[test]
@@ -722,11 +877,21 @@ mod tests {
 
     #[test]
     fn serde_roundtrip_validates() {
-        let s = TaskSpec::builder("hello", echo(), 5u64).restart(RestartPolicy::Always { interval_ms: Some(10) }).build().unwrap();
+        let s = TaskSpec::builder("hello", echo(), 5u64)
+            .restart(RestartPolicy::Always {
+                interval_ms: Some(10),
+            })
+            .build()
+            .unwrap();
         let json = serde_json::to_string(&s).unwrap();
         let back: TaskSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
         let bad = json.replace("\"timeoutMs\":5", "\"timeoutMs\":0");
-        assert!(serde_json::from_str::<TaskSpec>(&bad).unwrap_err().to_string().contains("timeout_ms"));
+        assert!(
+            serde_json::from_str::<TaskSpec>(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("timeout_ms")
+        );
     }
 }

@@ -34,8 +34,15 @@ pub enum TaskPhase {
 
 impl TaskPhase {
     /// Every phase, in wire order.
-    pub const ALL: [Self; 7] =
-        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Timeout, Self::Canceled, Self::Exhausted];
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Timeout,
+        Self::Canceled,
+        Self::Exhausted,
+    ];
 
     /// Whether the task can no longer change phase.
     #[must_use]
@@ -70,9 +77,16 @@ impl FromStr for TaskPhase {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let n = norm(s);
         let n = n.strip_prefix("taskstatus").unwrap_or(&n);
-        Self::ALL.into_iter().find(|p| p.as_str() == n).ok_or_else(|| {
-            ModelError::unknown("task phase", s, "pending, running, succeeded, failed, timeout, canceled, exhausted")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == n)
+            .ok_or_else(|| {
+                ModelError::unknown(
+                    "task phase",
+                    s,
+                    "pending, running, succeeded, failed, timeout, canceled, exhausted",
+                )
+            })
     }
 }
 
@@ -101,7 +115,12 @@ impl ObjectMeta {
     /// Metadata for a task created at `now` (version 1).
     #[must_use]
     pub fn new(id: TaskId, now: i64) -> Self {
-        Self { id, resource_version: 1, created_at: now, updated_at: now }
+        Self {
+            id,
+            resource_version: 1,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 
@@ -124,7 +143,12 @@ impl TaskStatus {
     /// A fresh status in `phase`.
     #[must_use]
     pub const fn new(phase: TaskPhase) -> Self {
-        Self { phase, attempt: 0, exit_code: None, error: None }
+        Self {
+            phase,
+            attempt: 0,
+            exit_code: None,
+            error: None,
+        }
     }
 }
 
@@ -145,7 +169,11 @@ impl Task {
     /// Assembles a task.
     #[must_use]
     pub const fn new(metadata: ObjectMeta, spec: TaskSpec, status: TaskStatus) -> Self {
-        Self { metadata, spec, status }
+        Self {
+            metadata,
+            spec,
+            status,
+        }
     }
 }
 
@@ -172,7 +200,14 @@ impl TaskRun {
     /// A run that started at `started_at`.
     #[must_use]
     pub const fn started(attempt: u32, started_at: i64) -> Self {
-        Self { attempt, phase: TaskPhase::Running, started_at, finished_at: None, error: None, exit_code: None }
+        Self {
+            attempt,
+            phase: TaskPhase::Running,
+            started_at,
+            finished_at: None,
+            error: None,
+            exit_code: None,
+        }
     }
 }
 
@@ -195,7 +230,12 @@ impl TaskQuery {
     /// All tasks, first page of 100.
     #[must_use]
     pub const fn new() -> Self {
-        Self { slot: None, phase: None, limit: DEFAULT_PAGE_LIMIT, offset: 0 }
+        Self {
+            slot: None,
+            phase: None,
+            limit: DEFAULT_PAGE_LIMIT,
+            offset: 0,
+        }
     }
     /// Filters by slot.
     #[must_use]
@@ -215,9 +255,16 @@ impl TaskQuery {
     /// `limit` above 1000. Zero selects the default of 100.
     pub fn with_limit(mut self, limit: u32) -> Result<Self, ModelError> {
         if limit > MAX_PAGE_LIMIT {
-            return Err(ModelError::invalid("limit", format!("must be at most {MAX_PAGE_LIMIT}, got {limit}")));
+            return Err(ModelError::invalid(
+                "limit",
+                format!("must be at most {MAX_PAGE_LIMIT}, got {limit}"),
+            ));
         }
-        self.limit = if limit == 0 { DEFAULT_PAGE_LIMIT } else { limit };
+        self.limit = if limit == 0 {
+            DEFAULT_PAGE_LIMIT
+        } else {
+            limit
+        };
         Ok(self)
     }
     /// Sets the number of matches to skip.
@@ -277,7 +324,10 @@ mod tests {
         for p in TaskPhase::ALL {
             assert_eq!(p.as_str().parse::<TaskPhase>().unwrap(), p);
         }
-        assert_eq!("TASK_STATUS_RUNNING".parse::<TaskPhase>().unwrap(), TaskPhase::Running);
+        assert_eq!(
+            "TASK_STATUS_RUNNING".parse::<TaskPhase>().unwrap(),
+            TaskPhase::Running
+        );
         assert!("done".parse::<TaskPhase>().is_err());
         assert!(TaskPhase::Exhausted.is_terminal());
         assert!(TaskPhase::Pending.is_active());
@@ -286,6 +336,12 @@ mod tests {
     #[test]
     fn query_limits() {
         assert_eq!(TaskQuery::new().with_limit(0).unwrap().limit, 100);
-        assert!(TaskQuery::new().with_limit(1001).unwrap_err().to_string().starts_with("limit:"));
+        assert!(
+            TaskQuery::new()
+                .with_limit(1001)
+                .unwrap_err()
+                .to_string()
+                .starts_with("limit:")
+        );
     }
 }

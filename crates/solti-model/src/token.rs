@@ -24,10 +24,15 @@ impl Token {
     pub fn new(secret: impl Into<String>) -> Result<Self, ModelError> {
         let secret = secret.into();
         if secret.is_empty() || secret.len() > MAX_TOKEN_LEN {
-            return Err(ModelError::Token(format!("must be 1..={MAX_TOKEN_LEN} characters, got {}", secret.len())));
+            return Err(ModelError::Token(format!(
+                "must be 1..={MAX_TOKEN_LEN} characters, got {}",
+                secret.len()
+            )));
         }
         if !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ModelError::Token("must be visible ASCII without spaces".to_owned()));
+            return Err(ModelError::Token(
+                "must be visible ASCII without spaces".to_owned(),
+            ));
         }
         Ok(Self(secret))
     }
@@ -38,7 +43,8 @@ impl Token {
     /// # Errors
     /// When the variable is unset, not Unicode, or not a valid token.
     pub fn from_env(var: &str) -> Result<Self, ModelError> {
-        let v = std::env::var(var).map_err(|e| ModelError::Token(format!("environment variable {var}: {e}")))?;
+        let v = std::env::var(var)
+            .map_err(|e| ModelError::Token(format!("environment variable {var}: {e}")))?;
         Self::new(v.trim())
     }
 
@@ -59,7 +65,8 @@ impl Token {
     /// When the OS random source fails.
     pub fn generate() -> Result<Self, ModelError> {
         let mut buf = [0u8; 32];
-        getrandom::fill(&mut buf).map_err(|e| ModelError::Token(format!("os random source failed: {e}")))?;
+        getrandom::fill(&mut buf)
+            .map_err(|e| ModelError::Token(format!("os random source failed: {e}")))?;
         Ok(Self(buf.iter().map(|b| format!("{b:02x}")).collect()))
     }
 

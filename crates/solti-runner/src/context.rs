@@ -49,7 +49,12 @@ impl BuildContext {
     /// A context for `task_id` with empty env, no-op metrics and the given publisher.
     #[must_use]
     pub fn new(task_id: TaskId, output: OutputPublisher) -> Self {
-        Self { task_id, env: RunnerEnv::new(), metrics: Arc::new(NoOpMetrics), output }
+        Self {
+            task_id,
+            env: RunnerEnv::new(),
+            metrics: Arc::new(NoOpMetrics),
+            output,
+        }
     }
 
     /// Sets the runner environment.

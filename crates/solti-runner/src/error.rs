@@ -32,7 +32,13 @@ pub enum RunnerError {
 
 impl RunnerError {
     /// A [`RunnerError::Build`] from any error.
-    pub fn build(runner: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Build { runner: runner.into(), source: source.into() }
+    pub fn build(
+        runner: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Build {
+            runner: runner.into(),
+            source: source.into(),
+        }
     }
 }

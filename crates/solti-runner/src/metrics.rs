@@ -49,6 +49,13 @@ pub struct NoOpMetrics;
 
 impl MetricsBackend for NoOpMetrics {
     fn task_started(&self, _runner: &str, _kind: &str) {}
-    fn task_completed(&self, _runner: &str, _kind: &str, _outcome: AttemptOutcome, _duration: Duration) {}
+    fn task_completed(
+        &self,
+        _runner: &str,
+        _kind: &str,
+        _outcome: AttemptOutcome,
+        _duration: Duration,
+    ) {
+    }
     fn runner_error(&self, _runner: &str, _reason: &'static str) {}
 }

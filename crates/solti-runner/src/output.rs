@@ -21,6 +21,15 @@ use solti_model::{OutputEvent, OutputStream, TaskId};
 pub trait OutputTarget: Send + Sync + 'static {
     /// Delivers one event.
     fn publish(&self, event: OutputEvent);
+
+    /// Whether a live reader has fallen well behind (e.g. its buffer is more than half
+    /// full). A hint only: runners may slow down *reading* their source while it is true
+    /// (a subprocess runner lets the pipe fill, which blocks the child), but must not rely
+    /// on it and must stop waiting on a reader that makes no progress. `publish` itself
+    /// never waits. The default is `false` (no pacing).
+    fn backlogged(&self) -> bool {
+        false
+    }
 }
 
 /// Discards output.
@@ -41,13 +50,21 @@ impl OutputTarget for DiscardOutput {
 pub struct OutputPublisher {
     task_id: TaskId,
     attempt: Arc<AtomicU32>,
+    /// Exit code recorded by the runner: `attempt << 32 | code as u32`; 0 = none
+    /// (attempts are 1-based).
+    exit_code: Arc<AtomicU64>,
     target: Arc<dyn OutputTarget>,
 }
 
 impl OutputPublisher {
     /// A publisher for `task_id` writing to `target`; the attempt counter starts at 0.
     pub fn new(task_id: TaskId, target: Arc<dyn OutputTarget>) -> Self {
-        Self { task_id, attempt: Arc::new(AtomicU32::new(0)), target }
+        Self {
+            task_id,
+            attempt: Arc::new(AtomicU32::new(0)),
+            exit_code: Arc::new(AtomicU64::new(0)),
+            target,
+        }
     }
 
     /// A publisher that discards everything (for tests and headless use).
@@ -73,6 +90,23 @@ impl OutputPublisher {
         self.attempt.store(attempt, Ordering::Release);
     }
 
+    /// Records the exit code of `attempt` (runner side). Runners call this whenever the
+    /// process exited by itself, including when the attempt still succeeds (a non-zero
+    /// exit with `fail_on_non_zero` off), so the supervisor can report it.
+    pub fn record_exit_code(&self, attempt: u32, code: i32) {
+        let packed = (u64::from(attempt) << 32) | u64::from(code.cast_unsigned());
+        self.exit_code.store(packed, Ordering::Release);
+    }
+
+    /// Takes the exit code recorded for `attempt` (supervisor side), if the runner
+    /// recorded one for that attempt.
+    #[must_use]
+    pub fn take_exit_code(&self, attempt: u32) -> Option<i32> {
+        let packed = self.exit_code.swap(0, Ordering::AcqRel);
+        let recorded = u32::try_from(packed >> 32).ok()?;
+        (packed != 0 && recorded == attempt).then(|| (packed as u32).cast_signed())
+    }
+
     /// Publishes a non-line event (run markers) as is.
     pub fn publish(&self, event: OutputEvent) {
         self.target.publish(event);
@@ -92,7 +126,10 @@ impl OutputPublisher {
 
 impl fmt::Debug for OutputPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutputPublisher").field("task_id", &self.task_id).field("attempt", &self.attempt()).finish()
+        f.debug_struct("OutputPublisher")
+            .field("task_id", &self.task_id)
+            .field("attempt", &self.attempt())
+            .finish()
     }
 }
 
@@ -114,6 +151,13 @@ impl OutputSink {
         self.attempt
     }
 
+    /// Whether a live reader of this task's output has fallen well behind; see
+    /// [`OutputTarget::backlogged`].
+    #[must_use]
+    pub fn backlogged(&self) -> bool {
+        self.target.backlogged()
+    }
+
     /// Publishes one stdout line (without its line ending).
     pub fn stdout_line(&self, line: Bytes) {
         self.line(OutputStream::Stdout, line);
@@ -126,18 +170,36 @@ impl OutputSink {
 
     /// Publishes one line on `stream`.
     pub fn line(&self, stream: OutputStream, line: Bytes) {
+        self.lines(stream, [line]);
+    }
+
+    /// Publishes several lines on `stream`, in order, stamped with one timestamp (for lines
+    /// that were read together: reading the clock once per line costs more than the rest
+    /// of publishing a short line).
+    pub fn lines(&self, stream: OutputStream, lines: impl IntoIterator<Item = Bytes>) {
         let counter = match stream {
             OutputStream::Stdout => &self.stdout_seq,
             OutputStream::Stderr => &self.stderr_seq,
         };
-        let seq = counter.fetch_add(1, Ordering::Relaxed);
-        self.target.publish(OutputEvent::Chunk { attempt: self.attempt, stream, seq, ts: now_ms(), line });
+        let ts = now_ms();
+        for line in lines {
+            let seq = counter.fetch_add(1, Ordering::Relaxed);
+            self.target.publish(OutputEvent::Chunk {
+                attempt: self.attempt,
+                stream,
+                seq,
+                ts,
+                line,
+            });
+        }
     }
 }
 
 impl fmt::Debug for OutputSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutputSink").field("attempt", &self.attempt).finish_non_exhaustive()
+        f.debug_struct("OutputSink")
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
     }
 }
 

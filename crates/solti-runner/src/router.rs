@@ -27,7 +27,11 @@ impl RunnerRouter {
     /// An empty router with no-op metrics and an empty runner environment.
     #[must_use]
     pub fn new() -> Self {
-        Self { runners: Vec::new(), env: RunnerEnv::new(), metrics: Arc::new(NoOpMetrics) }
+        Self {
+            runners: Vec::new(),
+            env: RunnerEnv::new(),
+            metrics: Arc::new(NoOpMetrics),
+        }
     }
 
     /// Registers a runner with no labels.
@@ -42,7 +46,11 @@ impl RunnerRouter {
     ///
     /// # Errors
     /// When a runner of the same name is already registered, or the name is not 1..=64 chars.
-    pub fn register_with_labels(&mut self, runner: impl Runner, labels: Labels) -> Result<(), RunnerError> {
+    pub fn register_with_labels(
+        &mut self,
+        runner: impl Runner,
+        labels: Labels,
+    ) -> Result<(), RunnerError> {
         self.register_arc(Arc::new(runner), labels)
     }
 
@@ -50,7 +58,11 @@ impl RunnerRouter {
     ///
     /// # Errors
     /// As [`register_with_labels`](Self::register_with_labels).
-    pub fn register_arc(&mut self, runner: Arc<dyn Runner>, labels: Labels) -> Result<(), RunnerError> {
+    pub fn register_arc(
+        &mut self,
+        runner: Arc<dyn Runner>,
+        labels: Labels,
+    ) -> Result<(), RunnerError> {
         let name = runner.name();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(RunnerError::InvalidName(name.chars().count()));
@@ -114,11 +126,16 @@ impl RunnerRouter {
             .iter()
             .find(|e| {
                 e.runner.supports(spec)
-                    && spec.labels().iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                    && spec
+                        .labels()
+                        .iter()
+                        .all(|(k, v)| e.labels.get(k) == Some(v))
                     && spec.runner_selector().is_none_or(|s| s.matches(&e.labels))
             })
             .map(|e| &e.runner)
-            .ok_or(RunnerError::NoRunner { kind: spec.kind().name() })
+            .ok_or(RunnerError::NoRunner {
+                kind: spec.kind().name(),
+            })
     }
 
     /// A build context for a task carrying this router's env and metrics.
@@ -133,7 +150,11 @@ impl RunnerRouter {
     ///
     /// # Errors
     /// As [`pick`](Self::pick), or the runner's own build error.
-    pub fn build(&self, spec: &TaskSpec, ctx: &BuildContext) -> Result<(TaskRef, String), RunnerError> {
+    pub fn build(
+        &self,
+        spec: &TaskSpec,
+        ctx: &BuildContext,
+    ) -> Result<(TaskRef, String), RunnerError> {
         let runner = self.pick(spec)?;
         let task = runner.build_task(spec, ctx)?;
         Ok((task, runner.name().to_owned()))
@@ -149,7 +170,14 @@ impl Default for RunnerRouter {
 impl fmt::Debug for RunnerRouter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunnerRouter")
-            .field("runners", &self.runners.iter().map(|e| (e.runner.name(), &e.labels)).collect::<Vec<_>>())
+            .field(
+                "runners",
+                &self
+                    .runners
+                    .iter()
+                    .map(|e| (e.runner.name(), &e.labels))
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

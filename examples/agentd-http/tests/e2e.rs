@@ -14,7 +14,12 @@ fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 fn start(name: &str, extra: &[&str]) -> AgentProcess {
-    AgentProcess::start(Path::new(env!("CARGO_BIN_EXE_agentd-http")), &scratch(name), extra).unwrap()
+    AgentProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_agentd-http")),
+        &scratch(name),
+        extra,
+    )
+    .unwrap()
 }
 
 fn sh_task(slot: &str, script: &str) -> Value {
@@ -28,7 +33,12 @@ fn sh_task(slot: &str, script: &str) -> Value {
 }
 
 async fn submit(client: &reqwest::Client, base: &str, body: &Value) -> String {
-    let resp = client.post(format!("{base}/api/v1/tasks")).json(body).send().await.unwrap();
+    let resp = client
+        .post(format!("{base}/api/v1/tasks"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let v: Value = resp.json().await.unwrap();
     v["taskId"].as_str().unwrap().to_owned()
@@ -36,16 +46,27 @@ async fn submit(client: &reqwest::Client, base: &str, body: &Value) -> String {
 
 /// Reads the whole SSE stream of a task (it ends when the task is terminal) as (event, data).
 async fn tail(client: &reqwest::Client, base: &str, id: &str) -> Vec<(String, Value)> {
-    let mut resp = client.get(format!("{base}/api/v1/tasks/{id}/logs")).send().await.unwrap();
+    let mut resp = client
+        .get(format!("{base}/api/v1/tasks/{id}/logs"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut buf = String::new();
     let read = async {
         while let Some(chunk) = resp.chunk().await.unwrap() {
             buf.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("log stream ends");
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("log stream ends");
     buf.split("\n\n")
         .filter_map(|block| {
             let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
@@ -61,7 +82,12 @@ async fn submit_tail_inspect_and_delete() {
     let base = format!("http://{}", agent.api_addr());
     let client = reqwest::Client::new();
 
-    let id = submit(&client, &base, &sh_task("hello", "echo one; echo two >&2; sleep 0.3; echo three")).await;
+    let id = submit(
+        &client,
+        &base,
+        &sh_task("hello", "echo one; echo two >&2; sleep 0.3; echo three"),
+    )
+    .await;
     let events = tail(&client, &base, &id).await;
     let names: Vec<_> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names.first(), Some(&"run-started"), "{events:?}");
@@ -69,33 +95,89 @@ async fn submit_tail_inspect_and_delete() {
     let lines: Vec<_> = events
         .iter()
         .filter(|(e, _)| e == "chunk")
-        .map(|(_, d)| (d["stream"].as_str().unwrap().to_owned(), d["line"].as_str().unwrap().to_owned()))
+        .map(|(_, d)| {
+            (
+                d["stream"].as_str().unwrap().to_owned(),
+                d["line"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert!(lines.contains(&("stdout".into(), "one".into())), "{lines:?}");
-    assert!(lines.contains(&("stderr".into(), "two".into())), "{lines:?}");
-    assert!(lines.contains(&("stdout".into(), "three".into())), "{lines:?}");
+    assert!(
+        lines.contains(&("stdout".into(), "one".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("stderr".into(), "two".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("stdout".into(), "three".into())),
+        "{lines:?}"
+    );
     assert_eq!(events.last().unwrap().1["exitCode"], 0);
 
-    let task: Value = client.get(format!("{base}/api/v1/tasks/{id}")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(task["task"]["status"]["phase"], "TASK_STATUS_SUCCEEDED", "{task}");
+    let task: Value = client
+        .get(format!("{base}/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        task["task"]["status"]["phase"], "TASK_STATUS_SUCCEEDED",
+        "{task}"
+    );
     assert_eq!(task["task"]["metadata"]["id"], id.as_str());
-    let runs: Value = client.get(format!("{base}/api/v1/tasks/{id}/runs")).send().await.unwrap().json().await.unwrap();
+    let runs: Value = client
+        .get(format!("{base}/api/v1/tasks/{id}/runs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs["runs"][0]["exitCode"], 0);
 
-    let list: Value =
-        client.get(format!("{base}/api/v1/tasks?status=succeeded")).send().await.unwrap().json().await.unwrap();
+    let list: Value = client
+        .get(format!("{base}/api/v1/tasks?status=succeeded"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["total"], 1, "{list}");
 
-    let resp = client.delete(format!("{base}/api/v1/tasks/{id}")).send().await.unwrap();
+    let resp = client
+        .delete(format!("{base}/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = client.get(format!("{base}/api/v1/tasks/{id}")).send().await.unwrap();
+    let resp = client
+        .get(format!("{base}/api/v1/tasks/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"], "TaskNotFound");
 
-    let metrics = client.get(agent.metrics_url()).send().await.unwrap().text().await.unwrap();
-    for family in ["solti_build_info", "solti_tasks", "solti_api_requests_total"] {
+    let metrics = client
+        .get(agent.metrics_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "solti_build_info",
+        "solti_tasks",
+        "solti_api_requests_total",
+    ] {
         assert!(metrics.contains(family), "missing {family} in scrape");
     }
 }
@@ -106,15 +188,33 @@ async fn sigterm_stops_tasks_reaps_children_and_exits_zero() {
     let base = format!("http://{}", agent.api_addr());
     let client = reqwest::Client::new();
     // A child that ignores SIGTERM, with a grandchild in the background.
-    let id = submit(&client, &base, &sh_task("sleeper", "trap '' TERM; sleep 300 & echo $$ $!; wait")).await;
-    let mut resp = client.get(format!("{base}/api/v1/tasks/{id}/logs")).send().await.unwrap();
+    let id = submit(
+        &client,
+        &base,
+        &sh_task("sleeper", "trap '' TERM; sleep 300 & echo $$ $!; wait"),
+    )
+    .await;
+    let mut resp = client
+        .get(format!("{base}/api/v1/tasks/{id}/logs"))
+        .send()
+        .await
+        .unwrap();
     let mut buf = String::new();
     let pids: Vec<i32> = loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         buf.push_str(&String::from_utf8_lossy(&chunk));
         if let Some(line) = buf.lines().find(|l| l.contains("\"type\":\"chunk\"")) {
             let data: Value = serde_json::from_str(line.trim_start_matches("data: ")).unwrap();
-            break data["line"].as_str().unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+            break data["line"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
         }
     };
     assert!(pids.iter().all(|&p| process_alive(p)));
@@ -123,7 +223,10 @@ async fn sigterm_stops_tasks_reaps_children_and_exits_zero() {
     let status = agent.terminate(Duration::from_secs(20)).unwrap();
     assert!(status.success(), "agent exit status {status:?}");
     for pid in pids {
-        assert!(!process_alive(pid), "pid {pid} survived the agent's shutdown");
+        assert!(
+            !process_alive(pid),
+            "pid {pid} survived the agent's shutdown"
+        );
     }
 }
 
@@ -139,7 +242,13 @@ fn agent_id_survives_restart_and_unsafe_listen_is_refused() {
     drop(second);
 
     let out = std::process::Command::new(bin)
-        .args(["--listen", "0.0.0.0:0", "--metrics-listen", "off", "--state-dir"])
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--metrics-listen",
+            "off",
+            "--state-dir",
+        ])
         .arg(dir.join("state"))
         .output()
         .unwrap();

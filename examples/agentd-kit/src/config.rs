@@ -73,7 +73,12 @@ pub struct Config {
     pub control_plane: Option<String>,
 
     /// Podium HTTP dialect.
-    #[arg(long, env = "SOLTI_PODIUM_DIALECT", value_enum, default_value = "proto")]
+    #[arg(
+        long,
+        env = "SOLTI_PODIUM_DIALECT",
+        value_enum,
+        default_value = "proto"
+    )]
     pub podium_dialect: DialectArg,
 
     /// Heartbeat interval to the control plane, in milliseconds (>= 1000).
@@ -99,7 +104,12 @@ pub struct Config {
 
     /// Bearer token required from API clients and sent to the control plane. Prefer
     /// --token-file: a flag is visible in the process list.
-    #[arg(long, env = "SOLTI_AGENT_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    #[arg(
+        long,
+        env = "SOLTI_AGENT_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
 
     /// File holding the bearer token.
@@ -154,7 +164,10 @@ impl Config {
     pub fn listen_addr(&self, transport: TransportKind) -> SocketAddr {
         self.listen.unwrap_or_else(|| {
             // The defaults are literals that always parse.
-            transport.default_listen().parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+            transport
+                .default_listen()
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
         })
     }
 
@@ -166,10 +179,12 @@ impl Config {
         if self.metrics_listen.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        self.metrics_listen
-            .parse()
-            .map(Some)
-            .with_context(|| format!("--metrics-listen: expected host:port or `off`, got {:?}", self.metrics_listen))
+        self.metrics_listen.parse().map(Some).with_context(|| {
+            format!(
+                "--metrics-listen: expected host:port or `off`, got {:?}",
+                self.metrics_listen
+            )
+        })
     }
 
     /// The state directory.
@@ -220,10 +235,20 @@ impl Config {
         if let Some(a) = &self.advertise {
             return a.clone();
         }
-        let host = if addr.ip().is_unspecified() { hostname() } else { addr.ip().to_string() };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let host = if addr.ip().is_unspecified() {
+            hostname()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         match transport {
-            TransportKind::Http if self.tls_cert.is_some() => format!("https://{host}:{}", addr.port()),
+            TransportKind::Http if self.tls_cert.is_some() => {
+                format!("https://{host}:{}", addr.port())
+            }
             TransportKind::Http => format!("http://{host}:{}", addr.port()),
             TransportKind::Grpc => format!("{host}:{}", addr.port()),
         }
@@ -251,26 +276,53 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&[]);
-        assert_eq!(c.listen_addr(TransportKind::Http).to_string(), "127.0.0.1:8085");
-        assert_eq!(c.listen_addr(TransportKind::Grpc).to_string(), "127.0.0.1:50052");
-        assert_eq!(c.metrics_addr().unwrap().unwrap().to_string(), "127.0.0.1:9090");
+        assert_eq!(
+            c.listen_addr(TransportKind::Http).to_string(),
+            "127.0.0.1:8085"
+        );
+        assert_eq!(
+            c.listen_addr(TransportKind::Grpc).to_string(),
+            "127.0.0.1:50052"
+        );
+        assert_eq!(
+            c.metrics_addr().unwrap().unwrap().to_string(),
+            "127.0.0.1:9090"
+        );
         assert_eq!(c.heartbeat_ms, 10_000);
     }
 
     #[test]
     fn non_loopback_needs_auth() {
         let c = parse(&["--listen", "0.0.0.0:8085"]);
-        let err = c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").unwrap_err().to_string();
+        let err = c
+            .check_safe_listen(c.listen_addr(TransportKind::Http), "API")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("insecure"), "{err}");
-        let c = parse(&["--listen", "0.0.0.0:8085", "--insecure-allow-unauthenticated"]);
-        assert!(c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").is_ok());
+        let c = parse(&[
+            "--listen",
+            "0.0.0.0:8085",
+            "--insecure-allow-unauthenticated",
+        ]);
+        assert!(
+            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
+                .is_ok()
+        );
         let c = parse(&["--listen", "0.0.0.0:8085", "--token-file", "/x"]);
-        assert!(c.check_safe_listen(c.listen_addr(TransportKind::Http), "API").is_ok());
+        assert!(
+            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
+                .is_ok()
+        );
     }
 
     #[test]
     fn metrics_off_and_bad() {
-        assert!(parse(&["--metrics-listen", "off"]).metrics_addr().unwrap().is_none());
+        assert!(
+            parse(&["--metrics-listen", "off"])
+                .metrics_addr()
+                .unwrap()
+                .is_none()
+        );
         assert!(parse(&["--metrics-listen", "nope"]).metrics_addr().is_err());
     }
 
@@ -278,7 +330,10 @@ mod tests {
     fn advertise_forms() {
         let c = parse(&[]);
         let addr: SocketAddr = "127.0.0.1:8085".parse().unwrap();
-        assert_eq!(c.advertise(TransportKind::Http, addr), "http://127.0.0.1:8085");
+        assert_eq!(
+            c.advertise(TransportKind::Http, addr),
+            "http://127.0.0.1:8085"
+        );
         assert_eq!(c.advertise(TransportKind::Grpc, addr), "127.0.0.1:8085");
     }
 }

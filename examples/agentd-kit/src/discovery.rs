@@ -48,7 +48,12 @@ pub(crate) fn config(
         if transport == TransportKind::Grpc {
             tls = tls.with_alpn(["h2"]);
         }
-        builder = builder.with_tls(tls.build().context("--cp-ca / --cp-client-cert / --cp-client-key")?);
+        builder = builder.with_tls(
+            tls.build()
+                .context("--cp-ca / --cp-client-cert / --cp-client-key")?,
+        );
     }
-    builder.build().context("--control-plane / --advertise / --heartbeat-ms")
+    builder
+        .build()
+        .context("--control-plane / --advertise / --heartbeat-ms")
 }

@@ -20,8 +20,12 @@ const AGENT_ID_FILE: &str = "agent-id";
 pub fn load_or_create_agent_id(state_dir: &Path) -> Result<AgentId> {
     let path = state_dir.join(AGENT_ID_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(s) => AgentId::try_new(s.trim())
-            .with_context(|| format!("{}: holds an invalid agent id; fix or remove it", path.display())),
+        Ok(s) => AgentId::try_new(s.trim()).with_context(|| {
+            format!(
+                "{}: holds an invalid agent id; fix or remove it",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = AgentId::generate();
             write_atomically(state_dir, &path, id.as_str())?;
@@ -32,9 +36,11 @@ pub fn load_or_create_agent_id(state_dir: &Path) -> Result<AgentId> {
 }
 
 fn write_atomically(dir: &Path, path: &PathBuf, contents: &str) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
     let tmp = dir.join(format!(".{AGENT_ID_FILE}.tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(contents.as_bytes())
         .and_then(|()| f.write_all(b"\n"))
         .and_then(|()| f.sync_all())
@@ -55,7 +61,12 @@ mod tests {
         let b = load_or_create_agent_id(&dir).unwrap();
         assert_eq!(a, b);
         std::fs::write(dir.join(AGENT_ID_FILE), "bad id!").unwrap();
-        assert!(load_or_create_agent_id(&dir).unwrap_err().to_string().contains("invalid agent id"));
+        assert!(
+            load_or_create_agent_id(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid agent id")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,7 +12,9 @@ use taskvisor::{ControllerConfig, SupervisorConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, LogFormatArg, TransportKind, load_or_create_agent_id, serve, shutdown_on_signals};
+use crate::{
+    Config, LogFormatArg, TransportKind, load_or_create_agent_id, serve, shutdown_on_signals,
+};
 
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
@@ -57,32 +59,57 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
     .await
     .context("start the supervisor")?;
     let phases = supervisor.clone();
-    metrics.register_phase_counts(move || phases.phase_counts()).context("phase metrics")?;
+    metrics
+        .register_phase_counts(move || phases.phase_counts())
+        .context("phase metrics")?;
 
-    let api_listener = TcpListener::bind(listen).await.with_context(|| format!("--listen: cannot bind {listen}"))?;
+    let api_listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--listen: cannot bind {listen}"))?;
     let api_addr = api_listener.local_addr().context("API listener address")?;
 
     let metrics_url = match config.metrics_addr()? {
         Some(addr) => {
-            let listener =
-                TcpListener::bind(addr).await.with_context(|| format!("--metrics-listen: cannot bind {addr}"))?;
-            let url = format!("http://{}/metrics", listener.local_addr().context("metrics listener address")?);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen: cannot bind {addr}"))?;
+            let url = format!(
+                "http://{}/metrics",
+                listener.local_addr().context("metrics listener address")?
+            );
             let (task, spec) = solti_prometheus::metrics_server(listener, registry.clone());
-            supervisor.submit_with_task(task, &spec).await.context("start the metrics server")?;
+            supervisor
+                .submit_with_task(task, &spec)
+                .await
+                .context("start the metrics server")?;
             url
         }
         None => "off".to_owned(),
     };
 
     let (task, spec) = solti_observe::timezone_sync();
-    supervisor.submit_with_task(task, &spec).await.context("start the timezone sync")?;
+    supervisor
+        .submit_with_task(task, &spec)
+        .await
+        .context("start the timezone sync")?;
 
     let control_plane = match &config.control_plane {
         Some(cp) => {
             let advertise = config.advertise(transport, api_addr);
-            let discover = crate::discovery::config(&config, transport, &agent_id, &advertise, cp, token.clone(), &metrics)?;
+            let discover = crate::discovery::config(
+                &config,
+                transport,
+                &agent_id,
+                &advertise,
+                cp,
+                token.clone(),
+                &metrics,
+            )?;
             let (task, spec) = solti_discover::sync(discover).context("--control-plane")?;
-            supervisor.submit_with_task(task, &spec).await.context("start discovery")?;
+            supervisor
+                .submit_with_task(task, &spec)
+                .await
+                .context("start discovery")?;
             cp.clone()
         }
         None => "none".to_owned(),
@@ -127,8 +154,12 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
 
 fn load_token(config: &Config) -> Result<Option<Token>> {
     match (&config.token, &config.token_file) {
-        (Some(t), _) => Token::new(t.clone()).map(Some).context("--token / SOLTI_AGENT_TOKEN"),
-        (None, Some(path)) => Token::from_file(path).map(Some).context("--token-file / SOLTI_AGENT_TOKEN_FILE"),
+        (Some(t), _) => Token::new(t.clone())
+            .map(Some)
+            .context("--token / SOLTI_AGENT_TOKEN"),
+        (None, Some(path)) => Token::from_file(path)
+            .map(Some)
+            .context("--token-file / SOLTI_AGENT_TOKEN_FILE"),
         (None, None) => Ok(None),
     }
 }
@@ -137,11 +168,16 @@ fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    let mut builder = solti_tls::ServerTlsConfig::builder().cert_pem_file(cert).key_pem_file(key);
+    let mut builder = solti_tls::ServerTlsConfig::builder()
+        .cert_pem_file(cert)
+        .key_pem_file(key);
     if let Some(ca) = &config.tls_client_ca {
         builder = builder.require_client_ca_pem_file(ca);
     }
-    builder.build().map(Some).context("--tls-cert / --tls-key / --tls-client-ca")
+    builder
+        .build()
+        .map(Some)
+        .context("--tls-cert / --tls-key / --tls-client-ca")
 }
 
 /// The whole `main` of a reference agent: parse flags (named after the binary), read the
@@ -156,13 +192,20 @@ pub fn main(transport: TransportKind) -> Result<()> {
         .name(transport.binary_name())
         .bin_name(transport.binary_name())
         .about(match transport {
-            TransportKind::Http => "Solti agent: runs supervised tasks, serves the HTTP/JSON task API with SSE logs",
-            TransportKind::Grpc => "Solti agent: runs supervised tasks, serves the gRPC task API (solti.task.v1)",
+            TransportKind::Http => {
+                "Solti agent: runs supervised tasks, serves the HTTP/JSON task API with SSE logs"
+            }
+            TransportKind::Grpc => {
+                "Solti agent: runs supervised tasks, serves the gRPC task API (solti.task.v1)"
+            }
         })
         .get_matches();
     let config = Config::from_arg_matches(&matches)?;
     // The local UTC offset can only be read reliably before other threads exist.
     let _ = solti_observe::init_local_offset();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
     runtime.block_on(run(config, transport))
 }

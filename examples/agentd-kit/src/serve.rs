@@ -35,7 +35,11 @@ pub(crate) async fn api(
             }
             let router = api.router();
             match tls {
-                Some(tls) => serve.serve(TlsListener::new(listener, &tls), router, stop).await,
+                Some(tls) => {
+                    serve
+                        .serve(TlsListener::new(listener, &tls), router, stop)
+                        .await
+                }
                 None => serve.serve(listener, router, stop).await,
             }
         }
@@ -46,7 +50,11 @@ pub(crate) async fn api(
             }
             let routes = api.into_routes();
             match tls {
-                Some(tls) => serve.serve(TlsListener::new(listener, &tls), routes, stop).await,
+                Some(tls) => {
+                    serve
+                        .serve(TlsListener::new(listener, &tls), routes, stop)
+                        .await
+                }
                 None => serve.serve(listener, routes, stop).await,
             }
         }

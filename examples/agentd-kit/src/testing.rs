@@ -38,7 +38,14 @@ impl AgentProcess {
     /// When the process cannot start or exits before it is ready.
     pub fn start_with_state(binary: &Path, state_dir: &Path, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "info"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ])
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
@@ -68,7 +75,11 @@ impl AgentProcess {
                         .filter_map(|kv| kv.split_once('='))
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
                         .collect();
-                    return Ok(Self { child, ready, state_dir: state_dir.to_path_buf() });
+                    return Ok(Self {
+                        child,
+                        ready,
+                        state_dir: state_dir.to_path_buf(),
+                    });
                 }
                 Ok(_) => {}
                 Err(_) => {
@@ -84,7 +95,9 @@ impl AgentProcess {
     #[must_use]
     pub fn api_addr(&self) -> String {
         let api = self.ready.get("api").map_or("", String::as_str);
-        api.split_once("://").map_or(api, |(_, rest)| rest).to_owned()
+        api.split_once("://")
+            .map_or(api, |(_, rest)| rest)
+            .to_owned()
     }
 
     /// The metrics URL.
@@ -130,6 +143,9 @@ impl Drop for AgentProcess {
 #[must_use]
 pub fn process_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }

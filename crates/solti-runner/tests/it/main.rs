@@ -1,5 +1,8 @@
 //! Behaviour of the runner boundary through its public API.
-#![allow(clippy::unwrap_used, reason = "test fakes outside #[test] fns may unwrap")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test fakes outside #[test] fns may unwrap"
+)]
 
 mod output;
 mod router;

@@ -34,7 +34,13 @@ fn sinks_number_lines_per_stream_and_attempt() {
         .unwrap()
         .iter()
         .map(|e| match e {
-            OutputEvent::Chunk { attempt, stream, seq, line, .. } => (*attempt, *stream, *seq, line.clone()),
+            OutputEvent::Chunk {
+                attempt,
+                stream,
+                seq,
+                line,
+                ..
+            } => (*attempt, *stream, *seq, line.clone()),
             other => panic!("unexpected {other:?}"),
         })
         .collect();

@@ -1,6 +1,6 @@
 use solti_model::{
-    ContainerSpec, Labels, RunnerSelector, SelectorOperator, SelectorRequirement, SubprocessSpec, TaskKind,
-    TaskSpec,
+    ContainerSpec, Labels, RunnerSelector, SelectorOperator, SelectorRequirement, SubprocessSpec,
+    TaskKind, TaskSpec,
 };
 use solti_runner::{BuildContext, OutputPublisher, Runner, RunnerError, RunnerRouter};
 use taskvisor::{TaskContext, TaskError, TaskFn, TaskRef};
@@ -15,7 +15,9 @@ impl Runner for Named {
         (self.1)(spec)
     }
     fn build_task(&self, _spec: &TaskSpec, _ctx: &BuildContext) -> Result<TaskRef, RunnerError> {
-        Ok(TaskFn::arc(|_ctx: TaskContext| async { Ok::<(), TaskError>(()) }))
+        Ok(TaskFn::arc(|_ctx: TaskContext| async {
+            Ok::<(), TaskError>(())
+        }))
     }
 }
 
@@ -28,7 +30,11 @@ fn is_sub(spec: &TaskSpec) -> bool {
 }
 
 fn spec() -> solti_model::TaskSpecBuilder {
-    TaskSpec::builder("s", TaskKind::Subprocess(SubprocessSpec::command("true", Vec::<String>::new())), 1_000u64)
+    TaskSpec::builder(
+        "s",
+        TaskKind::Subprocess(SubprocessSpec::command("true", Vec::<String>::new())),
+        1_000u64,
+    )
 }
 
 #[test]
@@ -46,31 +52,61 @@ fn duplicate_and_invalid_names_are_refused() {
     r.register(Named("a", is_sub)).unwrap();
     let err = r.register(Named("a", is_sub)).unwrap_err();
     assert!(matches!(err, RunnerError::DuplicateName(ref n) if n == "a"));
-    assert_eq!(err.to_string(), "a runner named \"a\" is already registered");
-    assert!(matches!(r.register(Named("", is_sub)), Err(RunnerError::InvalidName(0))));
+    assert_eq!(
+        err.to_string(),
+        "a runner named \"a\" is already registered"
+    );
+    assert!(matches!(
+        r.register(Named("", is_sub)),
+        Err(RunnerError::InvalidName(0))
+    ));
 }
 
 #[test]
 fn labels_and_selectors_filter_runners() {
     let mut r = RunnerRouter::new();
-    r.register_with_labels(Named("cpu", is_sub), Labels::new().with("pool", "cpu")).unwrap();
-    r.register_with_labels(Named("gpu", is_sub), Labels::new().with("pool", "gpu").with("zone", "a"))
+    r.register_with_labels(Named("cpu", is_sub), Labels::new().with("pool", "cpu"))
         .unwrap();
+    r.register_with_labels(
+        Named("gpu", is_sub),
+        Labels::new().with("pool", "gpu").with("zone", "a"),
+    )
+    .unwrap();
     let by_label = spec().label("pool", "gpu").build().unwrap();
     assert_eq!(r.pick(&by_label).unwrap().name(), "gpu");
 
     let sel = |op, values: &[&str]| {
         spec()
             .runner_selector(
-                RunnerSelector::new().with_expression(SelectorRequirement::new("zone", op, values.iter().copied())),
+                RunnerSelector::new().with_expression(SelectorRequirement::new(
+                    "zone",
+                    op,
+                    values.iter().copied(),
+                )),
             )
             .build()
             .unwrap()
     };
-    assert_eq!(r.pick(&sel(SelectorOperator::Exists, &[])).unwrap().name(), "gpu");
-    assert_eq!(r.pick(&sel(SelectorOperator::DoesNotExist, &[])).unwrap().name(), "cpu");
-    assert_eq!(r.pick(&sel(SelectorOperator::In, &["a"])).unwrap().name(), "gpu");
-    assert_eq!(r.pick(&sel(SelectorOperator::NotIn, &["a"])).unwrap().name(), "cpu");
+    assert_eq!(
+        r.pick(&sel(SelectorOperator::Exists, &[])).unwrap().name(),
+        "gpu"
+    );
+    assert_eq!(
+        r.pick(&sel(SelectorOperator::DoesNotExist, &[]))
+            .unwrap()
+            .name(),
+        "cpu"
+    );
+    assert_eq!(
+        r.pick(&sel(SelectorOperator::In, &["a"])).unwrap().name(),
+        "gpu"
+    );
+    assert_eq!(
+        r.pick(&sel(SelectorOperator::NotIn, &["a"]))
+            .unwrap()
+            .name(),
+        "cpu"
+    );
 
     // Labels and selector are ANDed: nothing has pool=cpu and zone=a.
     let none = spec()
@@ -86,10 +122,14 @@ fn labels_and_selectors_filter_runners() {
 fn unsupported_kinds_and_embedded_are_rejected() {
     let mut r = RunnerRouter::new();
     r.register(Named("sub", is_sub)).unwrap();
-    let wasm = TaskSpec::builder("w", TaskKind::Container(ContainerSpec::new("img")), 1u64).build().unwrap();
+    let wasm = TaskSpec::builder("w", TaskKind::Container(ContainerSpec::new("img")), 1u64)
+        .build()
+        .unwrap();
     let err = r.pick(&wasm).map(|r| r.name().to_owned()).unwrap_err();
     assert!(err.to_string().contains("container"), "{err}");
-    let emb = TaskSpec::builder("e", TaskKind::Embedded, 1u64).build().unwrap();
+    let emb = TaskSpec::builder("e", TaskKind::Embedded, 1u64)
+        .build()
+        .unwrap();
     let err = r.pick(&emb).map(|r| r.name().to_owned()).unwrap_err();
     assert!(matches!(err, RunnerError::EmbeddedNeedsTask));
     assert!(err.to_string().contains("submit_with_task"));
