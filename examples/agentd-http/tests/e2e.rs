@@ -256,3 +256,82 @@ fn agent_id_survives_restart_and_unsafe_listen_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("insecure"), "{stderr}");
 }
+
+/// A Podium double: records Sync requests, and on the first one pushes a task to the agent's
+/// advertised endpoint with the agent's token, as the control plane does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_a_control_plane_that_then_pushes_a_task() {
+    use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
+    use tokio::sync::mpsc;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<(HeaderMap, Value)>();
+    let app = Router::new()
+        .route(
+            "/api/v1/discovery/sync",
+            post(
+                |State(tx): State<mpsc::UnboundedSender<(HeaderMap, Value)>>,
+                 headers: HeaderMap,
+                 Json(body): Json<Value>| async move {
+                    let _ = tx.send((headers, body));
+                    Json(json!({"success": true}))
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cp = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let agent = start(
+        "podium",
+        &[
+            "--control-plane",
+            &cp,
+            "--heartbeat-ms",
+            "1000",
+            "--token",
+            "podium-shared-token",
+            "--agent-name",
+            "e2e",
+        ],
+    );
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(headers["authorization"], "Bearer podium-shared-token");
+    assert_eq!(body["id"], agent.ready["agent-id"].as_str());
+    assert_eq!(body["name"], "e2e");
+    assert_eq!(body["endpointType"], "ENDPOINT_TYPE_HTTP");
+    assert_eq!(body["apiVersion"], 1);
+    assert_eq!(body["heartbeatIntervalS"], 1);
+    assert_eq!(body["platform"], std::env::consts::OS);
+    assert_eq!(body["arch"], std::env::consts::ARCH);
+    let endpoint = body["endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(endpoint, format!("http://{}", agent.api_addr()));
+
+    // The control plane drives the agent through its own API at the advertised endpoint.
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{endpoint}/api/v1/tasks"))
+        .bearer_auth("podium-shared-token")
+        .json(&sh_task("from-podium", "echo pushed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let unauth = client
+        .get(format!("{endpoint}/api/v1/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauth.status(), 401);
+
+    // And the heartbeat keeps coming.
+    let (_, second) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second["id"], body["id"]);
+    server.abort();
+}

@@ -17,6 +17,7 @@ pub(crate) fn config(
     control_plane: &str,
     token: Option<Token>,
     metrics: &SoltiMetrics,
+    started: std::time::Instant,
 ) -> Result<DiscoverConfig> {
     let discovery_transport = match transport {
         TransportKind::Http => DiscoveryTransport::Http,
@@ -36,7 +37,8 @@ pub(crate) fn config(
         DialectArg::Legacy => HttpDialect::Legacy,
     })
     .with_capabilities(["subprocess"])
-    .with_metrics(metrics.discovery());
+    .with_metrics(metrics.discovery())
+    .with_started_at(started);
     if let Some(token) = token {
         builder = builder.with_token(token);
     }

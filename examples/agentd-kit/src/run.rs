@@ -22,6 +22,7 @@ use crate::{
 /// # Errors
 /// Configuration errors (each names the flag), and start-up failures (ports, files).
 pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
+    let started = std::time::Instant::now();
     let logger = LoggerConfig::new()
         .with_format(match config.log_format {
             LogFormatArg::Text => LogFormat::Text,
@@ -104,6 +105,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
                 cp,
                 token.clone(),
                 &metrics,
+                started,
             )?;
             let (task, spec) = solti_discover::sync(discover).context("--control-plane")?;
             supervisor
