@@ -266,17 +266,26 @@ impl SubprocessBackendConfig {
     /// Checks every value (see each setter for its rule).
     pub(crate) fn check(&self) -> Result<(), ExecError> {
         if self.kill_grace > MAX_KILL_GRACE {
-            return Err(ExecError::invalid("kill_grace", format!("must be at most 1 h, got {:?}", self.kill_grace)));
+            return Err(ExecError::invalid(
+                "kill_grace",
+                format!("must be at most 1 h, got {:?}", self.kill_grace),
+            ));
         }
         if self.max_line_bytes == 0 || self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
             return Err(ExecError::invalid(
                 "max_line_bytes",
-                format!("must be 1..={MAX_LINE_BYTES_LIMIT}, got {}", self.max_line_bytes),
+                format!(
+                    "must be 1..={MAX_LINE_BYTES_LIMIT}, got {}",
+                    self.max_line_bytes
+                ),
             ));
         }
         if let Some((quota, period)) = self.cpu_max {
             if !(1000..=1_000_000).contains(&period) {
-                return Err(ExecError::invalid("cpu_max.period_us", format!("must be 1000..=1000000, got {period}")));
+                return Err(ExecError::invalid(
+                    "cpu_max.period_us",
+                    format!("must be 1000..=1000000, got {period}"),
+                ));
             }
             if quota == 0 || quota > period {
                 return Err(ExecError::invalid(
@@ -306,11 +315,6 @@ impl SubprocessBackendConfig {
         }
         Ok(())
     }
-
-    /// Whether any cgroup limit is configured.
-    pub(crate) fn has_cgroup_limits(&self) -> bool {
-        self.cpu_max.is_some() || self.memory_max.is_some() || self.pids_max.is_some()
-    }
 }
 
 impl Default for SubprocessBackendConfig {
@@ -321,14 +325,23 @@ impl Default for SubprocessBackendConfig {
 
 fn nonzero(field: &'static str, v: Option<u64>) -> Result<(), ExecError> {
     if v == Some(0) {
-        return Err(ExecError::invalid(field, "must be greater than 0 when set, got 0"));
+        return Err(ExecError::invalid(
+            field,
+            "must be greater than 0 when set, got 0",
+        ));
     }
     Ok(())
 }
 
 fn clean_absolute(field: &'static str, p: &Path) -> Result<(), ExecError> {
     if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
-        return Err(ExecError::invalid(field, format!("must be an absolute path without '..', got {:?}", p.display())));
+        return Err(ExecError::invalid(
+            field,
+            format!(
+                "must be an absolute path without '..', got {:?}",
+                p.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -354,23 +367,33 @@ mod tests {
         c.check().unwrap();
         assert_eq!(c.kill_grace, Duration::from_secs(5));
         assert_eq!(c.max_line_bytes, 64 * 1024);
-        assert!(!c.has_cgroup_limits() && !c.require_enforcement && c.inherit_env && c.cgroup_kill);
+        assert!(c.cpu_max.is_none() && c.memory_max.is_none() && c.pids_max.is_none());
+        assert!(!c.require_enforcement && c.inherit_env && c.cgroup_kill);
     }
 
     #[test]
     fn invalid_values_name_the_setting() {
         let base = SubprocessBackendConfig::new;
-        assert!(err(&base().cpu_max(200_000, 100_000)).contains("cpu_max.quota_us: must be 1..=period_us"));
+        assert!(
+            err(&base().cpu_max(200_000, 100_000))
+                .contains("cpu_max.quota_us: must be 1..=period_us")
+        );
         assert!(err(&base().cpu_max(0, 100_000)).contains("cpu_max.quota_us"));
         assert!(err(&base().cpu_max(10, 10)).contains("cpu_max.period_us"));
         assert!(err(&base().memory_max(0)).contains("memory_max: must be greater than 0"));
         assert!(err(&base().pids_max(0)).contains("pids_max"));
         assert!(err(&base().rlimit_nofile(0)).contains("rlimit_nofile"));
         assert!(err(&base().rlimit_as(0)).contains("rlimit_as"));
-        assert!(err(&base().keep_capabilities(["CAP_NET_RAW"])).contains("keep_capabilities: a keep-list needs"));
+        assert!(
+            err(&base().keep_capabilities(["CAP_NET_RAW"]))
+                .contains("keep_capabilities: a keep-list needs")
+        );
         assert!(err(&base().max_line_bytes(0)).contains("max_line_bytes"));
         assert!(err(&base().kill_grace(Duration::from_secs(7200))).contains("kill_grace"));
-        assert!(err(&base().cgroup_parent("rel/dir")).contains("cgroup_parent: must be an absolute path"));
+        assert!(
+            err(&base().cgroup_parent("rel/dir"))
+                .contains("cgroup_parent: must be an absolute path")
+        );
         assert!(err(&base().script_dir("/tmp/../etc")).contains("script_dir"));
         assert!(err(&base().memory_max(0)).starts_with("invalid subprocess backend config: "));
     }
@@ -387,6 +410,5 @@ mod tests {
             .rlimit_core(0)
             .rlimit_nofile(256);
         c.check().unwrap();
-        assert!(c.has_cgroup_limits());
     }
 }

@@ -19,6 +19,14 @@ pub enum ExecError {
         /// The rule it breaks.
         reason: String,
     },
+    /// The task spec cannot be run by this runner (e.g. a mode this version does not know).
+    #[error("cannot run this task spec: {field}: {reason}")]
+    InvalidSpec {
+        /// The spec field, e.g. `kind.subprocess.mode`.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The router refused the runner (duplicate or invalid name).
     #[error("cannot register the subprocess runner")]
     Register(#[source] RunnerError),
@@ -79,7 +87,10 @@ pub enum ExecError {
 
 impl ExecError {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidConfig { field, reason: reason.into() }
+        Self::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// This error and its sources as one line (`a: b: c`), used as a task failure reason.
@@ -102,6 +113,7 @@ impl ExecError {
             Self::IsolationUnavailable { .. } => "isolation",
             Self::CommandNotFound { .. } => "not_found",
             Self::InvalidConfig { .. } | Self::Register(_) => "config",
+            Self::InvalidSpec { .. } => "spec",
             Self::Nul { .. } | Self::Spawn { .. } | Self::Unsupported => "spawn",
         }
     }

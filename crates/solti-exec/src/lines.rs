@@ -29,7 +29,12 @@ pub(crate) struct LineSplitter {
 impl LineSplitter {
     /// A splitter cutting lines longer than `max` bytes (`max >= 1`).
     pub(crate) fn new(max: usize) -> Self {
-        Self { max: max.max(1), buf: BytesMut::new(), scanned: 0, skipping: false }
+        Self {
+            max: max.max(1),
+            buf: BytesMut::new(),
+            scanned: 0,
+            skipping: false,
+        }
     }
 
     /// The input buffer: append bytes to it (e.g. with `read_buf`), then call [`Self::drain`].
@@ -168,8 +173,14 @@ mod tests {
 
     #[test]
     fn lf_crlf_and_final_partial_line() {
-        assert_eq!(split(100, &[b"a\nb\r\nc"]), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
-        assert_eq!(split(100, &[b"a\r", b"\nb\r"]), vec![b"a".to_vec(), b"b\r".to_vec()]);
+        assert_eq!(
+            split(100, &[b"a\nb\r\nc"]),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(
+            split(100, &[b"a\r", b"\nb\r"]),
+            vec![b"a".to_vec(), b"b\r".to_vec()]
+        );
         assert_eq!(split(100, &[b"\n\n"]), vec![Vec::new(), Vec::new()]);
         assert_eq!(split(100, &[b"x\ry\n"]), vec![b"x\ry".to_vec()]);
         assert!(split(100, &[b""]).is_empty());
@@ -177,14 +188,23 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_kept() {
-        assert_eq!(split(100, &[b"\xff\xfe\x00ok\n"]), vec![b"\xff\xfe\x00ok".to_vec()]);
+        assert_eq!(
+            split(100, &[b"\xff\xfe\x00ok\n"]),
+            vec![b"\xff\xfe\x00ok".to_vec()]
+        );
     }
 
     #[test]
     fn long_lines_are_cut_marked_and_skipped() {
-        assert_eq!(split(4, &[b"abcdefgh\nxy\n"]), vec![cut(b"abcd"), b"xy".to_vec()]);
+        assert_eq!(
+            split(4, &[b"abcdefgh\nxy\n"]),
+            vec![cut(b"abcd"), b"xy".to_vec()]
+        );
         // Spread over reads: the tail is skipped up to the LF.
-        assert_eq!(split(4, &[b"abc", b"defg", b"hij", b"k\nxy"]), vec![cut(b"abcd"), b"xy".to_vec()]);
+        assert_eq!(
+            split(4, &[b"abc", b"defg", b"hij", b"k\nxy"]),
+            vec![cut(b"abcd"), b"xy".to_vec()]
+        );
         // Exactly at the bound, with CRLF split over two reads: not cut.
         assert_eq!(split(4, &[b"abcd\r", b"\n"]), vec![b"abcd".to_vec()]);
         assert_eq!(split(4, &[b"abcd"]), vec![b"abcd".to_vec()]);
@@ -194,7 +214,10 @@ mod tests {
 
     #[test]
     fn escaped_for_logs() {
-        assert_eq!(Escaped(b"a\tb\x1b[0m\xffz").to_string(), "a\\tb\\u{1b}[0m\\xffz");
+        assert_eq!(
+            Escaped(b"a\tb\x1b[0m\xffz").to_string(),
+            "a\\tb\\u{1b}[0m\\xffz"
+        );
         assert_eq!(Escaped("héllo".as_bytes()).to_string(), "héllo");
     }
 

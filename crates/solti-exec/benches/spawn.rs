@@ -1,0 +1,331 @@
+//! Spawn cost and output throughput of the subprocess runner, each next to a raw
+//! `tokio::process` baseline measured in the same run.
+//!
+//! Run with `cargo bench -p solti-exec --bench spawn` (add `-- quick` for a short run).
+//! Prints one table; see `docs/subprocess-isolation.md` for recorded numbers.
+#![expect(
+    unsafe_code,
+    reason = "the fork-path baseline needs a (no-op) pre_exec hook"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark binary: setup failures abort the run"
+)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use solti_core::{StateConfig, SupervisorApi};
+use solti_exec::{SubprocessBackendConfig, SubprocessRunner};
+use solti_model::{OutputEvent, SubprocessSpec, TaskId, TaskKind, TaskSpec};
+use solti_runner::{OutputPublisher, OutputTarget, RunnerRouter};
+use taskvisor::{ControllerConfig, SupervisorConfig, TaskContext};
+use tokio::io::AsyncBufReadExt as _;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(quick));
+}
+
+async fn run(quick: bool) {
+    if std::env::args().any(|a| a == "lines-only") {
+        for _ in 0..5 {
+            let (rate, got) = runner_lines(1_000_000).await;
+            println!("runner alone: {rate:.0} lines/s ({got} delivered)");
+        }
+        return;
+    }
+    let n1 = if quick { 200 } else { 1000 };
+    let n8 = if quick { 400 } else { 2000 };
+    println!(
+        "spawn+wait of /bin/true (tasks/s; ratio = runner / raw tokio::process at the same concurrency)"
+    );
+    println!(
+        "{:<58} {:>10} {:>10} {:>7}",
+        "case", "raw/s", "solti/s", "ratio"
+    );
+
+    let plain = SubprocessBackendConfig::new();
+    let isolated = SubprocessBackendConfig::new()
+        .rlimit_nofile(1024)
+        .rlimit_core(0)
+        .rlimit_nproc(4096)
+        .drop_all_capabilities(true)
+        .no_new_privs(true);
+    // Other work on the machine makes single runs noisy: raw and solti runs alternate, and
+    // each rate is the median of ROUNDS runs.
+    for (label, config) in [
+        ("default config", plain.clone()),
+        ("rlimits + caps dropped + no_new_privs", isolated.clone()),
+    ] {
+        for c in [1usize, 8] {
+            let n = if c == 1 { n1 } else { n8 };
+            let (mut raw, mut direct, mut sup) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                raw.push(raw_rate(c, n, false).await);
+                direct.push(runner_rate(c, n, config.clone()).await);
+                sup.push(supervisor_rate(c, n, config.clone()).await);
+            }
+            let raw = median(raw);
+            row(
+                &format!("{label}, runner alone, c={c}"),
+                raw,
+                median(direct),
+            );
+            row(
+                &format!("{label}, SupervisorApi + runner, c={c}"),
+                raw,
+                median(sup),
+            );
+        }
+    }
+
+    // A 1 GiB agent: fork() copies page tables, CLONE_VM | CLONE_VFORK does not.
+    let ballast = vec![1u8; 1 << 30];
+    std::hint::black_box(&ballast);
+    println!("-- with 1 GiB of resident memory in the agent --");
+    for c in [1usize, 8] {
+        let n = if c == 1 { n1 / 2 } else { n8 / 2 };
+        let (mut raw, mut sup) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            raw.push(raw_rate(c, n, false).await);
+            sup.push(supervisor_rate(c, n, isolated.clone()).await);
+        }
+        let raw = median(raw);
+        let fork = raw_rate(c, (n / 10).max(20), true).await;
+        row(
+            &format!("isolated, SupervisorApi + runner, c={c}"),
+            raw,
+            median(sup),
+        );
+        row(
+            &format!("(for contrast) raw tokio with a pre_exec hook = fork, c={c}"),
+            raw,
+            fork,
+        );
+    }
+    drop(ballast);
+
+    println!();
+    println!("output throughput, one subscriber (lines/s; ratio = runner / raw pipe reader)");
+    println!(
+        "{:<58} {:>10} {:>10} {:>7}",
+        "case", "raw/s", "solti/s", "ratio"
+    );
+    for lines in [100_000u64, 1_000_000] {
+        let raw = raw_lines(lines).await;
+        let (direct, got_direct) = runner_lines(lines).await;
+        let (sup, got_sup, lagged) = supervisor_lines(lines).await;
+        row(
+            &format!("seq 1 {lines}, runner alone ({got_direct} delivered)"),
+            raw,
+            direct,
+        );
+        row(
+            &format!("seq 1 {lines}, SupervisorApi ({got_sup} delivered, {lagged} lagged)"),
+            raw,
+            sup,
+        );
+    }
+}
+
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn row(label: &str, raw: f64, solti: f64) {
+    println!("{label:<58} {raw:>10.0} {solti:>10.0} {:>7.2}", solti / raw);
+}
+
+/// `n` spawns of /bin/true split over `c` concurrent loops.
+async fn raw_rate(c: usize, n: usize, with_pre_exec: bool) -> f64 {
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..c {
+        set.spawn(async move {
+            for _ in 0..n / c {
+                let mut cmd = tokio::process::Command::new("/bin/true");
+                if with_pre_exec {
+                    // SAFETY: the hook does nothing; it only forces std onto the fork() path.
+                    unsafe {
+                        cmd.pre_exec(|| Ok(()));
+                    }
+                }
+                let status = cmd.status().await.unwrap();
+                assert!(status.success());
+            }
+        });
+    }
+    set.join_all().await;
+    (n / c * c) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn true_spec(slot: &str) -> TaskSpec {
+    TaskSpec::builder(
+        slot,
+        TaskKind::Subprocess(SubprocessSpec::command("/bin/true", Vec::<String>::new())),
+        60_000u64,
+    )
+    .build()
+    .unwrap()
+}
+
+async fn runner_rate(c: usize, n: usize, config: SubprocessBackendConfig) -> f64 {
+    let mut router = RunnerRouter::new();
+    router
+        .register(SubprocessRunner::new("bench", config).unwrap())
+        .unwrap();
+    let publisher = OutputPublisher::discard(TaskId::generate());
+    let ctx = router.context(publisher);
+    let (task, _) = router.build(&true_spec("t"), &ctx).unwrap();
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..c {
+        let task = Arc::clone(&task);
+        set.spawn(async move {
+            for _ in 0..n / c {
+                task.spawn(TaskContext::detached()).await.unwrap();
+            }
+        });
+    }
+    set.join_all().await;
+    (n / c * c) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn api(config: SubprocessBackendConfig, output_capacity: usize) -> SupervisorApi {
+    let mut router = RunnerRouter::new();
+    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", config).unwrap();
+    let state = StateConfig::default().with_output_capacity(output_capacity);
+    SupervisorApi::new(
+        SupervisorConfig::default(),
+        ControllerConfig::default(),
+        vec![],
+        router,
+        state,
+    )
+    .await
+    .unwrap()
+}
+
+async fn supervisor_rate(c: usize, n: usize, config: SubprocessBackendConfig) -> f64 {
+    let api = api(config, 256).await;
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..c {
+        let api = api.clone();
+        set.spawn(async move {
+            let spec = true_spec(&format!("w{w}"));
+            for _ in 0..n / c {
+                let id = api.submit(&spec).await.unwrap();
+                let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+                while sub.recv().await.is_some() {}
+            }
+        });
+    }
+    set.join_all().await;
+    let rate = (n / c * c) as f64 / start.elapsed().as_secs_f64();
+    api.shutdown().await.unwrap();
+    rate
+}
+
+async fn raw_lines(lines: u64) -> f64 {
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new("seq")
+        .args(["1", &lines.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, child.stdout.take().unwrap());
+    let mut buf = Vec::new();
+    let mut count = 0u64;
+    while reader.read_until(b'\n', &mut buf).await.unwrap() > 0 {
+        std::hint::black_box(&buf);
+        buf.clear();
+        count += 1;
+    }
+    child.wait().await.unwrap();
+    assert_eq!(count, lines);
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+#[derive(Default)]
+struct Count(AtomicU64);
+
+impl OutputTarget for Count {
+    fn publish(&self, event: OutputEvent) {
+        if matches!(event, OutputEvent::Chunk { .. }) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn seq_spec(lines: u64) -> TaskSpec {
+    TaskSpec::builder(
+        "seq",
+        TaskKind::Subprocess(SubprocessSpec::command(
+            "seq",
+            ["1".to_owned(), lines.to_string()],
+        )),
+        600_000u64,
+    )
+    .build()
+    .unwrap()
+}
+
+async fn runner_lines(lines: u64) -> (f64, u64) {
+    let mut router = RunnerRouter::new();
+    router
+        .register(SubprocessRunner::new("bench", SubprocessBackendConfig::new()).unwrap())
+        .unwrap();
+    let count = Arc::new(Count::default());
+    let publisher = OutputPublisher::new(TaskId::generate(), count.clone());
+    publisher.set_attempt(1);
+    let ctx = router.context(publisher);
+    let (task, _) = router.build(&seq_spec(lines), &ctx).unwrap();
+    let start = Instant::now();
+    task.spawn(TaskContext::detached()).await.unwrap();
+    let got = count.0.load(Ordering::Relaxed);
+    (got as f64 / start.elapsed().as_secs_f64(), got)
+}
+
+async fn supervisor_lines(lines: u64) -> (f64, u64, u64) {
+    let api = api(SubprocessBackendConfig::new(), 4096).await;
+    // The subscription starts before the process: the spec sleeps 50 ms first.
+    let spec = TaskSpec::builder(
+        "seq",
+        TaskKind::Subprocess(SubprocessSpec::command(
+            "sh",
+            ["-c".to_owned(), format!("sleep 0.05; exec seq 1 {lines}")],
+        )),
+        600_000u64,
+    )
+    .build()
+    .unwrap();
+    let start = Instant::now();
+    let id = api.submit(&spec).await.unwrap();
+    let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+    let (mut got, mut lagged) = (0u64, 0u64);
+    while let Some(ev) = sub.recv().await {
+        match ev {
+            OutputEvent::Chunk { .. } => got += 1,
+            OutputEvent::Lagged { skipped } => lagged += skipped,
+            _ => {}
+        }
+    }
+    let elapsed = start.elapsed().saturating_sub(Duration::from_millis(50));
+    api.shutdown().await.unwrap();
+    (got as f64 / elapsed.as_secs_f64(), got, lagged)
+}

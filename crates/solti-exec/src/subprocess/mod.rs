@@ -1,0 +1,244 @@
+//! The subprocess runner: registration, the [`SubprocessRunner`] type and its `Runner` impl.
+
+mod attempt;
+mod output;
+
+use std::{fmt, path::PathBuf, sync::Arc};
+
+use solti_model::{SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec, decode_script};
+use solti_runner::{BuildContext, Runner, RunnerError, RunnerRouter};
+use taskvisor::{TaskContext, TaskFn, TaskRef};
+use tokio_util::task::TaskTracker;
+
+use crate::{ExecError, SubprocessBackendConfig, sys::Isolation};
+
+/// Registers a subprocess runner called `name` with the default
+/// [`SubprocessBackendConfig`].
+///
+/// # Errors
+/// [`ExecError::Register`] when a runner of that name is already registered (or the name
+/// is not 1..=64 characters).
+pub fn register_subprocess_runner(router: &mut RunnerRouter, name: &str) -> Result<(), ExecError> {
+    register_subprocess_runner_with_backend(router, name, SubprocessBackendConfig::new())
+}
+
+/// Registers a subprocess runner called `name` with `config`.
+///
+/// # Errors
+/// [`ExecError::InvalidConfig`] naming the bad setting, or [`ExecError::Register`] for a
+/// duplicate or invalid name.
+pub fn register_subprocess_runner_with_backend(
+    router: &mut RunnerRouter,
+    name: &str,
+    config: SubprocessBackendConfig,
+) -> Result<(), ExecError> {
+    if router.contains(name) {
+        return Err(ExecError::Register(RunnerError::DuplicateName(
+            name.to_owned(),
+        )));
+    }
+    let runner = SubprocessRunner::new(name, config)?;
+    router.register(runner).map_err(ExecError::Register)
+}
+
+/// Runs [`TaskKind::Subprocess`] specs as OS processes. See the crate docs for the
+/// behaviour; build it with [`SubprocessRunner::new`] or let the `register_*` functions do
+/// it.
+#[derive(Clone)]
+pub struct SubprocessRunner {
+    name: Arc<str>,
+    shared: Arc<Shared>,
+}
+
+/// State shared by every task and attempt of one runner.
+pub(crate) struct Shared {
+    pub(crate) config: SubprocessBackendConfig,
+    pub(crate) isolation: Isolation,
+    /// Owns the output readers and the reapers of dropped attempts.
+    pub(crate) tracker: TaskTracker,
+    pub(crate) name: Arc<str>,
+}
+
+impl SubprocessRunner {
+    /// A runner called `name` with `config`. Checks the config and probes what isolation
+    /// this host can enforce; logs one warning per cause that cannot be applied (unless
+    /// [`require_enforcement`](SubprocessBackendConfig::require_enforcement) is on, in
+    /// which case attempts fail instead).
+    ///
+    /// # Errors
+    /// [`ExecError::InvalidConfig`] naming the bad setting.
+    pub fn new(name: &str, config: SubprocessBackendConfig) -> Result<Self, ExecError> {
+        config.check()?;
+        let isolation = Isolation::probe(&config)?;
+        for item in isolation.unenforced() {
+            if config.require_enforcement {
+                tracing::error!(runner = name, missing = %item,
+                    "isolation cannot be enforced; every attempt of this runner will fail (require_enforcement)");
+            } else {
+                tracing::warn!(runner = name, missing = %item, "isolation cannot be enforced; running without it");
+            }
+        }
+        for note in isolation.notes() {
+            tracing::warn!(runner = name, "{note}");
+        }
+        let name: Arc<str> = name.into();
+        let shared = Arc::new(Shared {
+            config,
+            isolation,
+            tracker: TaskTracker::new(),
+            name: Arc::clone(&name),
+        });
+        Ok(Self { name, shared })
+    }
+
+    /// Configured isolation this host cannot apply, as `item (cause)` (empty when all of
+    /// it is enforced).
+    #[must_use]
+    pub fn unenforced(&self) -> &[String] {
+        self.shared.isolation.unenforced()
+    }
+
+    /// The directory under which attempt cgroups are created, if attempts get one.
+    #[must_use]
+    pub fn cgroup_parent(&self) -> Option<&std::path::Path> {
+        self.shared.isolation.cgroup_parent()
+    }
+
+    /// Number of background tasks (output readers, reapers of dropped attempts) still
+    /// running. Reapers end at most one kill grace after their attempt was dropped.
+    #[must_use]
+    pub fn background_tasks(&self) -> usize {
+        self.shared.tracker.len()
+    }
+}
+
+impl Runner for SubprocessRunner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn supports(&self, spec: &TaskSpec) -> bool {
+        matches!(spec.kind(), TaskKind::Subprocess(_))
+    }
+
+    fn build_task(&self, spec: &TaskSpec, ctx: &BuildContext) -> Result<TaskRef, RunnerError> {
+        let TaskKind::Subprocess(sub) = spec.kind() else {
+            return Err(RunnerError::build(
+                self.name.as_ref(),
+                format!(
+                    "the subprocess runner cannot run {} tasks",
+                    spec.kind().name()
+                ),
+            ));
+        };
+        let plan = Arc::new(
+            TaskPlan::new(sub, ctx, self.shared.config.inherit_env).map_err(|e| {
+                ctx.metrics().runner_error(&self.name, e.metric_reason());
+                RunnerError::build(self.name.as_ref(), e)
+            })?,
+        );
+        let shared = Arc::clone(&self.shared);
+        let publisher = ctx.output().clone();
+        let metrics = Arc::clone(ctx.metrics());
+        let task_id = ctx.task_id().clone();
+        Ok(TaskFn::arc(move |tctx: TaskContext| {
+            // Bound to the attempt the supervisor has just set (see OutputPublisher::sink).
+            let sink = publisher.sink();
+            attempt::run(attempt::Attempt {
+                shared: Arc::clone(&shared),
+                plan: Arc::clone(&plan),
+                ctx: tctx,
+                sink,
+                publisher: publisher.clone(),
+                metrics: Arc::clone(&metrics),
+                task_id: task_id.clone(),
+            })
+        }))
+    }
+}
+
+impl fmt::Debug for SubprocessRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubprocessRunner")
+            .field("name", &self.name)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one task runs, prepared once at build time.
+#[derive(Debug)]
+pub(crate) struct TaskPlan {
+    pub(crate) program: Program,
+    /// The complete child environment (agent env if inherited, runner env, task env).
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) fail_on_non_zero: bool,
+}
+
+/// Command or script.
+#[derive(Debug)]
+pub(crate) enum Program {
+    Command {
+        command: String,
+        args: Vec<String>,
+    },
+    Script {
+        interpreter: String,
+        flag: Option<String>,
+        body: Vec<u8>,
+        args: Vec<String>,
+    },
+}
+
+impl TaskPlan {
+    fn new(sub: &SubprocessSpec, ctx: &BuildContext, inherit_env: bool) -> Result<Self, ExecError> {
+        let program = match &sub.mode {
+            SubprocessMode::Command { command, args } => Program::Command {
+                command: command.clone(),
+                args: args.clone(),
+            },
+            SubprocessMode::Script {
+                runtime,
+                body,
+                args,
+            } => {
+                let (interpreter, flag) = runtime.interpreter();
+                let body = decode_script(body).map_err(|e| ExecError::InvalidSpec {
+                    field: "kind.subprocess.script.body",
+                    reason: e.to_string(),
+                })?;
+                Program::Script {
+                    interpreter: interpreter.to_owned(),
+                    flag: flag.map(str::to_owned),
+                    body,
+                    args: args.clone(),
+                }
+            }
+            other => {
+                return Err(ExecError::InvalidSpec {
+                    field: "kind.subprocess.mode",
+                    reason: format!("unsupported subprocess mode {other:?}"),
+                });
+            }
+        };
+        let task_env = ctx.env().merge(&sub.env);
+        let env = if inherit_env {
+            let agent: TaskEnv = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
+            task_env.merged_over(&agent)
+        } else {
+            task_env
+        };
+        Ok(Self {
+            program,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            cwd: sub.cwd.clone(),
+            fail_on_non_zero: sub.fail_on_non_zero.is_enabled(),
+        })
+    }
+}

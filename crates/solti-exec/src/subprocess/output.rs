@@ -1,0 +1,97 @@
+//! Reading one output pipe into the attempt's `OutputSink` and tracing.
+
+use std::{io, time::Duration};
+
+use bytes::Bytes;
+use solti_model::{OutputStream, TaskId};
+use solti_runner::OutputSink;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+
+use crate::lines::{Escaped, LineSplitter};
+
+/// Reads `pipe` to EOF, publishing each line to `sink` and as a DEBUG tracing event.
+///
+/// Publishing never blocks, so a live subscriber keeps up only if it gets to run: lines
+/// are published in slices of [`PUBLISH_SLICE`] (one timestamp per slice) with a yield
+/// after each. While this task yields, the pipe fills and the child blocks in `write`,
+/// which is the backpressure a fast producer should feel. When the output target reports a
+/// backlogged reader ([`OutputSink::backlogged`]) the pump also waits for it, up to
+/// [`STALL_LIMIT`] per slice; a reader that makes no progress for that long is treated as
+/// stalled and no longer waited for (it lags instead) until the backlog clears.
+pub(crate) async fn pump<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    stream: OutputStream,
+    sink: OutputSink,
+    max_line_bytes: usize,
+    task_id: TaskId,
+) {
+    let mut splitter = LineSplitter::new(max_line_bytes);
+    let mut eof = false;
+    let mut reader_stalled = false;
+    while !eof {
+        match pipe.read_buf(splitter.input()).await {
+            Ok(0) => eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(task_id = %task_id, attempt = sink.attempt(), stream = stream.as_str(),
+                    error = %e, "reading task output failed");
+                eof = true;
+            }
+        }
+        let mut batch = Vec::new();
+        if eof {
+            splitter.finish(&mut |line| batch.push(line));
+        } else {
+            splitter.drain(&mut |line| batch.push(line));
+        }
+        let mut lines = batch.into_iter();
+        while lines.len() > 0 {
+            let slice = lines.by_ref().take(PUBLISH_SLICE);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let slice: Vec<Bytes> = slice.collect();
+                for line in &slice {
+                    tracing::debug!(task_id = %task_id, attempt = sink.attempt(), stream = stream.as_str(),
+                        line = %Escaped(line), "task output");
+                }
+                sink.lines(stream, slice);
+            } else {
+                sink.lines(stream, slice);
+            }
+            tokio::task::yield_now().await;
+            pace(&sink, &mut reader_stalled).await;
+        }
+    }
+}
+
+/// Waits while a live reader is backlogged, unless it stalled.
+async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
+    if !sink.backlogged() {
+        *reader_stalled = false;
+        return;
+    }
+    if *reader_stalled {
+        return;
+    }
+    let mut waited = Duration::ZERO;
+    let mut spins = 0u32;
+    while sink.backlogged() {
+        if waited >= STALL_LIMIT {
+            *reader_stalled = true;
+            return;
+        }
+        if spins < 32 {
+            spins += 1;
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(PACE_SLEEP).await;
+            waited += PACE_SLEEP;
+        }
+    }
+}
+
+/// Lines published between yields: half the supervisor's default per-task output buffer.
+const PUBLISH_SLICE: usize = 128;
+/// How long one slice waits for a backlogged reader before it counts as stalled.
+const STALL_LIMIT: Duration = Duration::from_millis(200);
+const PACE_SLEEP: Duration = Duration::from_millis(1);

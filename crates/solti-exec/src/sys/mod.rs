@@ -1,0 +1,30 @@
+//! Platform layer: starting, signalling and reaping process trees, and isolation.
+//!
+//! Linux has the real implementation (`linux`); elsewhere every spawn fails with
+//! [`ExecError::Unsupported`](crate::ExecError::Unsupported).
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{Isolation, Running, spawn};
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::{Isolation, Running, spawn};
+
+use std::path::PathBuf;
+
+/// A fully resolved command line, environment and working directory for one attempt.
+#[derive(Debug)]
+pub(crate) struct CommandLine {
+    /// The program as given (`echo`, `/bin/sh`), looked up in the env's `PATH` unless it
+    /// contains a `/`.
+    pub(crate) program: String,
+    /// Arguments after the program name.
+    pub(crate) args: Vec<String>,
+    /// The complete environment of the child.
+    pub(crate) env: Vec<(String, String)>,
+    /// Working directory; `None` inherits the agent's.
+    pub(crate) cwd: Option<PathBuf>,
+}
