@@ -102,7 +102,6 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
                 transport,
                 &agent_id,
                 &advertise,
-                cp,
                 token.clone(),
                 &metrics,
                 started,
