@@ -202,6 +202,7 @@ pub fn main(transport: TransportKind) -> Result<()> {
         })
         .get_matches();
     let config = Config::from_arg_matches(&matches)?;
+    scrub_secret_env();
     // The local UTC offset can only be read reliably before other threads exist.
     let _ = solti_observe::init_local_offset();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -209,4 +210,18 @@ pub fn main(transport: TransportKind) -> Result<()> {
         .build()
         .context("start the tokio runtime")?;
     runtime.block_on(run(config, transport))
+}
+
+/// Removes secrets that may have come through the environment, so tasks (which inherit the
+/// agent's environment) cannot read them. Their values already live in `Config`.
+fn scrub_secret_env() {
+    #[expect(
+        unsafe_code,
+        reason = "remove_var is unsafe only because of concurrent readers; none exist yet"
+    )]
+    // SAFETY: called from `main` before the tokio runtime or any other thread starts, so no
+    // other thread can be reading or writing the environment at the same time.
+    unsafe {
+        std::env::remove_var("SOLTI_AGENT_TOKEN");
+    }
 }
