@@ -40,7 +40,10 @@ pub(crate) struct TaskCell {
 }
 
 impl TaskCell {
-    #[expect(clippy::too_many_arguments, reason = "a plain record of what the submit path assembled")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain record of what the submit path assembled"
+    )]
     pub(crate) fn new(
         id: TaskId,
         publisher: OutputPublisher,
@@ -51,13 +54,26 @@ impl TaskCell {
         kind: &'static str,
         timeout: Duration,
     ) -> Self {
-        Self { id, publisher, output, store, metrics, runner, kind, timeout, attempts: AtomicU32::new(0) }
+        Self {
+            id,
+            publisher,
+            output,
+            store,
+            metrics,
+            runner,
+            kind,
+            timeout,
+            attempts: AtomicU32::new(0),
+        }
     }
 }
 
 impl fmt::Debug for TaskCell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskCell").field("id", &self.id).field("runner", &self.runner).finish_non_exhaustive()
+        f.debug_struct("TaskCell")
+            .field("id", &self.id)
+            .field("runner", &self.runner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,9 +97,18 @@ impl Task for AttemptTask {
         cell.publisher.set_attempt(attempt);
         let started_at = now_ms();
         cell.store.run_started(&cell.id, attempt, started_at);
-        cell.output.publish(OutputEvent::RunStarted { attempt, started_at });
+        cell.output.publish(OutputEvent::RunStarted {
+            attempt,
+            started_at,
+        });
         cell.metrics.task_started(&cell.runner, cell.kind);
-        let guard = RunGuard { cell: Arc::clone(cell), attempt, started: Instant::now(), ctx: ctx.clone(), done: false };
+        let guard = RunGuard {
+            cell: Arc::clone(cell),
+            attempt,
+            started: Instant::now(),
+            ctx: ctx.clone(),
+            done: false,
+        };
         let fut = self.inner.spawn(ctx);
         Box::pin(async move {
             let mut guard = guard;
@@ -96,7 +121,9 @@ impl Task for AttemptTask {
 
 impl fmt::Debug for AttemptTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AttemptTask").field("cell", &self.cell).finish_non_exhaustive()
+        f.debug_struct("AttemptTask")
+            .field("cell", &self.cell)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,17 +155,48 @@ impl RunGuard {
                 };
                 (phase, Some(err.to_string()), err.exit_code())
             }
-            // taskvisor drops the future on timeout (after cancelling it) and on force-abort.
-            None if elapsed >= self.cell.timeout => {
-                (TaskPhase::Timeout, Some(format!("timed out after {} ms", self.cell.timeout.as_millis())), None)
+            // Unwinding out of the runner's `spawn` or its future: taskvisor turns the panic
+            // into a retryable failure, and so does the run record.
+            None if std::thread::panicking() => {
+                (TaskPhase::Failed, Some("attempt panicked".to_owned()), None)
             }
-            None => (TaskPhase::Canceled, Some("attempt stopped before it finished".to_owned()), None),
+            // taskvisor drops the future on timeout (after cancelling it) and on force-abort.
+            None if elapsed >= self.cell.timeout => (
+                TaskPhase::Timeout,
+                Some(format!(
+                    "timed out after {} ms",
+                    self.cell.timeout.as_millis()
+                )),
+                None,
+            ),
+            None => (
+                TaskPhase::Canceled,
+                Some("attempt stopped before it finished".to_owned()),
+                None,
+            ),
         };
-        let finished_at = now_ms();
         let cell = &self.cell;
-        cell.store.run_finished(&cell.id, self.attempt, RunEnd { phase, finished_at, error, exit_code });
-        cell.output.publish(OutputEvent::RunFinished { attempt: self.attempt, exit_code, finished_at });
-        cell.metrics.task_completed(&cell.runner, cell.kind, metrics_outcome(phase), elapsed);
+        // The runner records the code whenever the process exited by itself, also on success
+        // (`Ok` carries no code); an error's own code is the fallback.
+        let exit_code = cell.publisher.take_exit_code(self.attempt).or(exit_code);
+        let finished_at = now_ms();
+        cell.store.run_finished(
+            &cell.id,
+            self.attempt,
+            RunEnd {
+                phase,
+                finished_at,
+                error,
+                exit_code,
+            },
+        );
+        cell.output.publish(OutputEvent::RunFinished {
+            attempt: self.attempt,
+            exit_code,
+            finished_at,
+        });
+        cell.metrics
+            .task_completed(&cell.runner, cell.kind, metrics_outcome(phase), elapsed);
     }
 }
 

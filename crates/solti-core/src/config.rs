@@ -19,9 +19,10 @@ pub struct StateConfig {
     pub max_runs_per_task: usize,
     /// Events buffered per task output channel before slow readers lag. Default: 256.
     pub output_capacity: usize,
-    /// Tasks kept in state (active and terminal). When full, the oldest terminal task is
-    /// evicted; when every task is active, submissions fail with
-    /// [`CoreError::Capacity`](crate::CoreError::Capacity). Default: 100 000.
+    /// Tasks kept in state (active and terminal, embedded ones and the internal sweep
+    /// included). When full, the oldest terminal task is evicted; when every task is active,
+    /// submissions fail with [`CoreError::Capacity`](crate::CoreError::Capacity).
+    /// Default: 100 000.
     pub max_tasks: usize,
 }
 

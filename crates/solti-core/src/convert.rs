@@ -3,16 +3,28 @@
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
-use solti_model::{AdmissionPolicy, BackoffPolicy, JitterPolicy, RestartPolicy, TaskId, TaskPhase, TaskSpec};
+use solti_model::{
+    AdmissionPolicy, BackoffPolicy, JitterPolicy, RestartPolicy, TaskId, TaskPhase, TaskSpec,
+};
 use taskvisor as tv;
 
 use crate::CoreError;
 
 /// The taskvisor task spec for one submission: unique name, our policies, per-attempt timeout.
-pub(crate) fn task_spec(name: Arc<str>, task: tv::TaskRef, spec: &TaskSpec) -> Result<tv::TaskSpec, CoreError> {
+pub(crate) fn task_spec(
+    name: Arc<str>,
+    task: tv::TaskRef,
+    spec: &TaskSpec,
+) -> Result<tv::TaskSpec, CoreError> {
     let timeout = Duration::from_millis(spec.timeout_ms());
-    let tv_spec = tv::TaskSpec::new(name, task, restart(spec.restart()), backoff(spec.backoff())?, Some(timeout))
-        .with_max_retries(spec.max_retries().and_then(NonZeroU32::new));
+    let tv_spec = tv::TaskSpec::new(
+        name,
+        task,
+        restart(spec.restart()),
+        backoff(spec.backoff())?,
+        Some(timeout),
+    )
+    .with_max_retries(spec.max_retries().and_then(NonZeroU32::new));
     Ok(tv_spec)
 }
 
@@ -80,7 +92,11 @@ pub(crate) struct Terminal {
 
 impl Terminal {
     fn new(phase: TaskPhase, error: Option<String>, exit_code: Option<i32>) -> Self {
-        Self { phase, error, exit_code }
+        Self {
+            phase,
+            error,
+            exit_code,
+        }
     }
 }
 
@@ -89,7 +105,9 @@ pub(crate) fn terminal(outcome: &tv::TaskOutcome, cx: &OutcomeContext<'_>) -> Te
     let stopped = |default: &str| Some(cx.stop_reason.unwrap_or(default).to_owned());
     match outcome {
         tv::TaskOutcome::Completed => Terminal::new(TaskPhase::Succeeded, None, None),
-        tv::TaskOutcome::Failed { reason, exit_code, .. } => {
+        tv::TaskOutcome::Failed {
+            reason, exit_code, ..
+        } => {
             // taskvisor's only structured hint that retries are spent is this reason text.
             let phase = if reason.contains(RETRY_LIMIT_REASON) {
                 TaskPhase::Exhausted
@@ -100,17 +118,27 @@ pub(crate) fn terminal(outcome: &tv::TaskOutcome, cx: &OutcomeContext<'_>) -> Te
             };
             Terminal::new(phase, Some(reason.to_string()), *exit_code)
         }
-        tv::TaskOutcome::Fatal { reason, exit_code, .. } => {
-            Terminal::new(TaskPhase::Failed, Some(reason.to_string()), *exit_code)
-        }
+        tv::TaskOutcome::Fatal {
+            reason, exit_code, ..
+        } => Terminal::new(TaskPhase::Failed, Some(reason.to_string()), *exit_code),
         tv::TaskOutcome::Canceled => Terminal::new(TaskPhase::Canceled, stopped("canceled"), None),
         tv::TaskOutcome::ForceAborted => {
             let why = cx.stop_reason.unwrap_or("canceled");
-            Terminal::new(TaskPhase::Canceled, Some(format!("{why} (force-aborted after the grace period)")), None)
+            Terminal::new(
+                TaskPhase::Canceled,
+                Some(format!("{why} (force-aborted after the grace period)")),
+                None,
+            )
         }
-        tv::TaskOutcome::Panicked => Terminal::new(TaskPhase::Failed, Some("task panicked".to_owned()), None),
-        tv::TaskOutcome::Rejected { kind, reason } => rejected(*kind, reason, cx),
-        other => Terminal::new(TaskPhase::Failed, Some(format!("unexpected outcome: {}", other.as_label())), None),
+        tv::TaskOutcome::Panicked => {
+            Terminal::new(TaskPhase::Failed, Some("task panicked".to_owned()), None)
+        }
+        tv::TaskOutcome::Rejected { kind, reason, .. } => rejected(*kind, reason, cx),
+        other => Terminal::new(
+            TaskPhase::Failed,
+            Some(format!("unexpected outcome: {}", other.as_label())),
+            None,
+        ),
     }
 }
 
@@ -118,22 +146,42 @@ fn rejected(kind: tv::RejectionKind, reason: &str, cx: &OutcomeContext<'_>) -> T
     let slot = cx.slot;
     match kind {
         tv::RejectionKind::SlotBusy => {
-            let error = match cx.owner {
-                Some(owner) => format!("slot {slot} is busy: already running task {owner} (admission drop-if-running)"),
-                None => format!("slot {slot} is busy (admission drop-if-running)"),
-            };
-            Terminal::new(TaskPhase::Canceled, Some(error), None)
+            Terminal::new(TaskPhase::Canceled, Some(slot_busy(slot, cx.owner)), None)
         }
-        tv::RejectionKind::QueueFull => {
-            Terminal::new(TaskPhase::Failed, Some(format!("queue of slot {slot} is full: {reason}")), None)
-        }
+        tv::RejectionKind::QueueFull => Terminal::new(
+            TaskPhase::Failed,
+            Some(format!("queue of slot {slot} is full: {reason}")),
+            None,
+        ),
         tv::RejectionKind::SupersededByReplace | tv::RejectionKind::RemovedFromQueue => {
-            Terminal::new(TaskPhase::Canceled, Some(cx.stop_reason.unwrap_or("removed from the queue").to_owned()), None)
+            Terminal::new(
+                TaskPhase::Canceled,
+                Some(
+                    cx.stop_reason
+                        .unwrap_or("removed from the queue")
+                        .to_owned(),
+                ),
+                None,
+            )
         }
         tv::RejectionKind::ControllerShuttingDown => {
             Terminal::new(TaskPhase::Canceled, Some(SHUTDOWN_REASON.to_owned()), None)
         }
-        _ => Terminal::new(TaskPhase::Failed, Some(format!("admission refused ({}): {reason}", kind.as_label())), None),
+        _ => Terminal::new(
+            TaskPhase::Failed,
+            Some(format!("admission refused ({}): {reason}", kind.as_label())),
+            None,
+        ),
+    }
+}
+
+/// Error text of a task refused under `DropIfRunning` because `owner` holds `slot`.
+pub(crate) fn slot_busy(slot: &str, owner: Option<&TaskId>) -> String {
+    match owner {
+        Some(owner) => {
+            format!("slot {slot} is busy: already running task {owner} (admission drop-if-running)")
+        }
+        None => format!("slot {slot} is busy (admission drop-if-running)"),
     }
 }
 
@@ -141,6 +189,9 @@ fn rejected(kind: tv::RejectionKind, reason: &str, cx: &OutcomeContext<'_>) -> T
 pub(crate) const SHUTDOWN_REASON: &str = "agent shutting down";
 /// Error text of tasks stopped by [`SupervisorApi::cancel_task`](crate::SupervisorApi::cancel_task).
 pub(crate) const CANCEL_REASON: &str = "canceled";
+/// Error text of tasks stopped by [`SupervisorApi::delete_task`](crate::SupervisorApi::delete_task)
+/// (seen only by subscribers and the run record of a still-stopping attempt).
+pub(crate) const DELETE_REASON: &str = "deleted";
 /// Marker in taskvisor's `Failed` reason when the retry limit stopped the task.
 const RETRY_LIMIT_REASON: &str = "retry limit reached";
 
@@ -149,23 +200,35 @@ mod tests {
     use super::*;
 
     fn cx() -> OutcomeContext<'static> {
-        OutcomeContext { slot: "s", ..OutcomeContext::default() }
+        OutcomeContext {
+            slot: "s",
+            ..OutcomeContext::default()
+        }
     }
 
     #[test]
     fn completed_is_succeeded() {
-        assert_eq!(terminal(&tv::TaskOutcome::Completed, &cx()).phase, TaskPhase::Succeeded);
+        assert_eq!(
+            terminal(&tv::TaskOutcome::Completed, &cx()).phase,
+            TaskPhase::Succeeded
+        );
     }
 
     #[test]
     fn failed_variants() {
-        let exhausted = tv::TaskOutcome::failed_for_tests("retry limit reached after 2 of 2 retries: boom", Some(3));
+        let exhausted = tv::TaskOutcome::failed_for_tests(
+            "retry limit reached after 2 of 2 retries: boom",
+            Some(3),
+        );
         let t = terminal(&exhausted, &cx());
         assert_eq!(t.phase, TaskPhase::Exhausted);
         assert_eq!(t.exit_code, Some(3));
         let plain = tv::TaskOutcome::failed_for_tests("boom", None);
         assert_eq!(terminal(&plain, &cx()).phase, TaskPhase::Failed);
-        let timed = OutcomeContext { last_run: Some(TaskPhase::Timeout), ..cx() };
+        let timed = OutcomeContext {
+            last_run: Some(TaskPhase::Timeout),
+            ..cx()
+        };
         assert_eq!(terminal(&plain, &timed).phase, TaskPhase::Timeout);
         let fatal = tv::TaskOutcome::fatal_for_tests("nope", Some(2));
         assert_eq!(terminal(&fatal, &cx()).phase, TaskPhase::Failed);
@@ -173,11 +236,20 @@ mod tests {
 
     #[test]
     fn cancel_and_rejections() {
-        let c = OutcomeContext { stop_reason: Some("replaced by tsk_x"), ..cx() };
+        let c = OutcomeContext {
+            stop_reason: Some("replaced by tsk_x"),
+            ..cx()
+        };
         let t = terminal(&tv::TaskOutcome::Canceled, &c);
-        assert_eq!((t.phase, t.error.as_deref()), (TaskPhase::Canceled, Some("replaced by tsk_x")));
+        assert_eq!(
+            (t.phase, t.error.as_deref()),
+            (TaskPhase::Canceled, Some("replaced by tsk_x"))
+        );
         let owner = TaskId::try_new("tsk_owner").unwrap();
-        let c = OutcomeContext { owner: Some(&owner), ..cx() };
+        let c = OutcomeContext {
+            owner: Some(&owner),
+            ..cx()
+        };
         let busy = tv::TaskOutcome::rejected_for_tests(tv::RejectionKind::SlotBusy, "busy");
         let t = terminal(&busy, &c);
         assert_eq!(t.phase, TaskPhase::Canceled);
@@ -189,15 +261,44 @@ mod tests {
     }
 
     #[test]
+    fn backoff_delays_stay_within_the_model_bounds() {
+        let jitters = [
+            JitterPolicy::None,
+            JitterPolicy::Full,
+            JitterPolicy::Equal,
+            JitterPolicy::Decorrelated,
+        ];
+        for jitter in jitters {
+            let model = BackoffPolicy::new(jitter, 100, 5_000, 2.0).unwrap();
+            let tv = backoff(model).unwrap();
+            for n in 0..10 {
+                let (lo, hi) = model.delay_range_ms(n);
+                for _ in 0..200 {
+                    let d = tv.delay_for_retry(n);
+                    let ok = d >= Duration::from_millis(lo) && d <= Duration::from_millis(hi);
+                    assert!(ok, "{jitter} retry {n}: {d:?} outside [{lo}, {hi}] ms");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn policies_map() {
-        assert!(matches!(restart(RestartPolicy::Never), tv::RestartPolicy::Never));
+        assert!(matches!(
+            restart(RestartPolicy::Never),
+            tv::RestartPolicy::Never
+        ));
         assert!(matches!(
             restart(RestartPolicy::Always { interval_ms: Some(5) }),
             tv::RestartPolicy::Always { interval: Some(d) } if d == Duration::from_millis(5)
         ));
-        let b = backoff(BackoffPolicy::new(JitterPolicy::Decorrelated, 10, 100, 2.0).unwrap()).unwrap();
+        let b =
+            backoff(BackoffPolicy::new(JitterPolicy::Decorrelated, 10, 100, 2.0).unwrap()).unwrap();
         assert_eq!(b.jitter(), tv::JitterPolicy::RandomizedBand);
         assert_eq!(b.first(), Duration::from_millis(10));
-        assert_eq!(admission(AdmissionPolicy::Queue), tv::AdmissionPolicy::Queue);
+        assert_eq!(
+            admission(AdmissionPolicy::Queue),
+            tv::AdmissionPolicy::Queue
+        );
     }
 }

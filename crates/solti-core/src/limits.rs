@@ -11,34 +11,61 @@ use taskvisor::{ControllerConfig, Subscribe, Supervisor, SupervisorConfig};
 
 use crate::{CoreError, StateConfig};
 
+/// The effective capacities, named in [`CoreError::Capacity`] when a request hits one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Capacities {
+    /// taskvisor ownership units (0 = unlimited).
+    pub(crate) ownership: usize,
+    /// Controller command queue depth.
+    pub(crate) intake: usize,
+    /// Registry management (remove) queue depth.
+    pub(crate) management: usize,
+}
+
 /// Builds (does not start) the supervisor.
 pub(crate) fn build(
     sup: SupervisorConfig,
     ctl: ControllerConfig,
     subscribers: Vec<Arc<dyn Subscribe>>,
     state: &StateConfig,
-) -> Result<Arc<Supervisor>, CoreError> {
+) -> Result<(Arc<Supervisor>, Capacities), CoreError> {
     let sup = supervisor_config(sup, subscribers.len(), state);
     let ctl = controller_config(ctl, state);
+    let capacities = Capacities {
+        ownership: sup.ownership_capacity().map_or(0, NonZeroUsize::get),
+        intake: ctl.queue_capacity().get(),
+        management: sup.registry_queue_capacity().get(),
+    };
     Supervisor::builder(sup)
         .with_subscribers(subscribers)
         .with_controller(ctl)
         .try_build()
+        .map(|supervisor| (supervisor, capacities))
         .map_err(|e| CoreError::Internal(format!("cannot build the taskvisor supervisor: {e}")))
 }
 
 /// The supervisor config with capacities raised to what `state` needs.
-pub(crate) fn supervisor_config(user: SupervisorConfig, subscribers: usize, state: &StateConfig) -> SupervisorConfig {
+pub(crate) fn supervisor_config(
+    user: SupervisorConfig,
+    subscribers: usize,
+    state: &StateConfig,
+) -> SupervisorConfig {
     let tasks = task_capacity(state);
     // One ownership unit per live task, one per subscriber, plus room for submissions whose
     // task is still being torn down after its outcome was delivered.
     let ownership = tasks.saturating_add(subscribers).saturating_add(tasks / 4);
     // Without subscribers taskvisor disables the bus; with them, a small bus drops events
     // (7-10 % at 30 k tasks/s with 1024 slots), which only matters to the subscribers.
-    let bus = if subscribers == 0 { user.bus_capacity() } else { at_least(user.bus_capacity(), BUS_CAPACITY) };
+    let bus = if subscribers == 0 {
+        user.bus_capacity()
+    } else {
+        at_least(user.bus_capacity(), BUS_CAPACITY)
+    };
     let registry_queue = at_least(user.registry_queue_capacity(), COMMAND_CAPACITY);
-    user.with_max_registered_tasks(raise(user.max_registered_tasks(), tasks))
-        .with_ownership_capacity(raise(user.ownership_capacity(), ownership))
+    let registered = raise(user.max_registered_tasks(), tasks);
+    let ownership = raise(user.ownership_capacity(), ownership);
+    user.with_max_registered_tasks(registered)
+        .with_ownership_capacity(ownership)
         .with_bus_capacity(bus)
         .with_registry_queue_capacity(registry_queue)
 }
@@ -90,16 +117,34 @@ mod tests {
     fn raises_defaults_keeps_larger_and_unlimited() {
         let state = StateConfig::default();
         let sup = supervisor_config(SupervisorConfig::default(), 0, &state);
-        assert_eq!(sup.max_registered_tasks().map(NonZeroUsize::get), Some(100_016));
+        assert_eq!(
+            sup.max_registered_tasks().map(NonZeroUsize::get),
+            Some(100_016)
+        );
         assert!(sup.ownership_capacity().unwrap().get() > 100_016);
-        assert_eq!(sup.bus_capacity().get(), 1024, "bus untouched without subscribers");
+        assert_eq!(
+            sup.bus_capacity().get(),
+            1024,
+            "bus untouched without subscribers"
+        );
         assert_eq!(sup.registry_queue_capacity().get(), COMMAND_CAPACITY);
         let unlimited = SupervisorConfig::default().with_max_registered_tasks(None);
-        assert_eq!(supervisor_config(unlimited, 1, &state).max_registered_tasks(), None);
-        assert_eq!(supervisor_config(SupervisorConfig::default(), 1, &state).bus_capacity().get(), BUS_CAPACITY);
+        assert_eq!(
+            supervisor_config(unlimited, 1, &state).max_registered_tasks(),
+            None
+        );
+        assert_eq!(
+            supervisor_config(SupervisorConfig::default(), 1, &state)
+                .bus_capacity()
+                .get(),
+            BUS_CAPACITY
+        );
         let ctl = controller_config(ControllerConfig::default(), &state);
         assert_eq!(ctl.max_slot_queue(), 100);
-        assert_eq!(ctl.max_total_pending().map(NonZeroUsize::get), Some(100_016));
+        assert_eq!(
+            ctl.max_total_pending().map(NonZeroUsize::get),
+            Some(100_016)
+        );
         assert_eq!(ctl.queue_capacity().get(), COMMAND_CAPACITY);
     }
 }

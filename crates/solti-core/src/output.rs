@@ -32,7 +32,13 @@ struct State {
 
 impl OutputChannel {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { state: Mutex::new(State { sender: None, closed: false }), capacity }
+        Self {
+            state: Mutex::new(State {
+                sender: None,
+                closed: false,
+            }),
+            capacity,
+        }
     }
 
     /// A new subscription; it ends at once when the channel is already closed.
@@ -41,8 +47,12 @@ impl OutputChannel {
         if state.closed {
             return OutputSubscription::ended();
         }
-        let sender = state.sender.get_or_insert_with(|| broadcast::channel(self.capacity).0);
-        OutputSubscription { rx: Some(sender.subscribe()) }
+        let sender = state
+            .sender
+            .get_or_insert_with(|| broadcast::channel(self.capacity).0);
+        OutputSubscription {
+            rx: Some(sender.subscribe()),
+        }
     }
 
     /// Ends the channel: subscribers receive what is buffered, then `None`.
@@ -77,7 +87,13 @@ impl fmt::Debug for OutputChannel {
         let state = self.lock();
         f.debug_struct("OutputChannel")
             .field("capacity", &self.capacity)
-            .field("subscribers", &state.sender.as_ref().map_or(0, broadcast::Sender::receiver_count))
+            .field(
+                "subscribers",
+                &state
+                    .sender
+                    .as_ref()
+                    .map_or(0, broadcast::Sender::receiver_count),
+            )
             .field("closed", &state.closed)
             .finish()
     }
@@ -110,7 +126,9 @@ impl OutputSubscription {
         let rx = self.rx.as_mut()?;
         match rx.recv().await {
             Ok(event) => Some(event),
-            Err(broadcast::error::RecvError::Lagged(skipped)) => Some(OutputEvent::Lagged { skipped }),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                Some(OutputEvent::Lagged { skipped })
+            }
             Err(broadcast::error::RecvError::Closed) => {
                 self.rx = None;
                 None
@@ -129,7 +147,9 @@ impl OutputSubscription {
 
 impl fmt::Debug for OutputSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutputSubscription").field("ended", &self.rx.is_none()).finish()
+        f.debug_struct("OutputSubscription")
+            .field("ended", &self.rx.is_none())
+            .finish()
     }
 }
 
@@ -138,7 +158,10 @@ mod tests {
     use super::*;
 
     fn started(attempt: u32) -> OutputEvent {
-        OutputEvent::RunStarted { attempt, started_at: 0 }
+        OutputEvent::RunStarted {
+            attempt,
+            started_at: 0,
+        }
     }
 
     #[tokio::test]

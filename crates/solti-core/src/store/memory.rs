@@ -26,7 +26,9 @@ pub(crate) struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    tasks: HashMap<TaskId, Record>,
+    /// Boxed: a record is a few hundred bytes; growing the map then moves pointers, and its
+    /// spare buckets cost 8 bytes each instead of a whole record.
+    tasks: HashMap<TaskId, Box<Record>>,
     /// Every task by creation sequence: queries list oldest first.
     order: BTreeMap<u64, TaskId>,
     /// Terminal tasks by creation sequence: eviction takes the oldest first.
@@ -78,7 +80,10 @@ impl StateStore for MemoryStore {
         let mut inner = self.lock();
         while inner.tasks.len() >= self.max_tasks {
             let Some((_, oldest)) = inner.terminal.pop_first() else {
-                return Err(CoreError::Capacity { what: "tasks (StateConfig::max_tasks, all active)", limit: self.max_tasks });
+                return Err(CoreError::Capacity {
+                    what: "tasks (StateConfig::max_tasks, all active)",
+                    limit: self.max_tasks,
+                });
             };
             inner.remove(&oldest);
         }
@@ -89,19 +94,22 @@ impl StateStore for MemoryStore {
             inner.counts[phase_index(task.status.phase)] += 1;
         }
         inner.order.insert(seq, id.clone());
-        inner.tasks.insert(id, Record { task, seq, listed, runs: VecDeque::new(), idle_since: None });
+        // A task refused at admission is created terminal, with no runs.
+        let terminal = task.status.phase.is_terminal();
+        if terminal {
+            inner.terminal.insert(seq, id.clone());
+        }
+        inner.tasks.insert(
+            id,
+            Box::new(Record {
+                task,
+                seq,
+                listed,
+                runs: VecDeque::new(),
+                idle_since: terminal.then(Instant::now),
+            }),
+        );
         Ok(())
-    }
-
-    fn mark_running(&self, id: &TaskId) {
-        let mut inner = self.lock();
-        inner.update(id, |rec| {
-            if rec.task.status.phase != TaskPhase::Pending {
-                return false;
-            }
-            rec.task.status.phase = TaskPhase::Running;
-            true
-        });
     }
 
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {
@@ -113,10 +121,17 @@ impl StateStore for MemoryStore {
             }
             rec.task.status.phase = TaskPhase::Running;
             rec.task.status.attempt = attempt;
-            rec.runs.push_back(RunRecord { run: TaskRun::started(attempt, started_at), finished: None });
+            rec.runs.push_back(RunRecord {
+                run: TaskRun::started(attempt, started_at),
+                finished: None,
+            });
             while rec.runs.len() > max_runs {
                 // Drop the oldest finished run; attempts never overlap, so at most one is open.
-                let pos = rec.runs.iter().position(|r| r.finished.is_some()).unwrap_or(0);
+                let pos = rec
+                    .runs
+                    .iter()
+                    .position(|r| r.finished.is_some())
+                    .unwrap_or(0);
                 rec.runs.remove(pos);
             }
             true
@@ -148,7 +163,13 @@ impl StateStore for MemoryStore {
                 return false;
             }
             for run in rec.runs.iter_mut().filter(|r| r.finished.is_none()) {
-                close_run(run, &RunEnd { phase: open_runs, ..end.clone() });
+                close_run(
+                    run,
+                    &RunEnd {
+                        phase: open_runs,
+                        ..end.clone()
+                    },
+                );
             }
             rec.task.status.phase = end.phase;
             rec.task.status.error = end.error;
@@ -170,8 +191,16 @@ impl StateStore for MemoryStore {
         self.lock().tasks.get(id).map(|r| r.task.clone())
     }
 
+    fn contains(&self, id: &TaskId) -> bool {
+        self.lock().tasks.contains_key(id)
+    }
+
     fn last_run_phase(&self, id: &TaskId) -> Option<TaskPhase> {
-        self.lock().tasks.get(id).and_then(|r| r.runs.back()).map(|r| r.run.phase)
+        self.lock()
+            .tasks
+            .get(id)
+            .and_then(|r| r.runs.back())
+            .map(|r| r.run.phase)
     }
 
     fn query(&self, query: &TaskQuery) -> TaskPage<Task> {
@@ -181,7 +210,9 @@ impl StateStore for MemoryStore {
         let mut total = 0u64;
         let mut items = Vec::new();
         for id in inner.order.values() {
-            let Some(rec) = inner.tasks.get(id) else { continue };
+            let Some(rec) = inner.tasks.get(id) else {
+                continue;
+            };
             if !rec.listed || !query.matches(&rec.task) {
                 continue;
             }
@@ -195,7 +226,10 @@ impl StateStore for MemoryStore {
     }
 
     fn runs(&self, id: &TaskId) -> Option<Vec<TaskRun>> {
-        self.lock().tasks.get(id).map(|r| r.runs.iter().map(|r| r.run.clone()).collect())
+        self.lock()
+            .tasks
+            .get(id)
+            .map(|r| r.runs.iter().map(|r| r.run.clone()).collect())
     }
 
     fn phase_counts(&self) -> BTreeMap<TaskPhase, u64> {
@@ -228,7 +262,9 @@ impl StateStore for MemoryStore {
             }
             if rec.task.status.phase.is_terminal()
                 && rec.runs.is_empty()
-                && rec.idle_since.is_some_and(|at| now.saturating_duration_since(at) >= task_ttl)
+                && rec
+                    .idle_since
+                    .is_some_and(|at| now.saturating_duration_since(at) >= task_ttl)
             {
                 report.tasks.push(rec.task.metadata.id.clone());
             }
@@ -246,7 +282,9 @@ impl Inner {
     /// Applies `f` to a task; when it reports a change, bumps the version and keeps the phase
     /// indexes in step. Returns whether anything changed.
     fn update(&mut self, id: &TaskId, f: impl FnOnce(&mut Record) -> bool) -> bool {
-        let Some(rec) = self.tasks.get_mut(id) else { return false };
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return false;
+        };
         let before = rec.task.status.phase;
         if !f(rec) {
             return false;
@@ -267,7 +305,9 @@ impl Inner {
     }
 
     fn remove(&mut self, id: &TaskId) -> bool {
-        let Some(rec) = self.tasks.remove(id) else { return false };
+        let Some(rec) = self.tasks.remove(id) else {
+            return false;
+        };
         self.order.remove(&rec.seq);
         self.terminal.remove(&rec.seq);
         if rec.listed {
@@ -296,12 +336,23 @@ mod tests {
     use super::*;
 
     fn task(slot: &str) -> Task {
-        let spec = TaskSpec::builder(slot, TaskKind::Embedded, 1_000u64).build().unwrap();
-        Task::new(ObjectMeta::new(TaskId::generate(), now_ms()), spec, TaskStatus::new(TaskPhase::Pending))
+        let spec = TaskSpec::builder(slot, TaskKind::Embedded, 1_000u64)
+            .build()
+            .unwrap();
+        Task::new(
+            ObjectMeta::new(TaskId::generate(), now_ms()),
+            spec,
+            TaskStatus::new(TaskPhase::Pending),
+        )
     }
 
     fn end(phase: TaskPhase) -> RunEnd {
-        RunEnd { phase, finished_at: now_ms(), error: None, exit_code: None }
+        RunEnd {
+            phase,
+            finished_at: now_ms(),
+            error: None,
+            exit_code: None,
+        }
     }
 
     #[test]
@@ -313,7 +364,10 @@ mod tests {
         store.run_started(&id, 1, 1);
         store.run_finished(&id, 1, end(TaskPhase::Succeeded));
         assert!(store.finish(&id, end(TaskPhase::Succeeded), TaskPhase::Canceled));
-        assert!(!store.finish(&id, end(TaskPhase::Failed), TaskPhase::Canceled), "terminal is sticky");
+        assert!(
+            !store.finish(&id, end(TaskPhase::Failed), TaskPhase::Canceled),
+            "terminal is sticky"
+        );
         let got = store.get(&id).unwrap();
         assert_eq!(got.metadata.resource_version, 4);
         assert_eq!(got.status.phase, TaskPhase::Succeeded);
@@ -324,9 +378,43 @@ mod tests {
         assert_eq!(store.phase_counts()[&TaskPhase::Succeeded], 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn sweep_honours_both_ttls() {
+        let ttl = Duration::from_secs(10);
+        let store = MemoryStore::new(&StateConfig::default().with_run_ttl(ttl).with_task_ttl(ttl));
+        let (done, active) = (task("a"), task("b"));
+        let (done_id, active_id) = (done.metadata.id.clone(), active.metadata.id.clone());
+        store.create(done, true).unwrap();
+        store.create(active, true).unwrap();
+        for id in [&done_id, &active_id] {
+            store.run_started(id, 1, 1);
+            store.run_finished(id, 1, end(TaskPhase::Failed));
+        }
+        store.finish(&done_id, end(TaskPhase::Failed), TaskPhase::Canceled);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(store.sweep(Instant::now()), SweepReport::default());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let report = store.sweep(Instant::now());
+        assert_eq!(
+            (report.runs, report.tasks.len()),
+            (2, 0),
+            "runs expire, tasks wait for their own TTL"
+        );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(store.sweep(Instant::now()).tasks, vec![done_id.clone()]);
+        assert!(store.get(&done_id).is_none());
+        assert!(
+            store.get(&active_id).is_some(),
+            "active tasks are never swept"
+        );
+        assert_eq!(store.phase_counts()[&TaskPhase::Failed], 0);
+    }
+
     #[test]
     fn run_cap_and_eviction() {
-        let cfg = StateConfig::default().with_max_runs_per_task(2).with_max_tasks(2);
+        let cfg = StateConfig::default()
+            .with_max_runs_per_task(2)
+            .with_max_tasks(2);
         let store = MemoryStore::new(&cfg);
         let a = task("a");
         let a_id = a.metadata.id.clone();
@@ -335,10 +423,18 @@ mod tests {
             store.run_started(&a_id, n, 1);
             store.run_finished(&a_id, n, end(TaskPhase::Failed));
         }
-        let runs: Vec<u32> = store.runs(&a_id).unwrap().iter().map(|r| r.attempt).collect();
+        let runs: Vec<u32> = store
+            .runs(&a_id)
+            .unwrap()
+            .iter()
+            .map(|r| r.attempt)
+            .collect();
         assert_eq!(runs, vec![2, 3]);
         store.create(task("b"), true).unwrap();
-        assert!(matches!(store.create(task("c"), true), Err(CoreError::Capacity { .. })));
+        assert!(matches!(
+            store.create(task("c"), true),
+            Err(CoreError::Capacity { .. })
+        ));
         store.finish(&a_id, end(TaskPhase::Failed), TaskPhase::Canceled);
         store.create(task("c"), true).unwrap();
         assert!(store.get(&a_id).is_none(), "oldest terminal task evicted");

@@ -38,8 +38,6 @@ pub(crate) struct SweepReport {
 pub(crate) trait StateStore: Send + Sync + 'static {
     /// Stores a new task. `listed` = visible in queries and phase counts.
     fn create(&self, task: Task, listed: bool) -> Result<(), CoreError>;
-    /// Moves an active task to `Running` (no-op when already running or terminal).
-    fn mark_running(&self, id: &TaskId);
     /// Records the start of attempt `attempt` (the task becomes `Running`).
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64);
     /// Records the end of attempt `attempt`; ignored when that run is already finished.
@@ -51,6 +49,8 @@ pub(crate) trait StateStore: Send + Sync + 'static {
     fn delete(&self, id: &TaskId) -> bool;
     /// One task.
     fn get(&self, id: &TaskId) -> Option<Task>;
+    /// Whether the task is stored (cheaper than [`get`](Self::get)).
+    fn contains(&self, id: &TaskId) -> bool;
     /// The phase of the task's newest run.
     fn last_run_phase(&self, id: &TaskId) -> Option<TaskPhase>;
     /// Listed tasks matching `query`, oldest first.

@@ -44,7 +44,6 @@ struct Inner {
     handle: tv::SupervisorHandle,
     /// Keeps the taskvisor runtime alive as long as the API is.
     _supervisor: Arc<tv::Supervisor>,
-    closing: AtomicBool,
     shutdown: OnceCell<Result<(), String>>,
 }
 
@@ -57,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) config: StateConfig,
     /// Owner of every finalizer task.
     pub(crate) tracker: TaskTracker,
+    /// Set when shutdown starts: no new work is accepted.
+    pub(crate) closing: AtomicBool,
+    /// taskvisor capacities, for error reports.
+    pub(crate) capacities: limits::Capacities,
 }
 
 // === impl SupervisorApi ===
@@ -78,9 +81,10 @@ impl SupervisorApi {
         state: StateConfig,
     ) -> Result<Self, CoreError> {
         let state = state.normalized();
-        let supervisor = limits::build(sup, ctl, subscribers, &state)?;
-        let handle =
-            supervisor.serve().map_err(|e| CoreError::Internal(format!("cannot start the taskvisor runtime: {e}")))?;
+        let (supervisor, capacities) = limits::build(sup, ctl, subscribers, &state)?;
+        let handle = supervisor
+            .serve()
+            .map_err(|e| CoreError::Internal(format!("cannot start the taskvisor runtime: {e}")))?;
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new(&state));
         let shared = Arc::new(Shared {
             store,
@@ -88,6 +92,8 @@ impl SupervisorApi {
             metrics: Arc::clone(router.metrics()),
             config: state,
             tracker: TaskTracker::new(),
+            closing: AtomicBool::new(false),
+            capacities,
         });
         let api = Self {
             inner: Arc::new(Inner {
@@ -95,7 +101,6 @@ impl SupervisorApi {
                 router,
                 handle,
                 _supervisor: supervisor,
-                closing: AtomicBool::new(false),
                 shutdown: OnceCell::new(),
             }),
         };
@@ -133,12 +138,20 @@ impl SupervisorApi {
     ///
     /// # Errors
     /// None today; the `Result` leaves room for remote output hubs.
-    pub async fn subscribe_output(&self, id: &TaskId) -> Result<Option<OutputSubscription>, CoreError> {
+    pub async fn subscribe_output(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<OutputSubscription>, CoreError> {
         let shared = self.shared();
-        if shared.store.get(id).is_none() {
+        if !shared.store.contains(id) {
             return Ok(None);
         }
-        Ok(Some(shared.runtime.get(id).map_or_else(OutputSubscription::ended, |a| a.output.subscribe())))
+        Ok(Some(
+            shared
+                .runtime
+                .get(id)
+                .map_or_else(OutputSubscription::ended, |a| a.output.subscribe()),
+        ))
     }
 
     /// Count of listed (non-embedded) tasks per phase, every phase present. Cheap: kept up to
@@ -148,12 +161,16 @@ impl SupervisorApi {
         self.shared().store.phase_counts()
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }
 
     fn check_open(&self) -> Result<(), CoreError> {
-        if self.inner.closing.load(Ordering::Acquire) { Err(CoreError::ShuttingDown) } else { Ok(()) }
+        if self.shared().closing.load(Ordering::Acquire) {
+            Err(CoreError::ShuttingDown)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -161,7 +178,7 @@ impl fmt::Debug for SupervisorApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorApi")
             .field("active", &self.shared().runtime.len())
-            .field("closing", &self.inner.closing.load(Ordering::Relaxed))
+            .field("closing", &self.shared().closing.load(Ordering::Relaxed))
             .field("router", &self.inner.router)
             .finish_non_exhaustive()
     }

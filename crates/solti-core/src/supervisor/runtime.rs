@@ -7,7 +7,10 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use solti_model::{Slot, TaskId};
@@ -23,31 +26,58 @@ pub(crate) struct Active {
     /// The task that held the slot when this one was submitted (named on a SlotBusy refusal).
     pub(crate) owner_hint: Option<TaskId>,
     stop_reason: Mutex<Option<String>>,
+    /// Set by `delete_task`: the task is gone for callers, though it may still be stopping.
+    deleted: AtomicBool,
 }
 
 impl Active {
+    /// Marks the task deleted; returns whether it already was.
+    pub(crate) fn mark_deleted(&self) -> bool {
+        self.deleted.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
     /// Records why we stop the task, unless a reason is already set (the first one wins:
     /// a task being replaced that is then cancelled still ends "replaced by …").
     pub(crate) fn stop_with(&self, reason: impl FnOnce() -> String) {
-        let mut slot = self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .stop_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(reason());
         }
     }
 
-    /// Forgets a stop reason that was set but not acted on (the stopping request failed).
-    pub(crate) fn clear_stop_reason(&self) {
-        *self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// Forgets the stop reason `reason` when it was set but not acted on (the request that
+    /// set it failed); a reason set by someone else stays.
+    pub(crate) fn clear_stop_reason(&self, reason: &str) {
+        let mut slot = self
+            .stop_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.as_deref() == Some(reason) {
+            *slot = None;
+        }
     }
 
     pub(crate) fn stop_reason(&self) -> Option<String> {
-        self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 impl fmt::Debug for Active {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Active").field("tv_id", &self.tv_id).field("slot", &self.slot).finish_non_exhaustive()
+        f.debug_struct("Active")
+            .field("tv_id", &self.tv_id)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,20 +95,24 @@ struct Maps {
 }
 
 impl Runtime {
-    /// Registers a task; returns its entry and the tasks active on its slot before it.
+    /// Registers a task; returns its entry and, when `want_earlier` (a replacement), the
+    /// tasks active on its slot before it.
     pub(crate) fn register(
         &self,
         id: &TaskId,
         tv_id: tv::TaskId,
         slot: &Slot,
         output: Arc<OutputChannel>,
+        want_earlier: bool,
     ) -> (Arc<Active>, Vec<Arc<Active>>) {
         let mut maps = self.lock();
-        let earlier: Vec<Arc<Active>> = maps
-            .slots
-            .get(slot)
-            .map(|ids| ids.iter().filter_map(|i| maps.active.get(i).cloned()).collect())
-            .unwrap_or_default();
+        let earlier: Vec<Arc<Active>> = match maps.slots.get(slot) {
+            Some(ids) if want_earlier => ids
+                .iter()
+                .filter_map(|i| maps.active.get(i).cloned())
+                .collect(),
+            _ => Vec::new(),
+        };
         let owner_hint = maps.slots.get(slot).and_then(|ids| ids.first().cloned());
         let entry = Arc::new(Active {
             tv_id,
@@ -86,10 +120,19 @@ impl Runtime {
             output,
             owner_hint,
             stop_reason: Mutex::new(None),
+            deleted: AtomicBool::new(false),
         });
         maps.active.insert(id.clone(), Arc::clone(&entry));
         maps.slots.entry(slot.clone()).or_default().push(id.clone());
         (entry, earlier)
+    }
+
+    /// The oldest active task of `slot`: the one holding it (or first in line for it).
+    pub(crate) fn slot_owner(&self, slot: &Slot) -> Option<TaskId> {
+        self.lock()
+            .slots
+            .get(slot)
+            .and_then(|ids| ids.first().cloned())
     }
 
     /// Removes a task; returns its entry when it was registered.
@@ -105,12 +148,21 @@ impl Runtime {
         Some(entry)
     }
 
+    /// The entry of an active task, unless it was deleted.
     pub(crate) fn get(&self, id: &TaskId) -> Option<Arc<Active>> {
-        self.lock().active.get(id).cloned()
+        self.lock()
+            .active
+            .get(id)
+            .filter(|a| !a.is_deleted())
+            .cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<(TaskId, Arc<Active>)> {
-        self.lock().active.iter().map(|(id, a)| (id.clone(), Arc::clone(a))).collect()
+        self.lock()
+            .active
+            .iter()
+            .map(|(id, a)| (id.clone(), Arc::clone(a)))
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -9,7 +9,7 @@ use taskvisor as tv;
 use super::{REQUEST_WAIT, SupervisorApi};
 use crate::{
     CoreError,
-    convert::{CANCEL_REASON, SHUTDOWN_REASON},
+    convert::{CANCEL_REASON, DELETE_REASON, SHUTDOWN_REASON},
     store::RunEnd,
 };
 
@@ -23,9 +23,14 @@ impl SupervisorApi {
     /// [`CoreError::Capacity`] when taskvisor's management queue stays full, or
     /// [`CoreError::ShuttingDown`].
     pub async fn cancel_task(&self, id: &TaskId) -> Result<bool, CoreError> {
-        let Some(entry) = self.shared().runtime.get(id) else { return Ok(false) };
+        let Some(entry) = self.shared().runtime.get(id) else {
+            return Ok(false);
+        };
         entry.stop_with(|| CANCEL_REASON.to_owned());
-        let claimed = self.remove(entry.tv_id).await?;
+        let claimed = self
+            .remove(entry.tv_id)
+            .await
+            .inspect_err(|_| entry.clear_stop_reason(CANCEL_REASON))?;
         // `false` from taskvisor also means "someone else is already stopping it" (a
         // replacement): the task is still on its way to Canceled then.
         Ok(claimed || self.shared().runtime.get(id).is_some())
@@ -40,8 +45,14 @@ impl SupervisorApi {
         let shared = self.shared();
         let entry = shared.runtime.get(id);
         if let Some(entry) = &entry {
-            entry.stop_with(|| "deleted".to_owned());
-            self.remove(entry.tv_id).await?;
+            entry.stop_with(|| DELETE_REASON.to_owned());
+            self.remove(entry.tv_id)
+                .await
+                .inspect_err(|_| entry.clear_stop_reason(DELETE_REASON))?;
+            if entry.mark_deleted() {
+                // A concurrent delete won the race; it reports the deletion.
+                return Ok(false);
+            }
             entry.output.close();
         }
         // A still-stopping task keeps its runtime entry (its slot is busy until it exits);
@@ -58,14 +69,17 @@ impl SupervisorApi {
     /// # Errors
     /// [`CoreError::Internal`] when taskvisor's runtime reports a failure while stopping.
     pub async fn shutdown(&self) -> Result<(), CoreError> {
-        let result = self.inner.shutdown.get_or_init(|| async { self.shutdown_once().await.map_err(|e| e.to_string()) });
+        let result = self
+            .inner
+            .shutdown
+            .get_or_init(|| async { self.shutdown_once().await.map_err(|e| e.to_string()) });
         result.await.clone().map_err(CoreError::Internal)
     }
 
     async fn shutdown_once(&self) -> Result<(), CoreError> {
         let shared = self.shared();
         // 1. No new work: submit fails with ShuttingDown from here on.
-        self.inner.closing.store(true, Ordering::Release);
+        shared.closing.store(true, Ordering::Release);
         // 2. Name the reason before anything stops, so finalizers write it.
         for (_, entry) in shared.runtime.all() {
             entry.stop_with(|| SHUTDOWN_REASON.to_owned());
@@ -73,23 +87,39 @@ impl SupervisorApi {
         // 3. taskvisor cancels every task and waits up to its grace, then force-aborts.
         let result = match self.inner.handle.clone().shutdown().await {
             Ok(()) => Ok(()),
-            Err(tv::RuntimeError::GraceExceeded { grace, stuck }) => {
-                tracing::warn!(?grace, stuck = stuck.len(), "tasks did not stop within the grace; force-aborted");
+            Err(tv::RuntimeError::GraceExceeded { grace, stuck, .. }) => {
+                tracing::warn!(
+                    ?grace,
+                    stuck = stuck.len(),
+                    "tasks did not stop within the grace; force-aborted"
+                );
                 Ok(())
             }
-            Err(err) => Err(CoreError::Internal(format!("taskvisor shutdown failed: {err}"))),
+            Err(err) => Err(CoreError::Internal(format!(
+                "taskvisor shutdown failed: {err}"
+            ))),
         };
         // 4. Finalizers resolve as taskvisor delivers outcomes; wait for them, bounded.
         shared.tracker.close();
-        if tokio::time::timeout(REQUEST_WAIT, shared.tracker.wait()).await.is_err() {
-            tracing::warn!(left = shared.runtime.len(), "finalizers still pending after shutdown");
+        if tokio::time::timeout(REQUEST_WAIT, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = shared.runtime.len(),
+                "finalizers still pending after shutdown"
+            );
         }
         // 5. Anything without a delivered outcome ends Canceled here; close every stream.
         for (id, entry) in shared.runtime.all() {
             let end = RunEnd {
                 phase: TaskPhase::Canceled,
                 finished_at: now_ms(),
-                error: Some(entry.stop_reason().unwrap_or_else(|| SHUTDOWN_REASON.to_owned())),
+                error: Some(
+                    entry
+                        .stop_reason()
+                        .unwrap_or_else(|| SHUTDOWN_REASON.to_owned()),
+                ),
                 exit_code: None,
             };
             shared.store.finish(&id, end, TaskPhase::Canceled);
@@ -104,11 +134,19 @@ impl SupervisorApi {
         match tokio::time::timeout(REQUEST_WAIT, self.inner.handle.remove(tv_id).execute()).await {
             Ok(Ok(claimed)) => Ok(claimed),
             Ok(Err(tv::RuntimeError::ShuttingDown)) => Err(CoreError::ShuttingDown),
-            Ok(Err(tv::RuntimeError::ResourceLimitReached { resource, limit })) => {
-                Err(CoreError::Capacity { what: resource, limit })
-            }
-            Ok(Err(err)) => Err(CoreError::Internal(format!("taskvisor remove failed: {err}"))),
-            Err(_) => Err(CoreError::Capacity { what: "taskvisor management queue (timed out)", limit: 0 }),
+            Ok(Err(tv::RuntimeError::ResourceLimitReached {
+                resource, limit, ..
+            })) => Err(CoreError::Capacity {
+                what: resource,
+                limit,
+            }),
+            Ok(Err(err)) => Err(CoreError::Internal(format!(
+                "taskvisor remove failed: {err}"
+            ))),
+            Err(_) => Err(CoreError::Capacity {
+                what: "taskvisor management queue (waited 5 s)",
+                limit: self.shared().capacities.management,
+            }),
         }
     }
 

@@ -1,8 +1,14 @@
 //! Submission: build, wrap, store, hand to the controller, and finalize once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
-use solti_model::{AdmissionPolicy, ModelError, ObjectMeta, Task, TaskId, TaskKind, TaskPhase, TaskSpec, TaskStatus};
+use solti_model::{
+    AdmissionPolicy, ModelError, ObjectMeta, Task, TaskId, TaskKind, TaskPhase, TaskSpec,
+    TaskStatus,
+};
 use solti_runner::{OutputPublisher, now_ms};
 use taskvisor as tv;
 
@@ -10,7 +16,8 @@ use super::{REQUEST_WAIT, Shared, SupervisorApi, runtime::Active};
 use crate::{
     CoreError,
     attempt::{AttemptTask, TaskCell},
-    convert::{self, OutcomeContext},
+    convert::{self, OutcomeContext, SHUTDOWN_REASON},
+    limits::Capacities,
     output::OutputChannel,
     store::RunEnd,
 };
@@ -31,7 +38,7 @@ impl SupervisorApi {
     ///
     /// Admission outcomes are reported through the task, not as errors: on a busy slot a
     /// `DropIfRunning` task ends `Canceled` at once (its error names the owner), `Replace`
-    /// cancels the slot's running and queued tasks ("replaced by <id>"), and a `Queue` task
+    /// cancels the slot's running and queued tasks (`"replaced by <id>"`), and a `Queue` task
     /// over the queue bound ends `Failed`.
     ///
     /// # Errors
@@ -46,7 +53,14 @@ impl SupervisorApi {
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let ctx = self.inner.router.context(publisher.clone());
         let (task, runner) = self.inner.router.build(spec, &ctx)?;
-        let prepared = Prepared { id, task, runner: runner.into(), publisher, output, listed: true };
+        let prepared = Prepared {
+            id,
+            task,
+            runner: runner.into(),
+            publisher,
+            output,
+            listed: true,
+        };
         self.admit(spec, prepared).await
     }
 
@@ -58,24 +72,60 @@ impl SupervisorApi {
     /// # Errors
     /// [`CoreError::Invalid`] when the spec is not embedded; otherwise as
     /// [`submit`](Self::submit).
-    pub async fn submit_with_task(&self, task: tv::TaskRef, spec: &TaskSpec) -> Result<TaskId, CoreError> {
+    pub async fn submit_with_task(
+        &self,
+        task: tv::TaskRef,
+        spec: &TaskSpec,
+    ) -> Result<TaskId, CoreError> {
         self.check_open()?;
         if !matches!(spec.kind(), TaskKind::Embedded) {
             return Err(CoreError::Invalid(ModelError::invalid(
                 "kind",
-                format!("must be embedded for submit_with_task, got {}", spec.kind().name()),
+                format!(
+                    "must be embedded for submit_with_task, got {}",
+                    spec.kind().name()
+                ),
             )));
         }
         let id = TaskId::generate();
         let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
         let publisher = OutputPublisher::new(id.clone(), output.clone());
-        let prepared = Prepared { id, task, runner: Arc::from(EMBEDDED_RUNNER), publisher, output, listed: false };
+        let prepared = Prepared {
+            id,
+            task,
+            runner: Arc::from(EMBEDDED_RUNNER),
+            publisher,
+            output,
+            listed: false,
+        };
         self.admit(spec, prepared).await
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
         let shared = self.shared();
-        let Prepared { id, task, runner, publisher, output, listed } = p;
+        let Prepared {
+            id,
+            task,
+            runner,
+            publisher,
+            output,
+            listed,
+        } = p;
+        if spec.admission() == AdmissionPolicy::DropIfRunning
+            && let Some(owner) = shared.runtime.slot_owner(spec.slot())
+        {
+            // The slot is visibly busy: refuse at once, so the acknowledged task is already
+            // terminal when the caller looks. (A slot that only taskvisor still sees busy is
+            // refused through the watched outcome instead, a moment later.)
+            let mut status = TaskStatus::new(TaskPhase::Canceled);
+            status.error = Some(convert::slot_busy(spec.slot().as_str(), Some(&owner)));
+            shared.store.create(
+                Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), status),
+                listed,
+            )?;
+            output.close();
+            return Ok(id);
+        }
         let cell = TaskCell::new(
             id.clone(),
             publisher,
@@ -91,27 +141,40 @@ impl SupervisorApi {
         let name: Arc<str> = Arc::from(format!("{}/{}", spec.slot(), id));
         let tv_spec = convert::task_spec(name, wrapped, spec)?;
         let controller_spec =
-            tv::ControllerSpec::new(convert::admission(spec.admission()), tv_spec).with_slot(spec.slot().as_str());
-        let prepared = self.inner.handle.prepare_submission(controller_spec).map_err(controller_error)?;
+            tv::ControllerSpec::new(convert::admission(spec.admission()), tv_spec)
+                .with_slot(spec.slot().as_str());
+        let prepared = self
+            .inner
+            .handle
+            .prepare_submission(controller_spec)
+            .map_err(|e| controller_error(e, shared.capacities))?;
 
-        let record = Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), TaskStatus::new(TaskPhase::Pending));
+        let record = Task::new(
+            ObjectMeta::new(id.clone(), now_ms()),
+            spec.clone(),
+            TaskStatus::new(TaskPhase::Pending),
+        );
         shared.store.create(record, listed)?;
-        let (entry, earlier) = shared.runtime.register(&id, prepared.id(), spec.slot(), output);
         let replace = spec.admission() == AdmissionPolicy::Replace;
+        let (entry, earlier) =
+            shared
+                .runtime
+                .register(&id, prepared.id(), spec.slot(), output, replace);
+        let replaced_by = format!("replaced by {id}");
         if replace {
             // Set before intake, so the owner's finalizer (which may run right after
             // taskvisor processes the replacement) already sees why it stopped.
             for other in &earlier {
-                other.stop_with(|| format!("replaced by {id}"));
+                other.stop_with(|| replaced_by.clone());
             }
         }
 
-        let waiter = match intake(prepared).await {
+        let waiter = match intake(prepared, shared.capacities).await {
             Ok(waiter) => waiter,
             Err(err) => {
                 if replace {
                     for other in &earlier {
-                        other.clear_stop_reason();
+                        other.clear_stop_reason(&replaced_by);
                     }
                 }
                 shared.runtime.unregister(&id);
@@ -120,7 +183,16 @@ impl SupervisorApi {
                 return Err(err);
             }
         };
-        shared.tracker.spawn(finalize(Arc::clone(shared), id.clone(), entry, waiter));
+        let tv_id = entry.tv_id;
+        let stopped_early = entry.stop_reason().is_some();
+        shared
+            .tracker
+            .spawn(finalize(Arc::clone(shared), id.clone(), entry, waiter));
+        if stopped_early {
+            // A cancel or delete raced with intake: its remove may have reached taskvisor
+            // before the submission did and missed it. Removing again is harmless.
+            self.remove_quietly(tv_id).await;
+        }
 
         if replace {
             // taskvisor cancels the owner and supersedes the queue head but keeps the FIFO
@@ -135,11 +207,17 @@ impl SupervisorApi {
 }
 
 /// Hands the prepared submission to the controller, never waiting without bound.
-async fn intake(prepared: tv::PreparedSubmission) -> Result<tv::TaskWaiter, CoreError> {
+async fn intake(
+    prepared: tv::PreparedSubmission,
+    caps: Capacities,
+) -> Result<tv::TaskWaiter, CoreError> {
     let submit = prepared.submit().watch().ownership_timeout(REQUEST_WAIT);
     match tokio::time::timeout(REQUEST_WAIT, submit.execute()).await {
-        Ok(result) => result.map_err(controller_error),
-        Err(_) => Err(CoreError::Capacity { what: "taskvisor controller intake (timed out)", limit: 0 }),
+        Ok(result) => result.map_err(|e| controller_error(e, caps)),
+        Err(_) => Err(CoreError::Capacity {
+            what: "taskvisor controller intake queue (waited 5 s)",
+            limit: caps.intake,
+        }),
     }
 }
 
@@ -147,7 +225,13 @@ async fn intake(prepared: tv::PreparedSubmission) -> Result<tv::TaskWaiter, Core
 /// runtime entry and ends its output stream (after the last `RunFinished`).
 async fn finalize(shared: Arc<Shared>, id: TaskId, entry: Arc<Active>, waiter: tv::TaskWaiter) {
     let outcome = waiter.wait().await;
-    let stop_reason = entry.stop_reason();
+    let stop_reason = entry.stop_reason().or_else(|| {
+        // Submitted while shutdown was naming reasons: it is stopped by the shutdown too.
+        shared
+            .closing
+            .load(Ordering::Acquire)
+            .then(|| SHUTDOWN_REASON.to_owned())
+    });
     let last_run = shared.store.last_run_phase(&id);
     let terminal = match &outcome {
         Ok(outcome) => {
@@ -166,19 +250,33 @@ async fn finalize(shared: Arc<Shared>, id: TaskId, entry: Arc<Active>, waiter: t
         },
     };
     tracing::debug!(task_id = %id, phase = %terminal.phase, "task finished");
-    let end = RunEnd { phase: terminal.phase, finished_at: now_ms(), error: terminal.error, exit_code: terminal.exit_code };
+    let end = RunEnd {
+        phase: terminal.phase,
+        finished_at: now_ms(),
+        error: terminal.error,
+        exit_code: terminal.exit_code,
+    };
     shared.store.finish(&id, end, TaskPhase::Canceled);
     shared.runtime.unregister(&id);
     entry.output.close();
 }
 
-pub(super) fn controller_error(err: tv::ControllerError) -> CoreError {
+fn controller_error(err: tv::ControllerError, caps: Capacities) -> CoreError {
     match err {
-        tv::ControllerError::ResourceLimit { resource, limit } => CoreError::Capacity { what: resource, limit },
-        tv::ControllerError::OwnershipAdmissionTimeout { .. } => {
-            CoreError::Capacity { what: "taskvisor ownership (timed out)", limit: 0 }
-        }
-        tv::ControllerError::Full => CoreError::Capacity { what: "taskvisor controller queue", limit: 0 },
+        tv::ControllerError::ResourceLimit {
+            resource, limit, ..
+        } => CoreError::Capacity {
+            what: resource,
+            limit,
+        },
+        tv::ControllerError::OwnershipAdmissionTimeout { .. } => CoreError::Capacity {
+            what: "taskvisor ownership (waited 5 s)",
+            limit: caps.ownership,
+        },
+        tv::ControllerError::Full => CoreError::Capacity {
+            what: "taskvisor controller intake queue",
+            limit: caps.intake,
+        },
         tv::ControllerError::Closed => CoreError::ShuttingDown,
         other => CoreError::Internal(format!("taskvisor controller: {other}")),
     }

@@ -1,0 +1,132 @@
+//! Per-slot admission: DropIfRunning, Replace, Queue.
+
+use solti_core::StateConfig;
+use solti_model::{AdmissionPolicy, TaskPhase};
+use taskvisor::ControllerConfig;
+
+use crate::support::{api, api_with, done, running, spec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_if_running_refuses_and_names_the_owner() {
+    let api = api().await;
+    let owner = api
+        .submit(&spec("s", "hang", &[]).build().unwrap())
+        .await
+        .unwrap();
+    running(&api, &owner).await;
+    let s = spec("s", "ok", &[])
+        .admission(AdmissionPolicy::DropIfRunning)
+        .build()
+        .unwrap();
+    let refused = api.submit(&s).await.unwrap();
+    // Terminal at once: a caller looking right after submit already sees the refusal.
+    let task = api.get_task(&refused).await.unwrap().unwrap();
+    assert_eq!(task.status.phase, TaskPhase::Canceled);
+    let error = task.status.error.unwrap();
+    assert!(error.contains(owner.as_str()), "{error}");
+    assert!(error.contains("busy"), "{error}");
+    assert!(
+        api.list_task_runs(&refused)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+    let owner_task = api.get_task(&owner).await.unwrap().unwrap();
+    assert_eq!(
+        owner_task.status.phase,
+        TaskPhase::Running,
+        "owner untouched"
+    );
+    api.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_cancels_owner_and_queue_and_starts_the_new_task() {
+    let api = api().await;
+    let owner = api
+        .submit(&spec("s", "hang", &[]).build().unwrap())
+        .await
+        .unwrap();
+    running(&api, &owner).await;
+    let queued_spec = spec("s", "ok", &[])
+        .admission(AdmissionPolicy::Queue)
+        .build()
+        .unwrap();
+    let q1 = api.submit(&queued_spec).await.unwrap();
+    let q2 = api.submit(&queued_spec).await.unwrap();
+    let s = spec("s", "hang", &[])
+        .admission(AdmissionPolicy::Replace)
+        .build()
+        .unwrap();
+    let new = api.submit(&s).await.unwrap();
+    let expected = format!("replaced by {new}");
+    for old in [&owner, &q1, &q2] {
+        let task = done(&api, old).await;
+        assert_eq!(task.status.phase, TaskPhase::Canceled, "{task:?}");
+        assert_eq!(task.status.error.as_deref(), Some(expected.as_str()));
+    }
+    assert!(
+        api.list_task_runs(&q1).await.unwrap().unwrap().is_empty(),
+        "queued task never ran"
+    );
+    running(&api, &new).await;
+    api.shutdown().await.unwrap();
+    let task = api.get_task(&new).await.unwrap().unwrap();
+    assert_eq!(task.status.phase, TaskPhase::Canceled);
+    assert_eq!(task.status.error.as_deref(), Some("agent shutting down"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_runs_in_order() {
+    let (api, starts) = api_with(StateConfig::default(), ControllerConfig::default()).await;
+    let s = spec("q", "sleep", &["20"])
+        .admission(AdmissionPolicy::Queue)
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(api.submit(&s).await.unwrap());
+    }
+    let mut previous_end = 0;
+    for id in &ids {
+        assert_eq!(done(&api, id).await.status.phase, TaskPhase::Succeeded);
+        let run = &api.list_task_runs(id).await.unwrap().unwrap()[0];
+        assert!(
+            run.started_at >= previous_end,
+            "tasks overlapped or ran out of order"
+        );
+        previous_end = run.finished_at.unwrap();
+    }
+    assert_eq!(starts.lock().unwrap()["q"].len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_over_bound_fails_with_the_reason() {
+    let ctl = ControllerConfig::default().with_max_slot_queue(1);
+    let (api, _) = api_with(StateConfig::default(), ctl).await;
+    let owner = api
+        .submit(&spec("q", "hang", &[]).build().unwrap())
+        .await
+        .unwrap();
+    running(&api, &owner).await;
+    let s = spec("q", "ok", &[])
+        .admission(AdmissionPolicy::Queue)
+        .build()
+        .unwrap();
+    let queued = api.submit(&s).await.unwrap();
+    let over = api.submit(&s).await.unwrap();
+    let task = done(&api, &over).await;
+    assert_eq!(task.status.phase, TaskPhase::Failed);
+    assert!(task.status.error.unwrap().contains("full"));
+    assert_eq!(
+        api.get_task(&queued).await.unwrap().unwrap().status.phase,
+        TaskPhase::Pending
+    );
+    assert!(api.cancel_task(&owner).await.unwrap());
+    assert_eq!(
+        done(&api, &queued).await.status.phase,
+        TaskPhase::Succeeded,
+        "queued task runs after the owner"
+    );
+}
