@@ -26,6 +26,9 @@ struct State {
     /// Set once the task is terminal (or deleted): new subscribers get an ended stream and
     /// existing ones drain what is buffered, then end.
     closed: bool,
+    /// The `RunStarted` of the attempt in progress, if any. A subscriber that joins mid-run
+    /// receives it first, so every stream starts with the run it is in.
+    current_run: Option<OutputEvent>,
 }
 
 // === impl OutputChannel ===
@@ -36,6 +39,7 @@ impl OutputChannel {
             state: Mutex::new(State {
                 sender: None,
                 closed: false,
+                current_run: None,
             }),
             capacity,
         }
@@ -50,8 +54,10 @@ impl OutputChannel {
         let sender = state
             .sender
             .get_or_insert_with(|| broadcast::channel(self.capacity).0);
+        let rx = Some(sender.subscribe());
         OutputSubscription {
-            rx: Some(sender.subscribe()),
+            rx,
+            pending: state.current_run.clone(),
         }
     }
 
@@ -71,6 +77,11 @@ impl OutputChannel {
 impl OutputTarget for OutputChannel {
     fn publish(&self, event: OutputEvent) {
         let mut state = self.lock();
+        match &event {
+            OutputEvent::RunStarted { .. } => state.current_run = Some(event.clone()),
+            OutputEvent::RunFinished { .. } => state.current_run = None,
+            _ => {}
+        }
         let Some(sender) = &state.sender else { return };
         if sender.receiver_count() == 0 {
             // Everyone left: free the buffer until someone subscribes again.
@@ -79,6 +90,15 @@ impl OutputTarget for OutputChannel {
         }
         // `send` never waits; it fails only when there is no receiver, which is fine.
         let _ = sender.send(event);
+    }
+
+    /// More than half the buffer is still unread by the slowest subscriber: the runner may
+    /// pause reading its pipes briefly so a reader that keeps up loses nothing.
+    fn backlogged(&self) -> bool {
+        self.lock()
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.len() > self.capacity / 2)
     }
 }
 
@@ -99,7 +119,9 @@ impl fmt::Debug for OutputChannel {
     }
 }
 
-/// A live view of one task's output, from the moment of subscribing.
+/// A live view of one task's output, from the moment of subscribing. A subscription made
+/// while an attempt runs starts with that attempt's `RunStarted`; lines printed before the
+/// subscription are not replayed (the agent keeps no output history).
 ///
 /// Events arrive in publish order across all attempts: `RunStarted`, chunks, `RunFinished`,
 /// then the next attempt. A subscriber that falls more than
@@ -108,6 +130,9 @@ impl fmt::Debug for OutputChannel {
 /// never slowed down by a subscriber. Dropping the subscription frees it at once.
 pub struct OutputSubscription {
     rx: Option<broadcast::Receiver<OutputEvent>>,
+    /// Delivered before anything from `rx`: the `RunStarted` of the run in progress when
+    /// the subscription was made.
+    pending: Option<OutputEvent>,
 }
 
 // === impl OutputSubscription ===
@@ -115,7 +140,10 @@ pub struct OutputSubscription {
 impl OutputSubscription {
     /// A subscription that yields nothing (a terminal task).
     pub(crate) fn ended() -> Self {
-        Self { rx: None }
+        Self {
+            rx: None,
+            pending: None,
+        }
     }
 
     /// The next event, in order; [`OutputEvent::Lagged`] when this subscriber fell behind.
@@ -123,6 +151,9 @@ impl OutputSubscription {
     /// `None` once the task is terminal and everything published before that was delivered,
     /// or the task was deleted.
     pub async fn recv(&mut self) -> Option<OutputEvent> {
+        if let Some(event) = self.pending.take() {
+            return Some(event);
+        }
         let rx = self.rx.as_mut()?;
         match rx.recv().await {
             Ok(event) => Some(event),
@@ -167,16 +198,47 @@ mod tests {
     #[tokio::test]
     async fn lagged_then_drained_then_closed() {
         let ch = OutputChannel::new(2);
-        ch.publish(started(0)); // nobody listens: dropped
+        ch.publish(started(0)); // nobody listens: only remembered as the current run
         let mut sub = ch.subscribe();
         for n in 1..=4 {
             ch.publish(started(n));
         }
         ch.close();
+        assert_eq!(sub.recv().await, Some(started(0)));
         assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 2 }));
         assert_eq!(sub.recv().await, Some(started(3)));
         assert_eq!(sub.recv().await, Some(started(4)));
         assert_eq!(sub.recv().await, None);
         assert_eq!(ch.subscribe().recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn late_subscriber_starts_with_the_current_run() {
+        let ch = OutputChannel::new(4);
+        ch.publish(started(1));
+        let mut sub = ch.subscribe();
+        let finished = OutputEvent::RunFinished {
+            attempt: 1,
+            exit_code: Some(0),
+            finished_at: 1,
+        };
+        ch.publish(finished.clone());
+        assert_eq!(sub.recv().await, Some(started(1)));
+        assert_eq!(sub.recv().await, Some(finished));
+        // Between runs nothing is pending.
+        let mut between = ch.subscribe();
+        ch.publish(started(2));
+        assert_eq!(between.recv().await, Some(started(2)));
+    }
+
+    #[test]
+    fn backlog_is_reported_past_half_the_buffer() {
+        let ch = OutputChannel::new(4);
+        let _sub = ch.subscribe();
+        assert!(!ch.backlogged());
+        for n in 1..=3 {
+            ch.publish(started(n));
+        }
+        assert!(ch.backlogged());
     }
 }
