@@ -1,0 +1,69 @@
+//! [`ApiHandler`] over `solti_core::SupervisorApi`.
+
+use std::{fmt, sync::Arc};
+
+use solti_core::SupervisorApi;
+use solti_model::{Task, TaskId, TaskPage, TaskQuery, TaskRun, TaskSpec};
+
+use crate::{ApiError, ApiHandler, LogStream};
+
+/// Serves the API from a [`SupervisorApi`].
+#[derive(Clone)]
+pub struct SupervisorApiAdapter {
+    api: Arc<SupervisorApi>,
+}
+
+impl SupervisorApiAdapter {
+    /// Wraps a supervisor.
+    #[must_use]
+    pub fn new(api: Arc<SupervisorApi>) -> Self {
+        Self { api }
+    }
+
+    /// The wrapped supervisor.
+    #[must_use]
+    pub fn supervisor(&self) -> &Arc<SupervisorApi> {
+        &self.api
+    }
+}
+
+impl ApiHandler for SupervisorApiAdapter {
+    async fn submit(&self, spec: TaskSpec) -> Result<TaskId, ApiError> {
+        Ok(self.api.submit(&spec).await?)
+    }
+
+    async fn apply(&self, spec: TaskSpec) -> Result<TaskId, ApiError> {
+        Ok(self.api.submit(&spec).await?)
+    }
+
+    async fn get(&self, id: TaskId) -> Result<Option<Task>, ApiError> {
+        Ok(self.api.get_task(&id).await?)
+    }
+
+    async fn list(&self, query: TaskQuery) -> Result<TaskPage<Task>, ApiError> {
+        Ok(self.api.query_tasks(&query).await?)
+    }
+
+    async fn runs(&self, id: TaskId) -> Result<Option<Vec<TaskRun>>, ApiError> {
+        Ok(self.api.list_task_runs(&id).await?)
+    }
+
+    async fn delete(&self, id: TaskId) -> Result<bool, ApiError> {
+        Ok(self.api.delete_task(&id).await?)
+    }
+
+    async fn stream_logs(&self, id: TaskId) -> Result<Option<LogStream>, ApiError> {
+        Ok(self
+            .api
+            .subscribe_output(&id)
+            .await?
+            .map(|sub| LogStream::new(sub.into_stream())))
+    }
+}
+
+impl fmt::Debug for SupervisorApiAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorApiAdapter")
+            .finish_non_exhaustive()
+    }
+}

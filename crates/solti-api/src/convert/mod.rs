@@ -1,0 +1,219 @@
+//! The one place where wire types (`pb`) and domain types (`solti_model`) meet.
+//!
+//! Decoding validates and names the offending field by its wire (JSON) path, e.g.
+//! `spec.timeoutMs: must be 1..=31536000000 ms, got 0`; encoding is infallible.
+
+mod spec;
+
+use solti_model::{
+    AdmissionPolicy, MAX_PAGE_LIMIT, Slot, Task, TaskId, TaskPhase, TaskQuery, TaskRun, TaskSpec,
+};
+
+use crate::{ApiError, pb};
+
+pub(crate) use spec::{spec_from_pb, spec_to_pb};
+
+/// Decodes the spec of an `ApplyTask`: like [`spec_from_pb`], then admission is forced to
+/// `Replace`.
+pub(crate) fn apply_spec_from_pb(spec: Option<pb::CreateSpec>) -> Result<TaskSpec, ApiError> {
+    let spec = spec_from_pb(spec)?;
+    if spec.admission() == AdmissionPolicy::Replace {
+        return Ok(spec);
+    }
+    spec.to_builder()
+        .admission(AdmissionPolicy::Replace)
+        .build()
+        .map_err(|e| ApiError::from_spec_error(&e))
+}
+
+/// Parses a task id from a request (`field` names it: `taskId` or the path segment `id`).
+pub(crate) fn task_id(field: &str, raw: &str) -> Result<TaskId, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::invalid(field, "required"));
+    }
+    TaskId::try_new(raw).map_err(|e| match e {
+        solti_model::ModelError::Invalid { rule, .. } => ApiError::invalid(field, rule),
+        other => ApiError::invalid(field, other.to_string()),
+    })
+}
+
+/// Builds a query from list parameters; an empty `slot` means no slot filter.
+pub(crate) fn query(
+    slot: Option<&str>,
+    phase: Option<TaskPhase>,
+    limit: u32,
+    offset: u32,
+) -> Result<TaskQuery, ApiError> {
+    if limit > MAX_PAGE_LIMIT {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be at most {MAX_PAGE_LIMIT}, got {limit}"),
+        ));
+    }
+    let mut q = TaskQuery::new()
+        .with_offset(offset)
+        .with_limit(limit)
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    if let Some(slot) = slot.filter(|s| !s.is_empty()) {
+        let slot = Slot::try_new(slot).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        q = q.with_slot(slot);
+    }
+    if let Some(phase) = phase {
+        q = q.with_phase(phase);
+    }
+    Ok(q)
+}
+
+/// `ListTasksRequest.status`: absent or `UNSPECIFIED` = no filter.
+pub(crate) fn phase_from_pb(status: Option<i32>) -> Result<Option<TaskPhase>, ApiError> {
+    let Some(n) = status else { return Ok(None) };
+    let phase = match pb::TaskStatus::try_from(n) {
+        Ok(pb::TaskStatus::Unspecified) => return Ok(None),
+        Ok(pb::TaskStatus::Pending) => TaskPhase::Pending,
+        Ok(pb::TaskStatus::Running) => TaskPhase::Running,
+        Ok(pb::TaskStatus::Succeeded) => TaskPhase::Succeeded,
+        Ok(pb::TaskStatus::Failed) => TaskPhase::Failed,
+        Ok(pb::TaskStatus::Timeout) => TaskPhase::Timeout,
+        Ok(pb::TaskStatus::Canceled) => TaskPhase::Canceled,
+        Ok(pb::TaskStatus::Exhausted) => TaskPhase::Exhausted,
+        Err(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("unknown enum value {n}"),
+            ));
+        }
+    };
+    Ok(Some(phase))
+}
+
+/// `TaskPhase` → `pb::TaskStatus` (as the wire's `i32`).
+pub(crate) fn phase_to_pb(phase: TaskPhase) -> i32 {
+    match phase {
+        TaskPhase::Pending => pb::TaskStatus::Pending,
+        TaskPhase::Running => pb::TaskStatus::Running,
+        TaskPhase::Succeeded => pb::TaskStatus::Succeeded,
+        TaskPhase::Failed => pb::TaskStatus::Failed,
+        TaskPhase::Timeout => pb::TaskStatus::Timeout,
+        TaskPhase::Canceled => pb::TaskStatus::Canceled,
+        TaskPhase::Exhausted => pb::TaskStatus::Exhausted,
+        _ => pb::TaskStatus::Unspecified,
+    }
+    .into()
+}
+
+/// `Task` → `TaskData`.
+pub(crate) fn task_to_pb(task: &Task) -> pb::TaskData {
+    pb::TaskData {
+        metadata: Some(pb::ObjectMeta {
+            id: task.metadata.id.as_str().to_owned(),
+            created_at: task.metadata.created_at,
+            updated_at: task.metadata.updated_at,
+            resource_version: task.metadata.resource_version,
+        }),
+        spec: Some(spec_to_pb(&task.spec)),
+        status: Some(pb::TaskStatusInfo {
+            phase: phase_to_pb(task.status.phase),
+            attempt: task.status.attempt,
+            error: task.status.error.clone(),
+            exit_code: task.status.exit_code,
+        }),
+    }
+}
+
+/// `TaskRun` → `TaskRunInfo`.
+pub(crate) fn run_to_pb(run: &TaskRun) -> pb::TaskRunInfo {
+    pb::TaskRunInfo {
+        attempt: run.attempt,
+        status: phase_to_pb(run.phase),
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        error: run.error.clone(),
+        exit_code: run.exit_code,
+    }
+}
+
+/// `OutputEvent` → one `StreamTaskLogsResponse` (gRPC; SSE has its own readable JSON); `None` for event kinds this API version
+/// does not carry.
+#[cfg(feature = "grpc")]
+pub(crate) fn event_to_pb(event: solti_model::OutputEvent) -> Option<pb::StreamTaskLogsResponse> {
+    use pb::stream_task_logs_response::Kind;
+    use solti_model::{OutputEvent, OutputStream};
+    let kind = match event {
+        OutputEvent::Chunk {
+            attempt,
+            stream,
+            seq,
+            ts,
+            line,
+        } => Kind::Chunk(pb::OutputChunk {
+            attempt,
+            stream: match stream {
+                OutputStream::Stdout => pb::OutputStreamKind::Stdout,
+                OutputStream::Stderr => pb::OutputStreamKind::Stderr,
+            }
+            .into(),
+            seq,
+            ts,
+            line,
+        }),
+        OutputEvent::RunStarted {
+            attempt,
+            started_at,
+        } => Kind::RunStarted(pb::RunStarted {
+            attempt,
+            started_at,
+        }),
+        OutputEvent::RunFinished {
+            attempt,
+            exit_code,
+            finished_at,
+        } => Kind::RunFinished(pb::RunFinished {
+            attempt,
+            exit_code,
+            finished_at,
+        }),
+        OutputEvent::Lagged { skipped } => Kind::Lagged(pb::Lagged { skipped }),
+        _ => return None,
+    };
+    Some(pb::StreamTaskLogsResponse { kind: Some(kind) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_queries() {
+        assert_eq!(
+            task_id("taskId", "").unwrap_err().to_string(),
+            "taskId: required"
+        );
+        assert!(
+            task_id("taskId", "a/b")
+                .unwrap_err()
+                .to_string()
+                .starts_with("taskId: must be 1..=256 chars")
+        );
+        assert!(task_id("taskId", "tsk_1").is_ok());
+        assert_eq!(
+            query(None, None, 1001, 0).unwrap_err().to_string(),
+            "limit: must be at most 1000, got 1001"
+        );
+        assert_eq!(query(Some(""), None, 0, 0).unwrap().limit, 100);
+        assert!(
+            query(Some("a b"), None, 0, 0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("slot:")
+        );
+        assert_eq!(phase_from_pb(Some(0)).unwrap(), None);
+        assert_eq!(phase_from_pb(Some(7)).unwrap(), Some(TaskPhase::Exhausted));
+        assert_eq!(
+            phase_from_pb(Some(8)).unwrap_err().to_string(),
+            "status: unknown enum value 8"
+        );
+        for p in TaskPhase::ALL {
+            assert_eq!(phase_from_pb(Some(phase_to_pb(p))).unwrap(), Some(p));
+        }
+    }
+}

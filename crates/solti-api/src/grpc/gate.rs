@@ -1,0 +1,220 @@
+//! The tower service around the generated server: auth, observation, limit mapping.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Request, Response, header};
+use solti_model::Token;
+use tonic::{Code, Status, body::Body, server::NamedService};
+use tower::Service;
+
+use super::{MAX_MESSAGE_BYTES, service::TaskServiceImpl};
+use crate::{
+    ApiError, ApiObserver, Transport, UNMATCHED_ROUTE, auth::bearer_matches,
+    pb::task_service_server::TaskServiceServer,
+};
+
+/// The `solti.task.v1.TaskService` tower service built by
+/// [`GrpcApi::into_service`](super::GrpcApi::into_service).
+pub struct GrpcService<H> {
+    inner: TaskServiceServer<TaskServiceImpl<H>>,
+    auth: Option<Arc<Token>>,
+    observer: Arc<dyn ApiObserver>,
+}
+
+impl<H> GrpcService<H> {
+    pub(super) fn new(
+        inner: TaskServiceServer<TaskServiceImpl<H>>,
+        auth: Option<Token>,
+        observer: Arc<dyn ApiObserver>,
+    ) -> Self {
+        Self {
+            inner,
+            auth: auth.map(Arc::new),
+            observer,
+        }
+    }
+}
+
+impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The generated server is always ready; each call works on its own clone.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let (method, route) = method_of(req.uri().path());
+        let observer = Arc::clone(&self.observer);
+        let started = Instant::now();
+        observer.request_started(Transport::Grpc, method, route);
+        let authorized = self.auth.as_ref().is_none_or(|token| {
+            bearer_matches(
+                token,
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+            )
+        });
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            let mut res = if authorized {
+                match inner.call(req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                }
+            } else {
+                Status::new(Code::Unauthenticated, ApiError::Unauthenticated.to_string())
+                    .into_http()
+            };
+            let code = normalize_status(&mut res);
+            observer.request_finished(
+                Transport::Grpc,
+                method,
+                route,
+                code_name(code),
+                started.elapsed(),
+            );
+            Ok(res)
+        })
+    }
+}
+
+impl<H> NamedService for GrpcService<H> {
+    const NAME: &'static str = crate::pb::task_service_server::SERVICE_NAME;
+}
+
+impl<H> Clone for GrpcService<H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            auth: self.auth.clone(),
+            observer: Arc::clone(&self.observer),
+        }
+    }
+}
+
+impl<H> fmt::Debug for GrpcService<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcService")
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The status a response head carries (`OK` when the status comes later in trailers),
+/// after mapping tonic's request-decoding failures onto the contract:
+///
+/// - a message over the limit is `OUT_OF_RANGE` in tonic, `RESOURCE_EXHAUSTED` here;
+/// - bytes that are not a valid message (bad protobuf, bad framing, a missing message) are
+///   `INTERNAL` in tonic, `INVALID_ARGUMENT` here: the client sent them, nothing failed inside.
+fn normalize_status(res: &mut Response<Body>) -> Code {
+    let Some(status) = Status::from_header_map(res.headers()) else {
+        return Code::Ok;
+    };
+    let replaced = match status.code() {
+        Code::OutOfRange if status.message().contains("message length too large") => Status::new(
+            Code::ResourceExhausted,
+            format!(
+                "message must be at most {MAX_MESSAGE_BYTES} bytes ({})",
+                status.message()
+            ),
+        ),
+        Code::Internal
+            if DECODE_FAILURES
+                .iter()
+                .any(|p| status.message().starts_with(p)) =>
+        {
+            Status::new(
+                Code::InvalidArgument,
+                format!("invalid request message: {}", status.message()),
+            )
+        }
+        code => return code,
+    };
+    let code = replaced.code();
+    let head = replaced.into_http::<Body>();
+    for name in ["grpc-status", "grpc-message"] {
+        res.headers_mut().remove(name);
+        if let Some(v) = head.headers().get(name) {
+            res.headers_mut().insert(name, v.clone());
+        }
+    }
+    code
+}
+
+/// Message prefixes of tonic's request-decoding failures (all reported as `INTERNAL`).
+const DECODE_FAILURES: [&str; 5] = [
+    "failed to decode Protobuf message",
+    "protocol error:",
+    "Unexpected EOF decoding stream",
+    "Error decompressing",
+    "Missing request message",
+];
+
+/// The RPC name and route template of a request path.
+fn method_of(path: &str) -> (&'static str, &'static str) {
+    const ROUTES: [(&str, &str); 7] = [
+        ("SubmitTask", "/solti.task.v1.TaskService/SubmitTask"),
+        ("ApplyTask", "/solti.task.v1.TaskService/ApplyTask"),
+        ("GetTaskStatus", "/solti.task.v1.TaskService/GetTaskStatus"),
+        ("ListTasks", "/solti.task.v1.TaskService/ListTasks"),
+        ("ListTaskRuns", "/solti.task.v1.TaskService/ListTaskRuns"),
+        ("DeleteTask", "/solti.task.v1.TaskService/DeleteTask"),
+        (
+            "StreamTaskLogs",
+            "/solti.task.v1.TaskService/StreamTaskLogs",
+        ),
+    ];
+    ROUTES
+        .iter()
+        .find(|(_, route)| *route == path)
+        .copied()
+        .unwrap_or(("unknown", UNMATCHED_ROUTE))
+}
+
+/// The canonical gRPC code name (`OK`, `NOT_FOUND`, …).
+pub(crate) const fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods() {
+        assert_eq!(
+            method_of("/solti.task.v1.TaskService/ListTasks"),
+            ("ListTasks", "/solti.task.v1.TaskService/ListTasks")
+        );
+        assert_eq!(method_of("/x/y"), ("unknown", UNMATCHED_ROUTE));
+    }
+}

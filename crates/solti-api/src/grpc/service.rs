@@ -1,0 +1,153 @@
+//! The generated `TaskService` trait implemented over an [`ApiHandler`].
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures_util::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status};
+
+use super::MAX_MESSAGE_BYTES;
+use crate::{ApiError, ApiHandler, LogStream, convert, pb};
+
+/// Decodes, calls the handler, encodes. Auth and observation happen in the gate around it.
+pub(super) struct TaskServiceImpl<H> {
+    pub(super) handler: Arc<H>,
+}
+
+#[tonic::async_trait]
+impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> {
+    async fn submit_task(
+        &self,
+        req: Request<pb::SubmitTaskRequest>,
+    ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        let spec = convert::spec_from_pb(req.into_inner().spec)?;
+        let id = self.handler.submit(spec).await?;
+        Ok(Response::new(pb::SubmitTaskResponse {
+            task_id: id.as_str().to_owned(),
+        }))
+    }
+
+    async fn apply_task(
+        &self,
+        req: Request<pb::ApplyTaskRequest>,
+    ) -> Result<Response<pb::ApplyTaskResponse>, Status> {
+        let spec = convert::apply_spec_from_pb(req.into_inner().spec)?;
+        let id = self.handler.apply(spec).await?;
+        Ok(Response::new(pb::ApplyTaskResponse {
+            task_id: id.as_str().to_owned(),
+        }))
+    }
+
+    async fn get_task_status(
+        &self,
+        req: Request<pb::GetTaskStatusRequest>,
+    ) -> Result<Response<pb::GetTaskStatusResponse>, Status> {
+        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
+        let task = self.handler.get(id).await?;
+        Ok(Response::new(pb::GetTaskStatusResponse {
+            task: task.as_ref().map(convert::task_to_pb),
+        }))
+    }
+
+    async fn list_tasks(
+        &self,
+        req: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let req = req.into_inner();
+        let phase = convert::phase_from_pb(req.status)?;
+        let query = convert::query(req.slot.as_deref(), phase, req.limit, req.offset)?;
+        let page = self.handler.list(query).await?;
+        let res = pb::ListTasksResponse {
+            tasks: page.items.iter().map(convert::task_to_pb).collect(),
+            total: u32::try_from(page.total).unwrap_or(u32::MAX),
+        };
+        // Refuse here, with advice, rather than fail mid-response on the encode limit (tasks
+        // carrying large scripts can make a full page larger than one message may be).
+        let len = prost::Message::encoded_len(&res);
+        if len > MAX_MESSAGE_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "response would be {len} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit; request a smaller page (limit)"
+            )));
+        }
+        Ok(Response::new(res))
+    }
+
+    async fn list_task_runs(
+        &self,
+        req: Request<pb::ListTaskRunsRequest>,
+    ) -> Result<Response<pb::ListTaskRunsResponse>, Status> {
+        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
+        let runs = self.handler.runs(id).await?.unwrap_or_default();
+        Ok(Response::new(pb::ListTaskRunsResponse {
+            runs: runs.iter().map(convert::run_to_pb).collect(),
+        }))
+    }
+
+    async fn delete_task(
+        &self,
+        req: Request<pb::DeleteTaskRequest>,
+    ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
+        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
+        self.handler.delete(id).await?;
+        Ok(Response::new(pb::DeleteTaskResponse {}))
+    }
+
+    type StreamTaskLogsStream = LogResponses;
+
+    async fn stream_task_logs(
+        &self,
+        req: Request<pb::StreamTaskLogsRequest>,
+    ) -> Result<Response<Self::StreamTaskLogsStream>, Status> {
+        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
+        let stream = self.handler.stream_logs(id.clone()).await?;
+        let stream = stream.ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
+        Ok(Response::new(LogResponses { inner: stream }))
+    }
+}
+
+/// The server stream of `StreamTaskLogs`: output events as `StreamTaskLogsResponse`s.
+/// Dropping it (client gone) drops the subscription.
+pub(super) struct LogResponses {
+    inner: LogStream,
+}
+
+impl Stream for LogResponses {
+    type Item = Result<pb::StreamTaskLogsResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(event)) => {
+                    if let Some(msg) = convert::event_to_pb(event) {
+                        return Poll::Ready(Some(Ok(msg)));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// `ApiError` → `tonic::Status` with the contract's code and the error text as message.
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        use tonic::Code;
+        let code = match err {
+            ApiError::InvalidRequest(_) => Code::InvalidArgument,
+            ApiError::Unauthenticated => Code::Unauthenticated,
+            ApiError::TaskNotFound(_) => Code::NotFound,
+            ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {
+                Code::Unimplemented
+            }
+            ApiError::Internal(_) => Code::Internal,
+        };
+        Self::new(code, err.to_string())
+    }
+}

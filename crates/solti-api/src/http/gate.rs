@@ -1,0 +1,88 @@
+//! Middleware around every route: observation, auth, and the JSON fallbacks.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{Method, Uri, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
+use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE, auth::bearer_matches};
+
+/// Reports the request to the observer (outermost, so 401s and 413s are seen too).
+pub(super) async fn observe<H: ApiHandler>(
+    State(shared): State<Arc<Shared<H>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = route_template(req.extensions().get::<MatchedPath>());
+    let method = req.method().clone();
+    let started = Instant::now();
+    shared
+        .observer
+        .request_started(Transport::Http, method.as_str(), route);
+    let res = next.run(req).await;
+    shared.observer.request_finished(
+        Transport::Http,
+        method.as_str(),
+        route,
+        res.status().as_str(),
+        started.elapsed(),
+    );
+    res
+}
+
+/// Checks the bearer token before anything else runs (including the log stream and the
+/// fallbacks).
+pub(super) async fn auth<H: ApiHandler>(
+    State(shared): State<Arc<Shared<H>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &shared.auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if !bearer_matches(token, header) {
+            return ApiError::Unauthenticated.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// `404 NotFound` with the JSON error body for paths no route matches.
+pub(super) async fn route_not_found(method: Method, uri: Uri) -> Response {
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: short_path(&uri),
+    }
+    .into_response()
+}
+
+/// `405 MethodNotAllowed` with the JSON error body.
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: short_path(&uri),
+    }
+    .into_response()
+}
+
+/// The static route template for a matched path (never the concrete id).
+fn route_template(matched: Option<&MatchedPath>) -> &'static str {
+    match matched.map(MatchedPath::as_str) {
+        Some(ROUTE_TASKS) => ROUTE_TASKS,
+        Some(ROUTE_TASK) => ROUTE_TASK,
+        Some(ROUTE_RUNS) => ROUTE_RUNS,
+        Some(ROUTE_LOGS) => ROUTE_LOGS,
+        _ => UNMATCHED_ROUTE,
+    }
+}
+
+fn short_path(uri: &Uri) -> String {
+    uri.path().chars().take(256).collect()
+}
