@@ -59,7 +59,10 @@
 //!   then SIGKILL (`cgroup.kill`) after the [kill grace](SubprocessBackendConfig::kill_grace),
 //!   and is always reaped. When taskvisor drops the attempt future (timeout), a drop guard
 //!   sends SIGTERM at once and a reaper owned by the runner finishes the job. Processes left
-//!   behind by a main process that exited normally are killed too. See [`docs::lifetime`].
+//!   behind by a main process that exited normally are killed too. If the agent itself is
+//!   killed (SIGKILL, crash), its direct children die with it (`PR_SET_PDEATHSIG`), and the
+//!   next [`SubprocessRunner::new`] kills and removes the attempt cgroups of the dead agent
+//!   process, background jobs included. See [`docs::lifetime`].
 //! - **Isolation** (Linux, all optional): see [`SubprocessBackendConfig`] and
 //!   [`docs::isolation`].
 //!

@@ -65,6 +65,11 @@ impl SubprocessRunner {
     /// [`require_enforcement`](SubprocessBackendConfig::require_enforcement) is on, in
     /// which case attempts fail instead).
     ///
+    /// When attempts get cgroups, it also kills and removes the attempt cgroups that a dead
+    /// agent process (killed with SIGKILL, crashed) left under the same parent, waiting up
+    /// to about a second (blocking) for their processes to die, and logs one warning with
+    /// their number. Cgroups of live agent processes and foreign cgroups are never touched.
+    ///
     /// # Errors
     /// [`ExecError::InvalidConfig`] naming the bad setting.
     pub fn new(name: &str, config: SubprocessBackendConfig) -> Result<Self, ExecError> {
@@ -80,6 +85,16 @@ impl SubprocessRunner {
         }
         for note in isolation.notes() {
             tracing::warn!(runner = name, "{note}");
+        }
+        let swept = isolation.sweep_stale();
+        if swept.removed > 0 {
+            tracing::warn!(runner = name, count = swept.removed,
+                parent = %isolation.cgroup_parent().map(|p| p.display().to_string()).unwrap_or_default(),
+                "killed and removed attempt cgroups left by an agent process that died (SIGKILL or crash); their tasks were orphans");
+        }
+        for (cgroup, why) in &swept.left {
+            tracing::warn!(runner = name, cgroup = %cgroup.display(),
+                "attempt cgroup left by a dead agent process could not be cleaned: {why}; retried at the next start");
         }
         let name: Arc<str> = name.into();
         let shared = Arc::new(Shared {

@@ -28,3 +28,12 @@ pub(crate) struct CommandLine {
     /// Working directory; `None` inherits the agent's.
     pub(crate) cwd: Option<PathBuf>,
 }
+
+/// Attempt cgroups of dead agent processes found when a runner was created.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    /// Killed and removed.
+    pub(crate) removed: usize,
+    /// Could not be emptied or removed in time: `(cgroup, cause)`.
+    pub(crate) left: Vec<(PathBuf, String)>,
+}

@@ -32,6 +32,10 @@ impl Isolation {
     pub(crate) fn cgroup_parent(&self) -> Option<&Path> {
         None
     }
+
+    pub(crate) fn sweep_stale(&self) -> super::Swept {
+        super::Swept::default()
+    }
 }
 
 /// Never constructed on this platform.

@@ -5,6 +5,7 @@
     reason = "test helpers panic on setup failures"
 )]
 
+mod agent_death;
 mod basics;
 mod e2e;
 mod harness;

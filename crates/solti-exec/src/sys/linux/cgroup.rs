@@ -26,9 +26,9 @@ impl CgroupSetup {
     /// Creates the cgroup of one attempt and opens its `cgroup.procs`.
     pub(crate) fn create(&self) -> io::Result<AttemptCgroup> {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = self
-            .parent
-            .join(format!("solti-{}-{seq}", std::process::id()));
+        // The name identifies this agent process, so a restarted agent can recognise and
+        // clean up the cgroups of a dead one (see `stale`).
+        let dir = self.parent.join(super::stale::attempt_name(seq));
         fs::create_dir(&dir)?;
         let mut cg = AttemptCgroup { dir, procs: None };
         for (file, value) in &self.limits {

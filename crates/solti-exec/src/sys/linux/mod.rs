@@ -4,6 +4,8 @@
 mod caps;
 mod cgroup;
 mod spawn;
+mod spawner;
+mod stale;
 
 use std::{
     ffi::CString,
@@ -158,6 +160,15 @@ impl Isolation {
     pub(crate) fn cgroup_parent(&self) -> Option<&Path> {
         self.cgroup.as_ref().map(|c| c.parent.as_path())
     }
+
+    /// Kills and removes the attempt cgroups that dead agent processes left under the
+    /// attempt cgroup parent (blocks up to about a second when there are some).
+    pub(crate) fn sweep_stale(&self) -> super::Swept {
+        let Some(setup) = &self.cgroup else {
+            return super::Swept::default();
+        };
+        stale::sweep(&setup.parent)
+    }
 }
 
 /// A started attempt: the child, its cgroup and its output pipes.
@@ -270,14 +281,20 @@ pub(crate) fn spawn(iso: &Isolation, cmd: &CommandLine) -> Result<Running, ExecE
             }
         },
     };
-    let started =
-        spawn::spawn(&plan, cgroup.as_ref().and_then(AttemptCgroup::procs_fd)).map_err(|f| {
-            ExecError::Spawn {
-                program: cmd.program.clone(),
-                stage: f.stage,
-                source: f.error,
-            }
-        })?;
+    let spawn_err = |stage, source| ExecError::Spawn {
+        program: cmd.program.clone(),
+        stage,
+        source,
+    };
+    // The spawner thread gets its own copy of the descriptor, so nothing it uses can be
+    // closed (and its number reused) under it.
+    let procs = cgroup
+        .as_ref()
+        .and_then(AttemptCgroup::procs_fd)
+        .map(|fd| fd.try_clone_to_owned())
+        .transpose()
+        .map_err(|e| spawn_err("joining the cgroup", e))?;
+    let started = spawner::spawn(plan, procs).map_err(|f| spawn_err(f.stage, f.error))?;
     let child = Child::new(started.pid);
     let io_err = |source| ExecError::Spawn {
         program: cmd.program.clone(),

@@ -5,8 +5,10 @@
 //! `posix_spawn` to `fork()`, whose cost grows with the parent's memory (page tables are
 //! copied), to tens of spawns per second for a 1 GiB agent. A `CLONE_VM | CLONE_VFORK`
 //! child shares the parent's memory until `execve`, so its cost does not depend on the
-//! agent's size, and the isolation steps (process group, cgroup, rlimits, capabilities,
-//! `no_new_privs`) are a handful of syscalls on values prepared before the clone.
+//! agent's size, and the isolation steps (death signal, process group, cgroup, rlimits,
+//! capabilities, `no_new_privs`) are a handful of syscalls on values prepared before the
+//! clone. Call [`spawn`] only from the spawner threads (`super::spawner`): the death
+//! signal is tied to the thread that clones.
 
 use std::{
     ffi::{CStr, CString, c_int, c_void},
@@ -99,6 +101,8 @@ pub(crate) fn spawn(
         rlimits_len: rlimits.len(),
         caps: plan.caps,
         no_new_privs: plan.no_new_privs,
+        // SAFETY: getpid has no preconditions.
+        parent_pid: unsafe { libc::getpid() },
         sig_max: libc::SIGRTMAX(),
         failed_stage: ptr::null(),
         failed_errno: 0,
@@ -191,6 +195,8 @@ struct ChildArgs {
     rlimits_len: usize,
     caps: Option<CapPlan>,
     no_new_privs: bool,
+    /// The agent's pid, to detect that it died before `PR_SET_PDEATHSIG` was armed.
+    parent_pid: libc::pid_t,
     sig_max: c_int,
     /// Set by the child on failure: a static C string naming the step.
     failed_stage: *const libc::c_char,
@@ -223,6 +229,23 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
     // SAFETY: each call is an async-signal-safe libc wrapper given pointers that the parent
     // keeps alive for the duration of the vfork (see the function contract).
     unsafe {
+        // Die with the agent. The signal fires when the *thread* that cloned us exits, so
+        // clones run only on the never-ending spawner threads (see `spawner`). If the agent
+        // died before this point we were already reparented and the signal will never come:
+        // getppid tells, and then nobody is left to manage us.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return (c"pdeathsig", errno());
+        }
+        if libc::getppid() != args.parent_pid {
+            libc::_exit(127);
+        }
         // Handlers installed by the agent must not run here, and Rust's ignored SIGPIPE
         // must not leak into the program (shell pipelines rely on dying from SIGPIPE).
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -286,6 +309,7 @@ fn errno() -> c_int {
 
 fn stage_name(stage: &CStr) -> &'static str {
     match stage.to_bytes() {
+        b"pdeathsig" => "PR_SET_PDEATHSIG",
         b"setpgid" => "setpgid",
         b"cgroup" => "joining the cgroup",
         b"dup2" => "dup2",
