@@ -36,6 +36,8 @@ pub(crate) struct AgentOpts {
     pub(crate) bin: PathBuf,
     /// `--state-dir`.
     pub(crate) state_dir: PathBuf,
+    /// `--listen` (default `127.0.0.1:0`).
+    pub(crate) listen: String,
     /// `--token`, when auth is on.
     pub(crate) token: Option<String>,
     /// Extra flags.
@@ -47,7 +49,14 @@ pub(crate) struct AgentOpts {
 impl AgentOpts {
     /// Options for `bin` with `state_dir` and nothing else.
     pub(crate) fn new(bin: &Path, state_dir: &Path) -> Self {
-        Self { bin: bin.to_owned(), state_dir: state_dir.to_owned(), token: None, args: Vec::new(), env: Vec::new() }
+        Self {
+            bin: bin.to_owned(),
+            state_dir: state_dir.to_owned(),
+            listen: "127.0.0.1:0".to_owned(),
+            token: None,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 }
 
@@ -70,7 +79,7 @@ impl Agent {
     pub(crate) async fn start(opts: &AgentOpts) -> Result<Self> {
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&opts.listen)
             .arg("--metrics-listen")
             .arg("127.0.0.1:0")
             .arg("--state-dir")
@@ -79,26 +88,36 @@ impl Agent {
             cmd.arg("--token").arg(t);
         }
         cmd.args(&opts.args);
-        for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SOLTI_")) {
+        for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("SOLTI_"))
+        {
             cmd.env_remove(k);
         }
         cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("spawn {}", opts.bin.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", opts.bin.display()))?;
         let pid = child.id().context("agent exited at once")?;
         let output = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let stderr = child.stderr.take().context("no stderr pipe")?;
         let (ready_tx, ready_rx) = oneshot::channel();
-        let bin_name = opts.bin.file_name().map_or_else(|| "agentd-http".to_owned(), |n| n.to_string_lossy().into_owned());
         let readers = vec![
-            tokio::spawn(capture(stdout, Arc::clone(&output), Some((bin_name, ready_tx)))),
+            tokio::spawn(capture(stdout, Arc::clone(&output), Some(ready_tx))),
             tokio::spawn(capture(stderr, Arc::clone(&output), None)),
         ];
         let mut agent = Self {
             child,
             pid,
-            startup: Startup { api: ([127, 0, 0, 1], 0).into(), metrics: None, control_plane: String::new(), agent_id: String::new() },
+            startup: Startup {
+                api: ([127, 0, 0, 1], 0).into(),
+                metrics: None,
+                control_plane: String::new(),
+                agent_id: String::new(),
+            },
             ready_line: String::new(),
             output,
             readers,
@@ -107,14 +126,26 @@ impl Agent {
         let ready = tokio::select! {
             r = tokio::time::timeout(READY_TIMEOUT, ready_rx) => r,
             status = agent.child.wait() => {
-                bail!("agent exited before its ready line ({status:?}); output:\n{}", agent.output_text());
+                agent.drain_readers().await;
+                bail!("agent exited before its ready line ({}); output:\n{}", describe_exit(status), agent.output_text());
             }
         };
         let (line, startup) = match ready {
             Ok(Ok(Ok(pair))) => pair,
             Ok(Ok(Err(e))) => bail!("bad ready line: {e:#}"),
-            Ok(Err(_)) => bail!("agent closed stdout before its ready line; output:\n{}", agent.output_text()),
-            Err(_) => bail!("no ready line within {READY_TIMEOUT:?}; output:\n{}", agent.output_text()),
+            Ok(Err(_)) => {
+                let status = tokio::time::timeout(Duration::from_secs(5), agent.child.wait()).await;
+                agent.drain_readers().await;
+                let status = status.map_or_else(|_| "still running".to_owned(), describe_exit);
+                bail!(
+                    "agent closed stdout before its ready line ({status}); output:\n{}",
+                    agent.output_text()
+                );
+            }
+            Err(_) => bail!(
+                "no ready line within {READY_TIMEOUT:?}; output:\n{}",
+                agent.output_text()
+            ),
         };
         agent.startup = startup;
         agent.ready_line = line;
@@ -151,6 +182,11 @@ impl Agent {
         self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// The shared buffer the output is captured into (still filled while the agent stops).
+    pub(crate) fn output_sink(&self) -> Arc<Mutex<Vec<u8>>> {
+        Arc::clone(&self.output)
+    }
+
     /// [`output`](Self::output) as lossy text.
     pub(crate) fn output_text(&self) -> String {
         String::from_utf8_lossy(&self.output()).into_owned()
@@ -159,13 +195,18 @@ impl Agent {
     /// Sends SIGKILL and reaps the agent (its task processes are left alone).
     pub(crate) async fn kill9(&mut self) -> Result<()> {
         kill(self.pid_t(), Signal::SIGKILL).context("kill -9 agent")?;
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.map_err(|_| anyhow!("agent not reaped"))??;
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .map_err(|_| anyhow!("agent not reaped"))??;
         Ok(())
     }
 
     /// Sends SIGTERM and waits up to `grace` for a clean exit; kills it after that. Returns
     /// the exit status and how long the exit took. Leftover task process groups are killed.
-    pub(crate) async fn stop(mut self, grace: Duration) -> Result<(std::process::ExitStatus, Duration)> {
+    pub(crate) async fn stop(
+        mut self,
+        grace: Duration,
+    ) -> Result<(std::process::ExitStatus, Duration)> {
         let started = std::time::Instant::now();
         let children = procfs::children_of(self.pid);
         kill(self.pid_t(), Signal::SIGTERM).context("SIGTERM agent")?;
@@ -180,10 +221,20 @@ impl Agent {
         };
         let took = started.elapsed();
         kill_groups(&children);
-        for r in self.readers.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
-        }
+        self.drain_readers().await;
         Ok((status, took))
+    }
+
+    /// Waits (briefly) for the output readers to reach the end of the pipes.
+    async fn drain_readers(&mut self) {
+        for mut r in self.readers.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(2), &mut r)
+                .await
+                .is_err()
+            {
+                r.abort();
+            }
+        }
     }
 
     fn pid_t(&self) -> Pid {
@@ -216,10 +267,18 @@ pub(crate) fn kill_groups(procs: &[procfs::Proc]) {
     }
 }
 
+fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+    status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string())
+}
+
 type Ready = oneshot::Sender<Result<(String, Startup)>>;
 
 /// Copies `pipe` into `sink` line by line; on stdout, reports the ready line once.
-async fn capture(pipe: impl AsyncRead + Unpin, sink: Arc<Mutex<Vec<u8>>>, mut ready: Option<(String, Ready)>) {
+async fn capture(
+    pipe: impl AsyncRead + Unpin,
+    sink: Arc<Mutex<Vec<u8>>>,
+    mut ready: Option<Ready>,
+) {
     let mut lines = BufReader::new(pipe);
     let mut line = Vec::new();
     loop {
@@ -231,14 +290,14 @@ async fn capture(pipe: impl AsyncRead + Unpin, sink: Arc<Mutex<Vec<u8>>>, mut re
         if let Ok(mut s) = sink.lock() {
             s.extend_from_slice(&line);
         }
-        if let Some((bin, _)) = &ready {
+        if ready.is_some() {
             let text = String::from_utf8_lossy(&line);
-            let parsed = match parse_ready_line(bin, &text) {
+            let parsed = match parse_ready_line(&text) {
                 Ok(None) => continue,
                 Ok(Some(s)) => Ok((text.trim().to_owned(), s)),
                 Err(e) => Err(e),
             };
-            if let Some((_, tx)) = ready.take() {
+            if let Some(tx) = ready.take() {
                 let _ = tx.send(parsed);
             }
         }

@@ -42,25 +42,42 @@ impl Resp {
 
     /// `message` of a JSON error body (empty when absent).
     pub(crate) fn error_message(&self) -> String {
-        self.json().get("message").and_then(Value::as_str).unwrap_or_default().to_owned()
+        self.json()
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Whether the response is JSON with an `error` label and a `message`.
     pub(crate) fn is_json_error(&self) -> bool {
-        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        ct.starts_with("application/json") && self.error_label().is_some() && self.json().get("message").is_some()
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        ct.starts_with("application/json")
+            && self.error_label().is_some()
+            && self.json().get("message").is_some()
     }
 
     /// Short description for reports: status, label and the start of the body.
     pub(crate) fn describe(&self) -> String {
-        let body: String = String::from_utf8_lossy(&self.body).chars().take(200).collect();
+        let body: String = String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(200)
+            .collect();
         format!("{} {body}", self.status.as_u16())
     }
 }
 
 /// Opens a TCP connection to `addr`, optionally with a small receive buffer.
 async fn tcp(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<tokio::net::TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(size) = recv_buffer {
         socket.set_recv_buffer_size(size)?;
     }
@@ -91,14 +108,24 @@ impl Conn {
         Self::connect_with(addr, token, None).await
     }
 
-    async fn connect_with(addr: SocketAddr, token: Option<&str>, recv_buffer: Option<u32>) -> Result<Self> {
+    async fn connect_with(
+        addr: SocketAddr,
+        token: Option<&str>,
+        recv_buffer: Option<u32>,
+    ) -> Result<Self> {
         let stream = tcp(addr, recv_buffer).await?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.context("http1 handshake")?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("http1 handshake")?;
         let driver = tokio::spawn(async move {
             // The connection ends with the response or an I/O error; the caller sees either.
             let _ = conn.await;
         });
-        Ok(Self { sender, driver, token: token.map(str::to_owned) })
+        Ok(Self {
+            sender,
+            driver,
+            token: token.map(str::to_owned),
+        })
     }
 
     /// Whether the server closed this connection.
@@ -106,12 +133,25 @@ impl Conn {
         self.sender.is_closed()
     }
 
-    fn build(&self, method: Method, path: &str, body: Option<Bytes>, extra: &[(&str, &str)]) -> Result<Request<Full<Bytes>>> {
-        let mut req = Request::builder().method(method).uri(path).header(header::HOST, "127.0.0.1");
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1");
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        if body.is_some() && !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        if body.is_some()
+            && !extra
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
         for (k, v) in extra {
@@ -121,21 +161,52 @@ impl Conn {
     }
 
     /// Sends one request and reads the whole response, within [`REQUEST_TIMEOUT`].
-    pub(crate) async fn send(&mut self, method: Method, path: &str, body: Option<Bytes>, extra: &[(&str, &str)]) -> Result<Resp> {
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Result<Resp> {
         let req = self.build(method.clone(), path, body, extra)?;
         let run = async {
             self.sender.ready().await.context("connection not ready")?;
-            let res = self.sender.send_request(req).await.context("send request")?;
+            let res = self
+                .sender
+                .send_request(req)
+                .await
+                .context("send request")?;
             let (parts, body) = res.into_parts();
-            let body = body.collect().await.context("read response body")?.to_bytes();
-            Ok::<_, anyhow::Error>(Resp { status: parts.status, headers: parts.headers, body })
+            let body = body
+                .collect()
+                .await
+                .context("read response body")?
+                .to_bytes();
+            Ok::<_, anyhow::Error>(Resp {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, run).await.map_err(|_| anyhow!("{method} {path}: no response within {REQUEST_TIMEOUT:?}"))?
+        tokio::time::timeout(REQUEST_TIMEOUT, run)
+            .await
+            .map_err(|_| anyhow!("{method} {path}: no response within {REQUEST_TIMEOUT:?}"))?
     }
 
     /// Sends a JSON value.
-    pub(crate) async fn send_json(&mut self, method: Method, path: &str, body: &Value) -> Result<Resp> {
-        self.send(method, path, Some(Bytes::from(serde_json::to_vec(body)?)), &[]).await
+    pub(crate) async fn send_json(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Resp> {
+        self.send(
+            method,
+            path,
+            Some(Bytes::from(serde_json::to_vec(body)?)),
+            &[],
+        )
+        .await
     }
 }
 
@@ -158,7 +229,13 @@ impl Api {
     }
 
     /// Sends one request on a fresh connection.
-    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Bytes>, extra: &[(&str, &str)]) -> Result<Resp> {
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        extra: &[(&str, &str)],
+    ) -> Result<Resp> {
         self.conn().await?.send(method, path, body, extra).await
     }
 
@@ -169,7 +246,15 @@ impl Api {
 
     /// `POST /api/v1/tasks` with `spec`; the task id on 201.
     pub(crate) async fn submit(&self, spec: &Value) -> Result<String> {
-        let res = self.conn().await?.send_json(Method::POST, "/api/v1/tasks", &serde_json::json!({ "spec": spec })).await?;
+        let res = self
+            .conn()
+            .await?
+            .send_json(
+                Method::POST,
+                "/api/v1/tasks",
+                &serde_json::json!({ "spec": spec }),
+            )
+            .await?;
         task_id_of(&res)
     }
 
@@ -179,7 +264,10 @@ impl Api {
         if res.status != StatusCode::OK {
             bail!("GET task {id}: {}", res.describe());
         }
-        res.json().get("task").cloned().context("GET task: no `task`")
+        res.json()
+            .get("task")
+            .cloned()
+            .context("GET task: no `task`")
     }
 
     /// `GET /api/v1/tasks/{id}/runs` → the runs, oldest first.
@@ -188,26 +276,45 @@ impl Api {
         if res.status != StatusCode::OK {
             bail!("GET runs {id}: {}", res.describe());
         }
-        Ok(res.json().get("runs").and_then(Value::as_array).cloned().unwrap_or_default())
+        Ok(res
+            .json()
+            .get("runs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// `DELETE /api/v1/tasks/{id}`.
     pub(crate) async fn delete(&self, id: &str) -> Result<StatusCode> {
-        Ok(self.send(Method::DELETE, &format!("/api/v1/tasks/{id}"), None, &[]).await?.status)
+        Ok(self
+            .send(Method::DELETE, &format!("/api/v1/tasks/{id}"), None, &[])
+            .await?
+            .status)
     }
 
     /// `total` of `GET /api/v1/tasks?status=…&limit=1`.
     pub(crate) async fn count(&self, status: &str) -> Result<u64> {
-        let res = self.get(&format!("/api/v1/tasks?status={status}&limit=1")).await?;
+        let res = self
+            .get(&format!("/api/v1/tasks?status={status}&limit=1"))
+            .await?;
         if res.status != StatusCode::OK {
             bail!("list status={status}: {}", res.describe());
         }
-        res.json().get("total").and_then(Value::as_u64).context("list: no numeric `total`")
+        res.json()
+            .get("total")
+            .and_then(Value::as_u64)
+            .context("list: no numeric `total`")
     }
 
     /// Subscribes to the live logs of `id`.
     pub(crate) async fn logs(&self, id: &str) -> Result<SseStream> {
-        SseStream::open(self.addr, self.token.as_deref(), &format!("/api/v1/tasks/{id}/logs"), None).await
+        SseStream::open(
+            self.addr,
+            self.token.as_deref(),
+            &format!("/api/v1/tasks/{id}/logs"),
+            None,
+        )
+        .await
     }
 }
 
@@ -216,19 +323,30 @@ pub(crate) fn task_id_of(res: &Resp) -> Result<String> {
     if !(res.status == StatusCode::CREATED || res.status == StatusCode::OK) {
         bail!("submit: {}", res.describe());
     }
-    res.json().get("taskId").and_then(Value::as_str).map(str::to_owned).context("submit: no taskId")
+    res.json()
+        .get("taskId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .context("submit: no taskId")
 }
 
 /// Phase of a task object (`status.phase`), e.g. `TASK_STATUS_SUCCEEDED`.
 pub(crate) fn phase_of(task: &Value) -> String {
-    task.pointer("/status/phase").and_then(Value::as_str).unwrap_or("TASK_STATUS_UNSPECIFIED").to_owned()
+    task.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("TASK_STATUS_UNSPECIFIED")
+        .to_owned()
 }
 
 /// Whether a phase name is terminal.
 pub(crate) fn is_terminal(phase: &str) -> bool {
     matches!(
         phase,
-        "TASK_STATUS_SUCCEEDED" | "TASK_STATUS_FAILED" | "TASK_STATUS_TIMEOUT" | "TASK_STATUS_CANCELED" | "TASK_STATUS_EXHAUSTED"
+        "TASK_STATUS_SUCCEEDED"
+            | "TASK_STATUS_FAILED"
+            | "TASK_STATUS_TIMEOUT"
+            | "TASK_STATUS_CANCELED"
+            | "TASK_STATUS_EXHAUSTED"
     )
 }
 
@@ -244,7 +362,12 @@ pub(crate) struct SseStream {
 impl SseStream {
     /// Opens `GET path` and checks for `200 text/event-stream`. `recv_buffer` shrinks the
     /// socket's receive buffer (to make a slow reader fall behind quickly).
-    pub(crate) async fn open(addr: SocketAddr, token: Option<&str>, path: &str, recv_buffer: Option<u32>) -> Result<Self> {
+    pub(crate) async fn open(
+        addr: SocketAddr,
+        token: Option<&str>,
+        path: &str,
+        recv_buffer: Option<u32>,
+    ) -> Result<Self> {
         let mut conn = Conn::connect_with(addr, token, recv_buffer).await?;
         let req = conn.build(Method::GET, path, None, &[("accept", "text/event-stream")])?;
         let res = tokio::time::timeout(REQUEST_TIMEOUT, async {
@@ -254,12 +377,31 @@ impl SseStream {
         .await
         .map_err(|_| anyhow!("GET {path}: no response headers within {REQUEST_TIMEOUT:?}"))??;
         let status = res.status();
-        let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         if status != StatusCode::OK || !ct.starts_with("text/event-stream") {
-            let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            bail!("GET {path}: {} {ct} {}", status.as_u16(), String::from_utf8_lossy(&body));
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            bail!(
+                "GET {path}: {} {ct} {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body)
+            );
         }
-        Ok(Self { body: res.into_body(), parser: SseParser::default(), pending: Default::default(), _conn: conn })
+        Ok(Self {
+            body: res.into_body(),
+            parser: SseParser::default(),
+            pending: Default::default(),
+            _conn: conn,
+        })
     }
 
     /// The next item; `Ok(None)` when the server ended the stream.
@@ -268,10 +410,13 @@ impl SseStream {
             if let Some(item) = self.pending.pop_front() {
                 return Ok(Some(item));
             }
-            let Some(frame) = self.body.frame().await else { return Ok(None) };
+            let Some(frame) = self.body.frame().await else {
+                return Ok(None);
+            };
             let frame = frame.context("SSE body")?;
             if let Ok(data) = frame.into_data() {
-                self.pending.extend(self.parser.feed(&data).map_err(|e| anyhow!(e))?);
+                self.pending
+                    .extend(self.parser.feed(&data).map_err(|e| anyhow!(e))?);
             }
         }
     }

@@ -10,7 +10,12 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 /// The `VmRSS:` value (KiB) of a `/proc/<pid>/status` text.
 pub(crate) fn parse_vmrss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()
+    line.trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `(state, ppid)` of a `/proc/<pid>/stat` text (the command name may hold spaces and parens).
@@ -31,7 +36,9 @@ pub(crate) struct Proc {
 
 /// Direct children of `parent` that are not zombies.
 pub(crate) fn children_of(parent: u32) -> Vec<Proc> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| {
@@ -40,20 +47,45 @@ pub(crate) fn children_of(parent: u32) -> Vec<Proc> {
                 .and_then(|s| parse_stat(&s))
                 .is_some_and(|(state, ppid)| ppid == parent && state != 'Z')
         })
-        .map(|pid| Proc { pid, cmdline: cmdline(pid).unwrap_or_default() })
+        .map(|pid| Proc {
+            pid,
+            cmdline: cmdline(pid).unwrap_or_default(),
+        })
         .collect()
 }
 
 /// Command line of `pid`, arguments joined by spaces.
 pub(crate) fn cmdline(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let parts: Vec<String> = raw.split(|&b| b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let parts: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     Some(parts.join(" "))
 }
 
 /// Whether `pid` exists and is not a zombie.
 pub(crate) fn is_alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| parse_stat(&s)).is_some_and(|(state, _)| state != 'Z')
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+        .is_some_and(|(state, _)| state != 'Z')
+}
+
+/// The directory of cgroup `rel` (a `0::/path` line's path) under the cgroup2 mount, when
+/// it exists.
+pub(crate) fn cgroup2_dir(rel: &str) -> Option<std::path::PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, mount, kind) = (f.next()?, f.next()?, f.next()?);
+            (kind == "cgroup2")
+                .then(|| std::path::Path::new(mount).join(rel.trim_start_matches('/')))
+        })
+        .find(|p| p.is_dir())
 }
 
 #[cfg(test)]
@@ -62,7 +94,10 @@ mod tests {
 
     #[test]
     fn vmrss() {
-        assert_eq!(parse_vmrss("Name:\tx\nVmPeak:\t  10 kB\nVmRSS:\t   12345 kB\n"), Some(12345));
+        assert_eq!(
+            parse_vmrss("Name:\tx\nVmPeak:\t  10 kB\nVmRSS:\t   12345 kB\n"),
+            Some(12345)
+        );
         assert_eq!(parse_vmrss("Name:\tx\n"), None);
     }
 

@@ -61,7 +61,9 @@ impl SseParser {
             return;
         }
         if let Some(comment) = line.strip_prefix(':') {
-            out.push(SseItem::Comment(comment.strip_prefix(' ').unwrap_or(comment).to_owned()));
+            out.push(SseItem::Comment(
+                comment.strip_prefix(' ').unwrap_or(comment).to_owned(),
+            ));
             return;
         }
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
@@ -82,12 +84,21 @@ impl SseParser {
 
 /// The JSON of one log event (`data:` of wire contract §3).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub(crate) enum LogEvent {
     /// An attempt started.
     RunStarted { attempt: u32 },
     /// One output line.
-    Chunk { attempt: u32, stream: String, seq: u64, line: String },
+    Chunk {
+        attempt: u32,
+        stream: String,
+        seq: u64,
+        line: String,
+    },
     /// An attempt ended.
     RunFinished {
         attempt: u32,
@@ -104,7 +115,8 @@ impl LogEvent {
     /// # Errors
     /// When the JSON is not a log event or the name disagrees with its `type`.
     pub(crate) fn decode(name: &str, data: &str) -> Result<Self, String> {
-        let ev: Self = serde_json::from_str(data).map_err(|e| format!("event {name:?}: bad data {data:?}: {e}"))?;
+        let ev: Self = serde_json::from_str(data)
+            .map_err(|e| format!("event {name:?}: bad data {data:?}: {e}"))?;
         let expected = match ev {
             Self::RunStarted { .. } => "run-started",
             Self::Chunk { .. } => "chunk",
@@ -112,7 +124,9 @@ impl LogEvent {
             Self::Lagged { .. } => "lagged",
         };
         if name != expected {
-            return Err(format!("event named {name:?} carries a {expected:?} payload"));
+            return Err(format!(
+                "event named {name:?} carries a {expected:?} payload"
+            ));
         }
         Ok(ev)
     }
@@ -164,15 +178,41 @@ mod tests {
     fn multi_line_data_and_default_name() {
         let mut p = SseParser::default();
         let items = p.feed(b"data: a\ndata: b\nid: 7\n\nevent: x\n\n").unwrap();
-        assert_eq!(items, vec![SseItem::Event { name: "message".into(), data: "a\nb".into() }]);
+        assert_eq!(
+            items,
+            vec![SseItem::Event {
+                name: "message".into(),
+                data: "a\nb".into()
+            }]
+        );
     }
 
     #[test]
     fn typed_events() {
-        let ev = LogEvent::decode("chunk", r#"{"type":"chunk","attempt":2,"stream":"stderr","seq":5,"ts":1,"line":"x"}"#);
-        assert_eq!(ev.unwrap(), LogEvent::Chunk { attempt: 2, stream: "stderr".into(), seq: 5, line: "x".into() });
-        let ev = LogEvent::decode("run-finished", r#"{"type":"runFinished","attempt":1,"finishedAt":3}"#);
-        assert_eq!(ev.unwrap(), LogEvent::RunFinished { attempt: 1, exit_code: None });
+        let ev = LogEvent::decode(
+            "chunk",
+            r#"{"type":"chunk","attempt":2,"stream":"stderr","seq":5,"ts":1,"line":"x"}"#,
+        );
+        assert_eq!(
+            ev.unwrap(),
+            LogEvent::Chunk {
+                attempt: 2,
+                stream: "stderr".into(),
+                seq: 5,
+                line: "x".into()
+            }
+        );
+        let ev = LogEvent::decode(
+            "run-finished",
+            r#"{"type":"runFinished","attempt":1,"finishedAt":3}"#,
+        );
+        assert_eq!(
+            ev.unwrap(),
+            LogEvent::RunFinished {
+                attempt: 1,
+                exit_code: None
+            }
+        );
         let ev = LogEvent::decode("lagged", r#"{"type":"lagged","skipped":42}"#);
         assert_eq!(ev.unwrap(), LogEvent::Lagged { skipped: 42 });
         assert!(LogEvent::decode("chunk", r#"{"type":"lagged","skipped":1}"#).is_err());

@@ -18,16 +18,23 @@ pub(crate) struct Startup {
     pub(crate) agent_id: String,
 }
 
-/// Parses `line` when it is the ready line of `binary`; `Ok(None)` for any other line.
+/// Parses `line` when it is a ready line (`<program> ready: key=value…`, whatever the
+/// binary's file is called); `Ok(None)` for any other line.
 ///
 /// # Errors
 /// When the line is the ready line but a field is missing or malformed.
-pub(crate) fn parse_ready_line(binary: &str, line: &str) -> Result<Option<Startup>> {
-    let prefix = format!("{binary} ready:");
-    let Some(rest) = line.trim().strip_prefix(prefix.as_str()) else { return Ok(None) };
+pub(crate) fn parse_ready_line(line: &str) -> Result<Option<Startup>> {
+    let Some((program, rest)) = line.trim().split_once(" ready:") else {
+        return Ok(None);
+    };
+    if program.is_empty() || program.contains(char::is_whitespace) {
+        return Ok(None);
+    }
     let (mut api, mut metrics, mut control_plane, mut agent_id) = (None, None, None, None);
     for token in rest.split_whitespace() {
-        let Some((key, value)) = token.split_once('=') else { continue };
+        let Some((key, value)) = token.split_once('=') else {
+            continue;
+        };
         match key {
             "api" => api = Some(value),
             "metrics" => metrics = Some(value),
@@ -42,7 +49,9 @@ pub(crate) fn parse_ready_line(binary: &str, line: &str) -> Result<Option<Startu
         "off" | "none" => None,
         m => Some(url_addr(m).with_context(|| format!("ready line: metrics={m:?}"))?),
     };
-    let agent_id = agent_id.filter(|s| !s.is_empty()).context("ready line: no agent-id=")?;
+    let agent_id = agent_id
+        .filter(|s| !s.is_empty())
+        .context("ready line: no agent-id=")?;
     Ok(Some(Startup {
         api,
         metrics,
@@ -53,9 +62,13 @@ pub(crate) fn parse_ready_line(binary: &str, line: &str) -> Result<Option<Startu
 
 /// `http://host:port[/path]` → `host:port` as a socket address (loopback only here).
 fn url_addr(url: &str) -> Result<SocketAddr> {
-    let Some(rest) = url.strip_prefix("http://") else { bail!("expected an http:// URL") };
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("expected an http:// URL")
+    };
     let authority = rest.split('/').next().unwrap_or(rest);
-    authority.parse().with_context(|| format!("{authority:?} is not host:port"))
+    authority
+        .parse()
+        .with_context(|| format!("{authority:?} is not host:port"))
 }
 
 #[cfg(test)]
@@ -66,7 +79,7 @@ mod tests {
     fn parses_the_ready_line() {
         let line = "agentd-http ready: api=http://127.0.0.1:40001 metrics=http://127.0.0.1:40002/metrics \
                     control-plane=none agent-id=01JABCDEF";
-        let s = parse_ready_line("agentd-http", line).unwrap().unwrap();
+        let s = parse_ready_line(line).unwrap().unwrap();
         assert_eq!(s.api, "127.0.0.1:40001".parse().unwrap());
         assert_eq!(s.metrics, Some("127.0.0.1:40002".parse().unwrap()));
         assert_eq!(s.control_plane, "none");
@@ -75,13 +88,20 @@ mod tests {
 
     #[test]
     fn other_lines_are_skipped() {
-        assert_eq!(parse_ready_line("agentd-http", "2026-01-01T00:00:00Z INFO starting").unwrap(), None);
-        assert_eq!(parse_ready_line("agentd-http", "agentd-grpc ready: api=x").unwrap(), None);
+        assert_eq!(
+            parse_ready_line("2026-01-01T00:00:00Z INFO starting").unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_ready_line("2026-01-01 INFO agentd ready: soon").unwrap(),
+            None
+        );
+        assert!(parse_ready_line("agentd-grpc ready: api=x").is_err());
     }
 
     #[test]
     fn metrics_off_and_ipv6() {
-        let s = parse_ready_line("agentd-http", "agentd-http ready: api=http://[::1]:8085 metrics=off agent-id=a")
+        let s = parse_ready_line("agentd-http ready: api=http://[::1]:8085 metrics=off agent-id=a")
             .unwrap()
             .unwrap();
         assert_eq!(s.api, "[::1]:8085".parse().unwrap());
@@ -90,9 +110,14 @@ mod tests {
 
     #[test]
     fn malformed_ready_lines_are_errors() {
-        assert!(parse_ready_line("agentd-http", "agentd-http ready: metrics=off agent-id=a").is_err());
-        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=http://nope metrics=off agent-id=a").is_err());
-        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=http://127.0.0.1:1 metrics=off").is_err());
-        assert!(parse_ready_line("agentd-http", "agentd-http ready: api=https://127.0.0.1:1 metrics=off agent-id=a").is_err());
+        assert!(parse_ready_line("agentd-http ready: metrics=off agent-id=a").is_err());
+        assert!(
+            parse_ready_line("agentd-http ready: api=http://nope metrics=off agent-id=a").is_err()
+        );
+        assert!(parse_ready_line("agentd-http ready: api=http://127.0.0.1:1 metrics=off").is_err());
+        assert!(
+            parse_ready_line("agentd-http ready: api=https://127.0.0.1:1 metrics=off agent-id=a")
+                .is_err()
+        );
     }
 }
