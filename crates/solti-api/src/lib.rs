@@ -81,7 +81,7 @@ pub use observe::{ApiObserver, NoOpApiObserver, Transport, UNMATCHED_ROUTE};
 pub use serve::TlsListener;
 #[cfg(feature = "_serve")]
 #[doc(inline)]
-pub use serve::{Listener, ServeConfig};
+pub use serve::{Listener, MAX_HEADER_BYTES, ServeConfig};
 
 /// The version of the task API this crate serves (`api_version` in discovery).
 pub const API_VERSION: i32 = 1;

@@ -182,15 +182,23 @@ impl ServeConfig {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout);
+            .header_read_timeout(self.header_read_timeout)
+            // Request heads larger than this are refused with 431 (hyper's default is ~400 KiB).
+            .max_buf_size(MAX_HEADER_BYTES);
         builder
             .http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(self.http2_keep_alive_interval)
-            .keep_alive_timeout(self.http2_keep_alive_timeout);
+            .keep_alive_timeout(self.http2_keep_alive_timeout)
+            .max_header_list_size(MAX_HEADER_BYTES_U32);
         builder
     }
 }
+
+/// Largest request head (request line and headers) accepted, on HTTP/1 and HTTP/2: 64 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+#[expect(clippy::cast_possible_truncation, reason = "64 KiB fits in u32")]
+const MAX_HEADER_BYTES_U32: u32 = MAX_HEADER_BYTES as u32;
 
 impl Default for ServeConfig {
     fn default() -> Self {

@@ -240,6 +240,34 @@ async fn plain_http_idle_connections_hit_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let app = HttpApi::new(Arc::new(FakeHandler::default())).router();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ServeConfig::new().serve(tcp, app, async move {
+        let _ = stopped.await;
+    }));
+    for (size, want) in [(32 * 1024, "HTTP/1.1 200"), (100 * 1024, "HTTP/1.1 431")] {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "GET /api/v1/tasks HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+            "a".repeat(size)
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..read]).into_owned();
+        assert!(text.starts_with(want), "{size} bytes: {text}");
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn grpc_over_mtls() {
     let pki = Pki::new();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
