@@ -15,3 +15,4 @@ mod keys;
 mod pki;
 #[cfg(feature = "tonic")]
 mod tonic_shapes;
+mod validity;
