@@ -40,6 +40,7 @@
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod env;
 mod error;
 mod id;
 mod output;
@@ -49,6 +50,8 @@ mod spec;
 mod status;
 mod token;
 
+#[doc(inline)]
+pub use env::{Flag, TaskEnv};
 #[doc(inline)]
 pub use error::ModelError;
 #[doc(inline)]
@@ -64,9 +67,9 @@ pub use selector::{
 };
 #[doc(inline)]
 pub use spec::{
-    ContainerSpec, Flag, MAX_ARGS, MAX_DURATION_MS, MAX_ENV_ENTRIES, MAX_SCRIPT_BYTES,
-    MAX_STRING_BYTES, Runtime, SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec,
-    TaskSpecBuilder, WasmSpec, decode_script,
+    ContainerSpec, MAX_ARGS, MAX_DURATION_MS, MAX_ENV_ENTRIES, MAX_SCRIPT_BYTES, MAX_STRING_BYTES,
+    Runtime, SubprocessMode, SubprocessSpec, TaskKind, TaskSpec, TaskSpecBuilder, WasmSpec,
+    decode_script,
 };
 #[doc(inline)]
 pub use status::{
