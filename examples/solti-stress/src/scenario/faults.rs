@@ -22,7 +22,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     subscriber_disconnect(ctx, &agent, report).await?;
     stop_agent(agent, report).await;
     unwritable_script_dir(ctx, report).await?;
-    report.skip("disk-full", "a full disk is not simulated (needs a small tmpfs mount); the unwritable-dir check covers the error path");
+    disk_full(ctx, report).await?;
     report.skip(
         "runner-panic",
         "no way to make the built-in subprocess runner panic through the HTTP API",
@@ -247,6 +247,62 @@ async fn unwritable_script_dir(ctx: &Ctx, report: &mut Report) -> Result<()> {
     super::still_serving(&mut agent, report, "a failed script write").await;
     stop_agent(agent, report).await;
     Ok(())
+}
+
+/// A script task whose temp directory is on a full filesystem (a 64 KiB tmpfs, filled up)
+/// must end Failed with a clear error while the agent keeps serving. Needs root to mount;
+/// skipped otherwise.
+async fn disk_full(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let dir = ctx.scratch.join("full-fs");
+    std::fs::create_dir_all(&dir)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        report.skip("disk-full", "cannot mount a small tmpfs here (needs root); the unwritable-dir check covers the error path");
+        return Ok(());
+    }
+    // Fill the filesystem to the last byte.
+    {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(dir.join("filler"))?;
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+    }
+    let result = async {
+        let mut opts = ctx.opts("faults-diskfull")?;
+        opts.env.push(("TMPDIR".to_owned(), dir.to_string_lossy().into_owned()));
+        let mut agent = Agent::start(&opts).await?;
+        let api = agent.api();
+        let body = base64::engine::general_purpose::STANDARD.encode("echo hello\n".repeat(2000));
+        let spec = json!({
+            "slot": "faults-diskfull",
+            "kind": { "subprocess": { "script": { "wellKnown": "SCRIPT_RUNTIME_BASH", "body": body }, "failOnNonZero": true } },
+            "timeoutMs": "30000",
+        });
+        let id = api.submit(&spec).await?;
+        let task = terminal(&api, &id, Duration::from_secs(20)).await;
+        let phase = task.as_ref().map(phase_of).unwrap_or_default();
+        let error = task
+            .as_ref()
+            .and_then(|t| t.pointer("/status/error"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        report.check(
+            "disk-full",
+            phase == "TASK_STATUS_FAILED" && !error.is_empty(),
+            format!("script written to a full 64 KiB tmpfs: phase={phase} error={error:?}"),
+        );
+        super::still_serving(&mut agent, report, "a full disk").await;
+        stop_agent(agent, report).await;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    result
 }
 
 async fn terminal(api: &Api, id: &str, within: Duration) -> Option<Value> {
