@@ -152,6 +152,12 @@ pub struct Config {
     #[arg(long, env = "SOLTI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
 
+    /// Hand freed heap memory back to the OS (glibc `malloc_trim`) at this interval, in
+    /// milliseconds; 0 disables. glibc keeps freed memory in its arenas, so without this the
+    /// resident size stays near its peak after a burst of tasks has been deleted or swept.
+    #[arg(long, env = "SOLTI_MALLOC_TRIM_MS", default_value_t = 10_000)]
+    pub malloc_trim_ms: u64,
+
     /// Serve a non-loopback address without any authentication. Anyone who can reach the port
     /// can run commands as this agent's user.
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]

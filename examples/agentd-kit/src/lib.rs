@@ -11,6 +11,7 @@ mod run;
 mod serve;
 mod signals;
 pub mod testing;
+mod trim;
 
 pub use config::{Config, DialectArg, LogFormatArg, TransportKind};
 pub use identity::load_or_create_agent_id;

@@ -88,6 +88,15 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
         None => "off".to_owned(),
     };
 
+    if config.malloc_trim_ms > 0 {
+        let every = config.malloc_trim_ms;
+        let (task, spec) = crate::trim::periodic(Duration::from_millis(every));
+        supervisor
+            .submit_with_task(task, &spec)
+            .await
+            .context("start the allocator trim")?;
+    }
+
     let (task, spec) = solti_observe::timezone_sync();
     supervisor
         .submit_with_task(task, &spec)
