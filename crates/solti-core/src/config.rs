@@ -17,7 +17,9 @@ pub struct StateConfig {
     pub sweep_interval: Duration,
     /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
     pub max_runs_per_task: usize,
-    /// Events buffered per task output channel before slow readers lag. Default: 256.
+    /// Publishes buffered per task output channel before slow readers lag; a publish is one
+    /// event (a run marker, a single line) or the lines a runner read together (up to 128).
+    /// Default: 256.
     pub output_capacity: usize,
     /// Tasks kept in state (active and terminal, embedded ones and the internal sweep
     /// included). When full, the oldest terminal task is evicted; when every task is active,
@@ -73,7 +75,8 @@ impl StateConfig {
         self
     }
 
-    /// Sets the per-task output buffer, in events (at least 1).
+    /// Sets the per-task output buffer, in publishes (at least 1; see
+    /// [`output_capacity`](Self::output_capacity)).
     ///
     /// # Default
     /// 256.

@@ -1,7 +1,8 @@
 //! Spawn cost and output throughput of the subprocess runner, each next to a raw
 //! `tokio::process` baseline measured in the same run.
 //!
-//! Run with `cargo bench -p solti-exec --bench spawn` (add `-- quick` for a short run).
+//! Run with `cargo bench -p solti-exec --bench spawn` (add `-- quick` for a short run,
+//! `-- output-only` for the output-throughput table alone).
 //! Prints one table; see `docs/subprocess-isolation.md` for recorded numbers.
 #![expect(
     unsafe_code,
@@ -43,6 +44,11 @@ async fn run(quick: bool) {
             let (rate, got) = runner_lines(1_000_000).await;
             println!("runner alone: {rate:.0} lines/s ({got} delivered)");
         }
+        return;
+    }
+    if std::env::args().any(|a| a == "output-only") {
+        // The output-throughput table alone (raw reader, runner alone, SupervisorApi).
+        output_table().await;
         return;
     }
     let n1 = if quick { 200 } else { 1000 };
@@ -117,6 +123,10 @@ async fn run(quick: bool) {
     drop(ballast);
 
     println!();
+    output_table().await;
+}
+
+async fn output_table() {
     println!("output throughput, one subscriber (lines/s; ratio = runner / raw pipe reader)");
     println!(
         "{:<58} {:>10} {:>10} {:>7}",

@@ -22,6 +22,16 @@ pub trait OutputTarget: Send + Sync + 'static {
     /// Delivers one event.
     fn publish(&self, event: OutputEvent);
 
+    /// Delivers several events, in order, as if by one [`publish`](Self::publish) each
+    /// (the default does exactly that). Targets override it to pay their per-publish cost
+    /// (a lock, a wake-up) once per batch; [`OutputSink::lines`] publishes the lines read
+    /// together as one batch. The same contract as `publish`: never blocks, never fails.
+    fn publish_batch(&self, events: Vec<OutputEvent>) {
+        for event in events {
+            self.publish(event);
+        }
+    }
+
     /// Whether a live reader has fallen well behind (e.g. its buffer is more than half
     /// full). A hint only: runners may slow down *reading* their source while it is true
     /// (a subprocess runner lets the pipe fill, which blocks the child), but must not rely
@@ -173,24 +183,33 @@ impl OutputSink {
         self.lines(stream, [line]);
     }
 
-    /// Publishes several lines on `stream`, in order, stamped with one timestamp (for lines
-    /// that were read together: reading the clock once per line costs more than the rest
-    /// of publishing a short line).
+    /// Publishes several lines on `stream`, in order, stamped with one timestamp, as one
+    /// [`OutputTarget::publish_batch`] (for lines that were read together: reading the clock,
+    /// taking the target's lock and waking its readers once per line costs more than the
+    /// rest of publishing a short line).
     pub fn lines(&self, stream: OutputStream, lines: impl IntoIterator<Item = Bytes>) {
         let counter = match stream {
             OutputStream::Stdout => &self.stdout_seq,
             OutputStream::Stderr => &self.stderr_seq,
         };
         let ts = now_ms();
-        for line in lines {
-            let seq = counter.fetch_add(1, Ordering::Relaxed);
-            self.target.publish(OutputEvent::Chunk {
-                attempt: self.attempt,
+        let attempt = self.attempt;
+        let events: Vec<OutputEvent> = lines
+            .into_iter()
+            .map(|line| OutputEvent::Chunk {
+                attempt,
                 stream,
-                seq,
+                seq: counter.fetch_add(1, Ordering::Relaxed),
                 ts,
                 line,
-            });
+            })
+            .collect();
+        match events.len() {
+            0 => {}
+            1 => events
+                .into_iter()
+                .for_each(|event| self.target.publish(event)),
+            _ => self.target.publish_batch(events),
         }
     }
 }

@@ -80,7 +80,7 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
             *reader_stalled = true;
             return;
         }
-        if spins < 32 {
+        if spins < PACE_SPINS {
             spins += 1;
             tokio::task::yield_now().await;
         } else {
@@ -90,8 +90,11 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
     }
 }
 
-/// Lines published between yields: half the supervisor's default per-task output buffer.
+/// Lines published between yields, as one batch: one slot of the supervisor's output hub.
 const PUBLISH_SLICE: usize = 128;
 /// How long one slice waits for a backlogged reader before it counts as stalled.
 const STALL_LIMIT: Duration = Duration::from_millis(200);
 const PACE_SLEEP: Duration = Duration::from_millis(1);
+/// Yields before a backlogged pump starts sleeping: a reader that keeps up drains half its
+/// buffer well within this many yields, much sooner than the timer's 1 ms granularity.
+const PACE_SPINS: u32 = 1024;
