@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc};
 
 use solti_core::SupervisorApi;
-use solti_model::{Task, TaskId, TaskPage, TaskQuery, TaskRun, TaskSpec};
+use solti_model::{Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
 
 use crate::{ApiError, ApiHandler, LogStream};
 
@@ -25,6 +25,17 @@ impl SupervisorApiAdapter {
     pub fn supervisor(&self) -> &Arc<SupervisorApi> {
         &self.api
     }
+
+    /// Whether `id` names a task the network API may show. Embedded tasks (the sweep,
+    /// discovery, the metrics server, code-supplied closures) have no wire form and are not
+    /// listed; over the network they do not exist, so nobody can read, stream or delete them.
+    async fn visible(&self, id: &TaskId) -> Result<bool, ApiError> {
+        Ok(self
+            .api
+            .get_task(id)
+            .await?
+            .is_some_and(|t| !matches!(t.spec.kind(), TaskKind::Embedded)))
+    }
 }
 
 impl ApiHandler for SupervisorApiAdapter {
@@ -37,7 +48,11 @@ impl ApiHandler for SupervisorApiAdapter {
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<Task>, ApiError> {
-        Ok(self.api.get_task(&id).await?)
+        Ok(self
+            .api
+            .get_task(&id)
+            .await?
+            .filter(|t| !matches!(t.spec.kind(), TaskKind::Embedded)))
     }
 
     async fn list(&self, query: TaskQuery) -> Result<TaskPage<Task>, ApiError> {
@@ -45,14 +60,23 @@ impl ApiHandler for SupervisorApiAdapter {
     }
 
     async fn runs(&self, id: TaskId) -> Result<Option<Vec<TaskRun>>, ApiError> {
+        if !self.visible(&id).await? {
+            return Ok(None);
+        }
         Ok(self.api.list_task_runs(&id).await?)
     }
 
     async fn delete(&self, id: TaskId) -> Result<bool, ApiError> {
+        if !self.visible(&id).await? {
+            return Ok(false);
+        }
         Ok(self.api.delete_task(&id).await?)
     }
 
     async fn stream_logs(&self, id: TaskId) -> Result<Option<LogStream>, ApiError> {
+        if !self.visible(&id).await? {
+            return Ok(None);
+        }
         Ok(self
             .api
             .subscribe_output(&id)

@@ -28,6 +28,8 @@ pub(crate) struct Active {
     stop_reason: Mutex<Option<String>>,
     /// Set by `delete_task`: the task is gone for callers, though it may still be stopping.
     deleted: AtomicBool,
+    /// Whether the task is user-visible (not an internal embedded task).
+    listed: bool,
 }
 
 impl Active {
@@ -104,6 +106,7 @@ impl Runtime {
         slot: &Slot,
         output: Arc<OutputChannel>,
         want_earlier: bool,
+        listed: bool,
     ) -> (Arc<Active>, Vec<Arc<Active>>) {
         let mut maps = self.lock();
         let earlier: Vec<Arc<Active>> = match maps.slots.get(slot) {
@@ -121,10 +124,21 @@ impl Runtime {
             owner_hint,
             stop_reason: Mutex::new(None),
             deleted: AtomicBool::new(false),
+            listed,
         });
         maps.active.insert(id.clone(), Arc::clone(&entry));
         maps.slots.entry(slot.clone()).or_default().push(id.clone());
         (entry, earlier)
+    }
+
+    /// Whether an internal (unlisted) task is active on `slot`: such slots are closed to
+    /// user submissions, so nobody can replace, queue behind or probe an internal task.
+    pub(crate) fn slot_is_internal(&self, slot: &Slot) -> bool {
+        let maps = self.lock();
+        maps.slots.get(slot).is_some_and(|ids| {
+            ids.iter()
+                .any(|i| maps.active.get(i).is_some_and(|a| !a.listed))
+        })
     }
 
     /// The oldest active task of `slot`: the one holding it (or first in line for it).

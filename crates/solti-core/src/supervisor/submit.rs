@@ -111,6 +111,15 @@ impl SupervisorApi {
             output,
             listed,
         } = p;
+        if listed && shared.runtime.slot_is_internal(spec.slot()) {
+            return Err(CoreError::Invalid(ModelError::invalid(
+                "slot",
+                format!(
+                    "{:?} is reserved by an internal task of the agent",
+                    spec.slot().as_str()
+                ),
+            )));
+        }
         if spec.admission() == AdmissionPolicy::DropIfRunning
             && let Some(owner) = shared.runtime.slot_owner(spec.slot())
         {
@@ -159,7 +168,7 @@ impl SupervisorApi {
         let (entry, earlier) =
             shared
                 .runtime
-                .register(&id, prepared.id(), spec.slot(), output, replace);
+                .register(&id, prepared.id(), spec.slot(), output, replace, listed);
         let replaced_by = format!("replaced by {id}");
         if replace {
             // Set before intake, so the owner's finalizer (which may run right after

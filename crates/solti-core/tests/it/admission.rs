@@ -130,3 +130,38 @@ async fn queue_over_bound_fails_with_the_reason() {
         "queued task runs after the owner"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_of_internal_tasks_are_closed_to_listed_submissions() {
+    let api = api().await;
+    let internal = taskvisor::TaskFn::arc(|ctx: taskvisor::TaskContext| async move {
+        ctx.cancelled().await;
+        Err::<(), _>(taskvisor::TaskError::Canceled)
+    });
+    let internal_spec =
+        solti_model::TaskSpec::builder("internal-x", solti_model::TaskKind::Embedded, 60_000u64)
+            .build()
+            .unwrap();
+    let internal_id = api
+        .submit_with_task(internal, &internal_spec)
+        .await
+        .unwrap();
+    running(&api, &internal_id).await;
+    for admission in [
+        AdmissionPolicy::Replace,
+        AdmissionPolicy::Queue,
+        AdmissionPolicy::DropIfRunning,
+    ] {
+        let spec = spec("internal-x", "sleep", &["1"])
+            .admission(admission)
+            .build()
+            .unwrap();
+        let err = api.submit(&spec).await.unwrap_err();
+        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(chain.contains("reserved by an internal task"), "{chain}");
+    }
+    // The internal task is untouched.
+    let task = api.get_task(&internal_id).await.unwrap().unwrap();
+    assert_eq!(task.status.phase, TaskPhase::Running);
+    api.shutdown().await.unwrap();
+}
