@@ -54,6 +54,31 @@ pub enum DialectArg {
     Legacy,
 }
 
+/// A secret flag value: `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// Configuration of a reference agent.
 #[derive(Clone, Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -104,13 +129,8 @@ pub struct Config {
 
     /// Bearer token required from API clients and sent to the control plane. Prefer
     /// --token-file: a flag is visible in the process list.
-    #[arg(
-        long,
-        env = "SOLTI_AGENT_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
-    pub token: Option<String>,
+    #[arg(long, env = "SOLTI_AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
 
     /// File holding the bearer token.
     #[arg(long, env = "SOLTI_AGENT_TOKEN_FILE")]
@@ -319,6 +339,13 @@ mod tests {
             c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn token_is_redacted_in_debug() {
+        let c = parse(&["--token", "abc-secret"]);
+        assert!(!format!("{c:?}").contains("abc-secret"));
+        assert_eq!(c.token.unwrap().expose(), "abc-secret");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod signals;
 pub mod testing;
 mod trim;
 
-pub use config::{Config, DialectArg, LogFormatArg, TransportKind};
+pub use config::{Config, DialectArg, LogFormatArg, Secret, TransportKind};
 pub use identity::load_or_create_agent_id;
 pub use run::{main, run};
-pub use signals::shutdown_on_signals;
+pub use signals::Signals;

@@ -12,9 +12,7 @@ use taskvisor::{ControllerConfig, SupervisorConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    Config, LogFormatArg, TransportKind, load_or_create_agent_id, serve, shutdown_on_signals,
-};
+use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_id, serve};
 
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
@@ -31,6 +29,8 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
         })
         .with_level(config.log_level.clone());
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
+    // Installed before anything is announced, so SIGTERM during start-up is graceful too.
+    let signals = Signals::install().context("install signal handlers")?;
 
     let token = load_token(&config)?;
     let listen = config.listen_addr(transport);
@@ -138,7 +138,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
     );
 
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(shutdown_on_signals(shutdown.clone()));
+    let signals = tokio::spawn(signals.shutdown_on_signal(shutdown.clone()));
 
     let served = serve::api(
         transport,
@@ -164,7 +164,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
 
 fn load_token(config: &Config) -> Result<Option<Token>> {
     match (&config.token, &config.token_file) {
-        (Some(t), _) => Token::new(t.clone())
+        (Some(t), _) => Token::new(t.expose())
             .map(Some)
             .context("--token / SOLTI_AGENT_TOKEN"),
         (None, Some(path)) => Token::from_file(path)
@@ -210,7 +210,8 @@ pub fn main(transport: TransportKind) -> Result<()> {
             }
         })
         .get_matches();
-    let config = Config::from_arg_matches(&matches)?;
+    let mut config = Config::from_arg_matches(&matches)?;
+    pick_token_source(&mut config, &matches)?;
     scrub_secret_env();
     // The local UTC offset can only be read reliably before other threads exist.
     let _ = solti_observe::init_local_offset();
@@ -233,4 +234,37 @@ fn scrub_secret_env() {
     unsafe {
         std::env::remove_var("SOLTI_AGENT_TOKEN");
     }
+    // The original environment and command line stay readable in /proc/<pid>/environ and
+    // cmdline, and a same-user process could ptrace the agent: mark the agent non-dumpable so
+    // tasks running as the same (non-root) user cannot read its secrets that way.
+    #[cfg(target_os = "linux")]
+    #[expect(unsafe_code, reason = "FFI call to prctl")]
+    // SAFETY: PR_SET_DUMPABLE takes plain integers and changes only this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// `--token` and `--token-file` name the same secret: a flag beats an environment variable;
+/// two flags, or two variables, are ambiguous and refused.
+fn pick_token_source(config: &mut Config, matches: &clap::ArgMatches) -> Result<()> {
+    use clap::parser::ValueSource::CommandLine;
+
+    if config.token.is_none() || config.token_file.is_none() {
+        return Ok(());
+    }
+    match (
+        matches.value_source("token"),
+        matches.value_source("token_file"),
+    ) {
+        (Some(CommandLine), Some(CommandLine)) => {
+            anyhow::bail!("--token and --token-file both given: pass one of them")
+        }
+        (Some(CommandLine), _) => config.token_file = None,
+        (_, Some(CommandLine)) => config.token = None,
+        _ => anyhow::bail!(
+            "SOLTI_AGENT_TOKEN and SOLTI_AGENT_TOKEN_FILE are both set: set one of them"
+        ),
+    }
+    Ok(())
 }
