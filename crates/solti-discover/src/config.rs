@@ -178,10 +178,12 @@ impl DiscoverConfig {
         self.interval
     }
 
-    /// The advertised `heartbeat_interval_s`: the interval in whole seconds (at least 1).
+    /// The advertised `heartbeat_interval_s`: the interval in whole seconds, rounded up (at
+    /// least 1), so the control plane never expects beats faster than they come: 1,999 ms is
+    /// advertised as 2 s.
     #[must_use]
     pub fn heartbeat_interval_s(&self) -> i32 {
-        i32::try_from(self.interval.as_secs())
+        i32::try_from(self.interval.as_millis().div_ceil(1000))
             .unwrap_or(i32::MAX)
             .max(1)
     }

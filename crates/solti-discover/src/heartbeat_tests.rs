@@ -139,7 +139,7 @@ async fn payload_is_truthful() {
     assert_eq!(p.id, "agent-1");
     assert_eq!(p.endpoint, "http://10.0.0.5:8085");
     assert_eq!(p.endpoint_type, DiscoveryTransport::Http);
-    assert_eq!(p.heartbeat_interval_s, 2);
+    assert_eq!(p.heartbeat_interval_s, 3, "2.5 s is advertised rounded up");
     assert_eq!(p.uptime_seconds, 5);
     assert_eq!(
         (p.os.as_str(), p.platform.as_str(), p.arch.as_str()),
