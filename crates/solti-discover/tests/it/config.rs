@@ -66,7 +66,11 @@ fn brief_example_builds_and_normalises() {
     .unwrap();
     assert_eq!(g.agent_endpoint(), "10.0.0.1:50052");
     assert_eq!(g.control_plane_endpoint(), "http://podium:80");
-    assert_eq!(g.heartbeat_interval_s(), 1);
+    assert_eq!(
+        g.heartbeat_interval_s(),
+        2,
+        "1.5 s is advertised rounded up"
+    );
     assert_eq!(g.request_timeout(), Duration::from_millis(750));
 }
 
