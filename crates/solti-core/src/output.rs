@@ -20,6 +20,9 @@ use tokio::sync::broadcast;
 
 /// Most events carried by one broadcast slot; longer batches are split.
 const MAX_BATCH: usize = 128;
+/// Most line bytes in one batch (a single longer line still travels alone): with the default
+/// 256 slots and the runner's 64 KiB line bound, one task's buffer holds at most about 20 MiB.
+const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// Events published together, numbered: `first` is the index of `events[0]` among all
 /// events this channel has broadcast, so a subscriber that lagged can count the events
@@ -140,13 +143,25 @@ impl OutputChannel {
             let _ = sender.send(Batch { first, events });
             self.head.store(state.next_index, Ordering::Release);
         };
-        if events.len() <= MAX_BATCH {
-            send_one(state, events);
-        } else {
-            let mut events = events.into_iter();
-            while events.len() > 0 {
-                send_one(state, events.by_ref().take(MAX_BATCH).collect());
+        // Split into batches of at most MAX_BATCH events and MAX_BATCH_BYTES of line bytes
+        // (at least one event each), so the buffer's `capacity` slots hold a bounded amount
+        // of memory whatever the line lengths.
+        let mut batch = Vec::with_capacity(events.len().min(MAX_BATCH));
+        let mut bytes = 0;
+        for event in events {
+            let len = match &event {
+                OutputEvent::Chunk { line, .. } => line.len(),
+                _ => 0,
+            };
+            if !batch.is_empty() && (batch.len() == MAX_BATCH || bytes + len > MAX_BATCH_BYTES) {
+                send_one(state, std::mem::take(&mut batch));
+                bytes = 0;
             }
+            bytes += len;
+            batch.push(event);
+        }
+        if !batch.is_empty() {
+            send_one(state, batch);
         }
     }
 }
@@ -433,6 +448,25 @@ mod tests {
             seq,
             ts: 0,
             line: seq.to_string().into_bytes().into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_split_by_line_bytes() {
+        let ch = OutputChannel::new(64);
+        let mut sub = ch.subscribe();
+        let big = |seq| OutputEvent::Chunk {
+            attempt: 1,
+            stream: solti_model::OutputStream::Stdout,
+            seq,
+            ts: 0,
+            line: vec![b'x'; 8 * 1024].into(),
+        };
+        ch.publish_batch((0..10).map(big).collect());
+        // 8 KiB lines, at most 16 KiB per batch: five broadcast slots.
+        assert_eq!(ch.lock().recent_firsts.len(), 5);
+        for seq in 0..10 {
+            assert_eq!(sub.recv().await, Some(big(seq)));
         }
     }
 
