@@ -95,6 +95,16 @@ pub(super) async fn list<H: ApiHandler>(
             tasks: page.items.iter().map(convert::task_to_pb).collect(),
             total: u32::try_from(page.total).unwrap_or(u32::MAX),
         };
+        // Pages of tasks carrying large scripts can be huge: refuse with advice rather than
+        // build a response of hundreds of megabytes (the protobuf size is a lower bound of
+        // the JSON size).
+        let len = prost::Message::encoded_len(&res);
+        if len > super::MAX_BODY_BYTES {
+            return Err(ApiError::InvalidRequest(format!(
+                "limit: the page would be over {len} bytes, more than the {} bytes a response may carry; request a smaller page",
+                super::MAX_BODY_BYTES
+            )));
+        }
         Ok(json(StatusCode::OK, &res))
     };
     respond(run.await)

@@ -485,3 +485,32 @@ async fn drop_if_running_is_acknowledged_and_reported_through_the_task() {
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn a_list_page_over_4_mib_is_refused_with_advice() {
+    use base64::Engine as _;
+    let (_sup, handler) = adapter().await;
+    let app = HttpApi::new(handler).router();
+    // Three refused-at-once tasks (a missing interpreter fails fast) each carrying a ~1.9 MiB script.
+    let script = base64::engine::general_purpose::STANDARD.encode(vec![b'#'; 1_400_000]);
+    for n in 0..3 {
+        let body = json!({
+            "spec": { "slot": format!("big-{n}"), "timeoutMs": 1000,
+                      "kind": { "subprocess": { "script": { "custom": { "command": "/nonexistent-interpreter" }, "body": script } } } }
+        })
+        .to_string();
+        let (s, b) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = call(&app, "GET", "/api/v1/tasks", None).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "InvalidRequest",
+        "limit: the page would be over",
+    );
+    let (s, b) = call(&app, "GET", "/api/v1/tasks?limit=1", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["total"], 3);
+}
