@@ -26,6 +26,11 @@ pub struct StateConfig {
     /// submissions fail with [`CoreError::Capacity`](crate::CoreError::Capacity).
     /// Default: 100 000.
     pub max_tasks: usize,
+    /// Bytes of task specs kept in state (script bodies, arguments, environment: the parts
+    /// a client controls). When a new task would exceed it, the oldest terminal tasks are
+    /// evicted; when only active tasks remain, submissions fail with
+    /// [`CoreError::Capacity`](crate::CoreError::Capacity). Default: 256 MiB.
+    pub max_spec_bytes: usize,
 }
 
 impl StateConfig {
@@ -96,12 +101,23 @@ impl StateConfig {
         self
     }
 
+    /// Sets how many bytes of task specs state keeps (at least 1 MiB).
+    ///
+    /// # Default
+    /// 256 MiB.
+    #[must_use]
+    pub fn with_max_spec_bytes(mut self, max: usize) -> Self {
+        self.max_spec_bytes = max;
+        self
+    }
+
     /// The config with every bound raised to its minimum legal value.
     pub(crate) fn normalized(mut self) -> Self {
         self.sweep_interval = self.sweep_interval.max(Duration::from_millis(1));
         self.max_runs_per_task = self.max_runs_per_task.max(1);
         self.output_capacity = self.output_capacity.clamp(1, MAX_OUTPUT_CAPACITY);
         self.max_tasks = self.max_tasks.clamp(1, MAX_TASKS);
+        self.max_spec_bytes = self.max_spec_bytes.max(1 << 20);
         self
     }
 }
@@ -115,6 +131,7 @@ impl Default for StateConfig {
             max_runs_per_task: 256,
             output_capacity: 256,
             max_tasks: 100_000,
+            max_spec_bytes: 256 << 20,
         }
     }
 }

@@ -6,7 +6,9 @@ use std::{
     time::Duration,
 };
 
-use solti_model::{Task, TaskId, TaskPage, TaskPhase, TaskQuery, TaskRun};
+use solti_model::{
+    SubprocessMode, Task, TaskEnv, TaskId, TaskKind, TaskPage, TaskPhase, TaskQuery, TaskRun,
+};
 use solti_runner::now_ms;
 use tokio::time::Instant;
 
@@ -19,6 +21,7 @@ use crate::{CoreError, StateConfig};
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
     max_tasks: usize,
+    max_spec_bytes: usize,
     max_runs: usize,
     run_ttl: Duration,
     task_ttl: Duration,
@@ -36,6 +39,8 @@ struct Inner {
     next_seq: u64,
     /// Listed tasks per phase, indexed like `TaskPhase::ALL`.
     counts: [u64; TaskPhase::ALL.len()],
+    /// Sum of every record's `spec_bytes`.
+    spec_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -43,6 +48,8 @@ struct Record {
     task: Task,
     seq: u64,
     listed: bool,
+    /// The client-controlled size of the spec (see [`spec_bytes`]).
+    spec_bytes: usize,
     runs: VecDeque<RunRecord>,
     /// When a terminal task last had no runs; the task TTL counts from here.
     idle_since: Option<Instant>,
@@ -62,6 +69,7 @@ impl MemoryStore {
         Self {
             inner: Mutex::new(Inner::default()),
             max_tasks: cfg.max_tasks,
+            max_spec_bytes: cfg.max_spec_bytes,
             max_runs: cfg.max_runs_per_task,
             run_ttl: cfg.run_ttl,
             task_ttl: cfg.task_ttl,
@@ -77,16 +85,27 @@ impl MemoryStore {
 
 impl StateStore for MemoryStore {
     fn create(&self, task: Task, listed: bool) -> Result<(), CoreError> {
+        let bytes = spec_bytes(&task);
         let mut inner = self.lock();
-        while inner.tasks.len() >= self.max_tasks {
+        while inner.tasks.len() >= self.max_tasks
+            || inner.spec_bytes.saturating_add(bytes) > self.max_spec_bytes
+        {
             let Some((_, oldest)) = inner.terminal.pop_first() else {
-                return Err(CoreError::Capacity {
-                    what: "tasks (StateConfig::max_tasks, all active)",
-                    limit: self.max_tasks,
+                return Err(if inner.tasks.len() >= self.max_tasks {
+                    CoreError::Capacity {
+                        what: "tasks (StateConfig::max_tasks, all active)",
+                        limit: self.max_tasks,
+                    }
+                } else {
+                    CoreError::Capacity {
+                        what: "bytes of task specs (StateConfig::max_spec_bytes, all active)",
+                        limit: self.max_spec_bytes,
+                    }
                 });
             };
             inner.remove(&oldest);
         }
+        inner.spec_bytes += bytes;
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let id = task.metadata.id.clone();
@@ -105,6 +124,7 @@ impl StateStore for MemoryStore {
                 task,
                 seq,
                 listed,
+                spec_bytes: bytes,
                 runs: VecDeque::new(),
                 idle_since: terminal.then(Instant::now),
             }),
@@ -310,12 +330,45 @@ impl Inner {
         };
         self.order.remove(&rec.seq);
         self.terminal.remove(&rec.seq);
+        self.spec_bytes -= rec.spec_bytes;
         if rec.listed {
             self.counts[phase_index(rec.task.status.phase)] -= 1;
         }
         true
     }
 }
+
+/// The client-controlled size of a task's spec: strings of the kind (script bodies,
+/// arguments, environment) and labels, plus a fixed overhead for the rest of the record.
+fn spec_bytes(task: &Task) -> usize {
+    let env = |env: &TaskEnv| env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let strings = |items: &[String]| items.iter().map(String::len).sum::<usize>();
+    let kind = match task.spec.kind() {
+        TaskKind::Subprocess(sub) => {
+            let mode = match &sub.mode {
+                SubprocessMode::Command { command, args } => command.len() + strings(args),
+                SubprocessMode::Script { body, args, .. } => body.len() + strings(args),
+                _ => 0,
+            };
+            mode + env(&sub.env) + sub.cwd.as_ref().map_or(0, |c| c.as_os_str().len())
+        }
+        TaskKind::Wasm(w) => w.module.len() + strings(&w.args) + env(&w.env),
+        TaskKind::Container(c) => {
+            c.image.len() + strings(&c.command) + strings(&c.args) + env(&c.env)
+        }
+        _ => 0,
+    };
+    let labels: usize = task
+        .spec
+        .labels()
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    kind + labels + RECORD_OVERHEAD
+}
+
+/// Rough fixed cost of a record beyond its client-controlled strings.
+const RECORD_OVERHEAD: usize = 512;
 
 fn close_run(run: &mut RunRecord, end: &RunEnd) {
     run.run.phase = end.phase;
@@ -353,6 +406,46 @@ mod tests {
             error: None,
             exit_code: None,
         }
+    }
+
+    /// A task carrying `kib` KiB of command arguments (100 KiB each), in `phase`.
+    fn heavy(kib: usize, phase: TaskPhase) -> Task {
+        let args = (0..kib / 100).map(|_| "x".repeat(100 * 1024));
+        let kind = TaskKind::Subprocess(solti_model::SubprocessSpec::command("echo", args));
+        let spec = TaskSpec::builder("h", kind, 1_000u64).build().unwrap();
+        Task::new(
+            ObjectMeta::new(TaskId::generate(), now_ms()),
+            spec,
+            TaskStatus::new(phase),
+        )
+    }
+
+    #[test]
+    fn spec_bytes_evict_terminal_tasks_then_refuse() {
+        let store = MemoryStore::new(
+            &StateConfig::default()
+                .with_max_spec_bytes(1 << 20)
+                .normalized(),
+        );
+        let first = heavy(400, TaskPhase::Canceled);
+        let first_id = first.metadata.id.clone();
+        store.create(first, true).unwrap();
+        store.create(heavy(400, TaskPhase::Pending), true).unwrap();
+        // A third 400 KiB spec does not fit: the terminal one is evicted to make room.
+        store.create(heavy(400, TaskPhase::Pending), true).unwrap();
+        assert!(store.get(&first_id).is_none());
+        // Only active tasks remain: the next one is refused with the bound named.
+        let err = store
+            .create(heavy(400, TaskPhase::Pending), true)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_spec_bytes")
+                || format!("{err:?}").contains("max_spec_bytes"),
+            "{err:?}"
+        );
+        let inner = store.lock();
+        let sum: usize = inner.tasks.values().map(|r| r.spec_bytes).sum();
+        assert_eq!(inner.spec_bytes, sum);
     }
 
     #[test]
