@@ -18,8 +18,9 @@ pub struct StateConfig {
     /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
     pub max_runs_per_task: usize,
     /// Publishes buffered per task output channel before slow readers lag; a publish is one
-    /// event (a run marker, a single line) or the lines a runner read together (up to 128).
-    /// Default: 256.
+    /// event (a run marker, a single line) or the lines a runner read together (up to 128
+    /// lines or 16 KiB of line bytes). A subscriber more than this many events behind gets
+    /// `Lagged`. Default: 256.
     pub output_capacity: usize,
     /// Tasks kept in state (active and terminal, embedded ones and the internal sweep
     /// included). When full, the oldest terminal task is evicted; when every task is active,

@@ -43,7 +43,8 @@ struct Batch {
 /// `capacity` counts events, as before batching: a subscriber more than `capacity` events
 /// behind the newest one skips to the last `capacity` events ([`OutputEvent::Lagged`]), and
 /// [`backlogged`](OutputTarget::backlogged) counts unread events. The broadcast buffer has
-/// `capacity` slots, each one publish (an event, or up to [`MAX_BATCH`] lines a runner
+/// `capacity` slots, each one publish (an event, or up to [`MAX_BATCH`] lines and
+/// [`MAX_BATCH_BYTES`] of line bytes a runner
 /// read together), so it never holds fewer than the last `capacity` events; the subscriber
 /// enforces the event bound itself when it receives a batch (see
 /// [`OutputSubscription::recv`]).

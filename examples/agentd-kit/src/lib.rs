@@ -2,7 +2,7 @@
 //! (flags with `SOLTI_*` environment twins), the stable agent id, the safe-by-default listen
 //! check, signal handling and the assembly of the Solti crates into one running agent.
 //!
-//! The binaries are thin: each calls [`run`] with its transport.
+//! The binaries are thin: each calls [`main`] with its transport.
 
 mod config;
 mod discovery;
