@@ -81,6 +81,6 @@ pub use config::StateConfig;
 #[doc(inline)]
 pub use error::CoreError;
 #[doc(inline)]
-pub use output::OutputSubscription;
+pub use output::{OutputBatch, OutputSubscription};
 #[doc(inline)]
 pub use supervisor::SupervisorApi;

@@ -5,7 +5,6 @@
 //! holds, and a subscriber wakes once per batch, not once per line.
 
 use std::{
-    collections::VecDeque,
     fmt,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
@@ -15,11 +14,13 @@ use std::{
 
 use futures_util::Stream;
 use solti_model::OutputEvent;
-use solti_runner::OutputTarget;
+use solti_runner::{LineBatch, OutputTarget};
 use tokio::sync::broadcast;
 
-/// Most events carried by one broadcast slot; longer batches are split.
-const MAX_BATCH: usize = 128;
+/// Most events carried by one broadcast slot; longer batches are split. A channel uses half
+/// its capacity when that is less ([`OutputChannel::max_batch`]), so that one batch never
+/// fills a slow reader's whole window.
+const MAX_BATCH: usize = 1024;
 /// Most line bytes in one batch (a single longer line still travels alone): with the default
 /// 256 slots and the runner's 64 KiB line bound, one task's buffer holds at most about 20 MiB.
 const MAX_BATCH_BYTES: usize = 16 * 1024;
@@ -30,7 +31,35 @@ const MAX_BATCH_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 struct Batch {
     first: u64,
-    events: Arc<Vec<OutputEvent>>,
+    payload: Arc<Payload>,
+}
+
+/// What one broadcast slot carries.
+#[derive(Debug)]
+enum Payload {
+    /// Events as published (run markers, lines published one by one).
+    Events(Vec<OutputEvent>),
+    /// Lines read together, kept as spans of their read buffer: a subscriber builds each
+    /// line's event when it takes it, so publishing costs nothing per line.
+    Lines(LineBatch),
+}
+
+impl Payload {
+    /// Events in this payload.
+    fn len(&self) -> usize {
+        match self {
+            Self::Events(events) => events.len(),
+            Self::Lines(batch) => batch.len(),
+        }
+    }
+
+    /// Event `i`.
+    fn event(&self, i: usize) -> Option<OutputEvent> {
+        match self {
+            Self::Events(events) => events.get(i).cloned(),
+            Self::Lines(batch) => batch.event(i),
+        }
+    }
 }
 
 /// The output channel of one task. Implements [`OutputTarget`] for the runner's publisher.
@@ -51,6 +80,8 @@ struct Batch {
 pub(crate) struct OutputChannel {
     state: Mutex<State>,
     capacity: usize,
+    /// Most events per broadcast slot: half the capacity, at most [`MAX_BATCH`].
+    max_batch: usize,
     /// How many events were broadcast so far (`State::next_index`, readable without the
     /// lock): subscribers skip what is more than `capacity` behind it.
     head: Arc<AtomicU64>,
@@ -66,9 +97,10 @@ struct State {
     current_run: Option<OutputEvent>,
     /// Index the next broadcast event gets.
     next_index: u64,
-    /// `first` of the most recent batches sent (at most `capacity`, the oldest first), to
-    /// count the events in the batches the slowest subscriber has not read.
-    recent_firsts: VecDeque<u64>,
+    /// How far each live subscriber has read (the index of the next event it expects),
+    /// shared with its [`OutputSubscription`]; entries whose subscription is gone are
+    /// pruned when the backlog is checked.
+    readers: Vec<Arc<AtomicU64>>,
 }
 
 // === impl OutputChannel ===
@@ -81,9 +113,10 @@ impl OutputChannel {
                 closed: false,
                 current_run: None,
                 next_index: 0,
-                recent_firsts: VecDeque::new(),
+                readers: Vec::new(),
             }),
             capacity,
+            max_batch: (capacity / 2).clamp(1, MAX_BATCH),
             head: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -99,8 +132,11 @@ impl OutputChannel {
             .sender
             .get_or_insert_with(|| broadcast::channel(self.capacity).0);
         let rx = Some(sender.subscribe());
+        let progress = Arc::new(AtomicU64::new(next_index));
+        state.readers.push(Arc::clone(&progress));
         OutputSubscription {
             rx,
+            progress,
             pending: state.current_run.clone(),
             current: None,
             expected: next_index,
@@ -114,7 +150,7 @@ impl OutputChannel {
         let mut state = self.lock();
         state.closed = true;
         state.sender = None;
-        state.recent_firsts.clear();
+        state.readers.clear();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -122,49 +158,97 @@ impl OutputChannel {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Broadcasts `events` (already noted as run markers) under the held lock.
-    fn send(&self, state: &mut State, events: Vec<OutputEvent>) {
-        let Some(sender) = &state.sender else { return };
+    /// Broadcasts one payload under the held lock (callers bound its size). Returns
+    /// `false` when nobody listens (the payload is dropped).
+    fn send_one(&self, state: &mut State, payload: Payload) -> bool {
+        let Some(sender) = &state.sender else {
+            return false;
+        };
         if sender.receiver_count() == 0 {
             // Everyone left: free the buffer until someone subscribes again.
             state.sender = None;
-            state.recent_firsts.clear();
+            state.readers.clear();
+            return false;
+        }
+        let first = state.next_index;
+        state.next_index += payload.len() as u64;
+        // `send` never waits; it fails only when there is no receiver, which is fine.
+        let _ = sender.send(Batch {
+            first,
+            payload: Arc::new(payload),
+        });
+        self.head.store(state.next_index, Ordering::Release);
+        true
+    }
+
+    /// Broadcasts `events` (already noted as run markers) under the held lock, split into
+    /// batches of at most [`MAX_BATCH`] events and [`MAX_BATCH_BYTES`] of line bytes (at
+    /// least one event each), so the buffer's `capacity` slots hold a bounded amount of
+    /// memory whatever the line lengths.
+    fn send(&self, state: &mut State, events: Vec<OutputEvent>) {
+        if state.sender.is_none() {
             return;
         }
-        let sender = sender.clone();
-        let send_one = |state: &mut State, events: Vec<OutputEvent>| {
-            let events = Arc::new(events);
-            let first = state.next_index;
-            state.next_index += events.len() as u64;
-            if state.recent_firsts.len() == self.capacity {
-                state.recent_firsts.pop_front();
-            }
-            state.recent_firsts.push_back(first);
-            // `send` never waits; it fails only when there is no receiver, which is fine.
-            let _ = sender.send(Batch { first, events });
-            self.head.store(state.next_index, Ordering::Release);
-        };
-        // Split into batches of at most MAX_BATCH events and MAX_BATCH_BYTES of line bytes
-        // (at least one event each), so the buffer's `capacity` slots hold a bounded amount
-        // of memory whatever the line lengths.
-        let mut batch = Vec::with_capacity(events.len().min(MAX_BATCH));
+        if events.len() <= self.max_batch && chunk_bytes(&events) <= MAX_BATCH_BYTES {
+            self.send_one(state, Payload::Events(events));
+            return;
+        }
+        let mut batch = Vec::with_capacity(events.len().min(self.max_batch));
         let mut bytes = 0;
         for event in events {
-            let len = match &event {
-                OutputEvent::Chunk { line, .. } => line.len(),
-                _ => 0,
-            };
-            if !batch.is_empty() && (batch.len() == MAX_BATCH || bytes + len > MAX_BATCH_BYTES) {
-                send_one(state, std::mem::take(&mut batch));
+            let len = chunk_bytes(std::slice::from_ref(&event));
+            if !batch.is_empty() && (batch.len() == self.max_batch || bytes + len > MAX_BATCH_BYTES)
+            {
+                if !self.send_one(state, Payload::Events(std::mem::take(&mut batch))) {
+                    return;
+                }
                 bytes = 0;
             }
             bytes += len;
             batch.push(event);
         }
         if !batch.is_empty() {
-            send_one(state, batch);
+            self.send_one(state, Payload::Events(batch));
         }
     }
+
+    /// Broadcasts `lines` under the held lock, split by the same bounds as [`Self::send`].
+    fn send_lines(&self, state: &mut State, mut lines: LineBatch) {
+        while !lines.is_empty() && state.sender.is_some() {
+            let head = lines.split_to(lines_that_fit(&lines, self.max_batch));
+            if !self.send_one(state, Payload::Lines(head)) {
+                return;
+            }
+        }
+    }
+}
+
+/// Line bytes of the chunks among `events`.
+fn chunk_bytes(events: &[OutputEvent]) -> usize {
+    events
+        .iter()
+        .map(|event| match event {
+            OutputEvent::Chunk { line, .. } => line.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// How many leading lines of `batch` make one broadcast slot: at most `max_batch` lines
+/// and [`MAX_BATCH_BYTES`] of line bytes, and at least one line.
+fn lines_that_fit(batch: &LineBatch, max_batch: usize) -> usize {
+    let lines = batch.lines();
+    if lines.len() <= max_batch && lines.line_bytes() <= MAX_BATCH_BYTES {
+        return lines.len();
+    }
+    let mut bytes = 0;
+    for i in 0..lines.len().min(max_batch) {
+        bytes += lines.line_len(i).unwrap_or(0);
+        if bytes > MAX_BATCH_BYTES {
+            return i.max(1);
+        }
+    }
+    lines.len().min(max_batch)
 }
 
 /// Remembers the run in progress for late subscribers.
@@ -194,25 +278,41 @@ impl OutputTarget for OutputChannel {
         self.send(&mut state, events);
     }
 
+    fn publish_lines(&self, batch: LineBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        self.send_lines(&mut state, batch);
+    }
+
     /// More than half the buffer's worth of events (`capacity / 2`) is still unread by the
     /// slowest subscriber: the runner may pause reading its pipes briefly so a reader that
     /// keeps up loses nothing.
+    fn batch_hint(&self) -> usize {
+        self.max_batch
+    }
+
     fn backlogged(&self) -> bool {
-        let state = self.lock();
-        let Some(sender) = &state.sender else {
+        let mut state = self.lock();
+        if state.sender.is_none() {
             return false;
-        };
-        // The last `unread` batches sent are the ones the slowest receiver has not taken.
-        let unread = sender.len().min(state.recent_firsts.len());
-        let Some(first_unread) = state
-            .recent_firsts
-            .len()
-            .checked_sub(unread)
-            .and_then(|i| state.recent_firsts.get(i))
+        }
+        // Each subscriber stores how far it has read when it takes a batch: reading that is
+        // one atomic load per subscriber, where asking the broadcast channel for its length
+        // takes a lock on the slots the subscriber is reading.
+        state
+            .readers
+            .retain(|progress| Arc::strong_count(progress) > 1);
+        let Some(slowest) = state
+            .readers
+            .iter()
+            .map(|progress| progress.load(Ordering::Acquire))
+            .min()
         else {
             return false;
         };
-        state.next_index - first_unread > (self.capacity / 2) as u64
+        state.next_index.saturating_sub(slowest) > (self.capacity / 2) as u64
     }
 }
 
@@ -252,6 +352,8 @@ pub struct OutputSubscription {
     current: Option<Current>,
     /// Index of the next event this subscriber expects (to count skipped events).
     expected: u64,
+    /// `expected` as the channel sees it, to tell how far behind the slowest reader is.
+    progress: Arc<AtomicU64>,
     /// Events broadcast so far ([`OutputChannel::head`]) and how far behind it this
     /// subscriber may fall before it skips ahead.
     head: Arc<AtomicU64>,
@@ -268,6 +370,7 @@ impl OutputSubscription {
             pending: None,
             current: None,
             expected: 0,
+            progress: Arc::new(AtomicU64::new(0)),
             head: Arc::new(AtomicU64::new(0)),
             capacity: 0,
         }
@@ -281,9 +384,39 @@ impl OutputSubscription {
         if let Some(event) = self.pending.take() {
             return Some(event);
         }
-        if let Some(event) = self.next_buffered() {
-            return Some(event);
+        loop {
+            if let Some(event) = self.next_buffered() {
+                return Some(event);
+            }
+            if let Some(lagged) = self.receive().await? {
+                return Some(lagged);
+            }
         }
+    }
+
+    /// The next part of the output, in order: a single event, or the rest of a batch of
+    /// lines a runner read together ([`OutputBatch::Lines`]), which a reader can walk
+    /// without building an event per line. The same stream as [`recv`](Self::recv), in
+    /// larger steps; the two may be mixed.
+    ///
+    /// `None` when [`recv`](Self::recv) would return `None`.
+    pub async fn recv_batch(&mut self) -> Option<OutputBatch> {
+        if let Some(event) = self.pending.take() {
+            return Some(OutputBatch::Event(event));
+        }
+        loop {
+            if let Some(batch) = self.take_buffered() {
+                return Some(batch);
+            }
+            if let Some(lagged) = self.receive().await? {
+                return Some(OutputBatch::Event(lagged));
+            }
+        }
+    }
+
+    /// Waits for the next broadcast batch and makes it current. `None`: the stream ended;
+    /// `Some(Some(lagged))`: this subscriber missed events, reported before the batch.
+    async fn receive(&mut self) -> Option<Option<OutputEvent>> {
         let rx = self.rx.as_mut()?;
         loop {
             match rx.recv().await {
@@ -294,7 +427,7 @@ impl OutputSubscription {
                         .head
                         .load(Ordering::Acquire)
                         .saturating_sub(self.capacity);
-                    let end = batch.first + batch.events.len() as u64;
+                    let end = batch.first + batch.payload.len() as u64;
                     if end <= floor {
                         continue;
                     }
@@ -307,10 +440,7 @@ impl OutputSubscription {
                     let skip_in_batch = usize::try_from(from - batch.first).unwrap_or(usize::MAX);
                     self.start(batch);
                     self.skip(skip_in_batch);
-                    if skipped > 0 {
-                        return Some(OutputEvent::Lagged { skipped });
-                    }
-                    return self.next_buffered();
+                    return Some((skipped > 0).then_some(OutputEvent::Lagged { skipped }));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => {
@@ -323,22 +453,24 @@ impl OutputSubscription {
 
     /// Makes `batch` the one handed out next.
     fn start(&mut self, batch: Batch) {
-        self.expected = batch.first + batch.events.len() as u64;
+        self.expected = batch.first + batch.payload.len() as u64;
+        self.progress.store(self.expected, Ordering::Release);
         // The broadcast slot lets go of its copy once every subscriber has read it, so the
-        // last (usually the only) subscriber takes the events without cloning them.
-        self.current = Some(match Arc::try_unwrap(batch.events) {
-            Ok(events) => Current::Owned(events.into_iter()),
-            Err(events) => Current::Shared(events, 0),
+        // last (usually the only) subscriber takes the batch without cloning it.
+        self.current = Some(match Arc::try_unwrap(batch.payload) {
+            Ok(Payload::Events(events)) => Current::Events(events.into_iter()),
+            Ok(Payload::Lines(lines)) => Current::Lines(lines, 0),
+            Err(payload) => Current::Shared(payload, 0),
         });
     }
 
     /// Drops the next `n` events of the current batch.
     fn skip(&mut self, n: usize) {
         match &mut self.current {
-            Some(Current::Owned(events)) if n > 0 => {
+            Some(Current::Events(events)) if n > 0 => {
                 events.nth(n - 1);
             }
-            Some(Current::Shared(_, pos)) => *pos += n,
+            Some(Current::Lines(_, pos) | Current::Shared(_, pos)) => *pos += n,
             _ => {}
         }
     }
@@ -346,9 +478,14 @@ impl OutputSubscription {
     /// The next event of the current batch, if any is left.
     fn next_buffered(&mut self) -> Option<OutputEvent> {
         let event = match self.current.as_mut()? {
-            Current::Owned(events) => events.next(),
-            Current::Shared(events, pos) => {
-                let event = events.get(*pos).cloned();
+            Current::Events(events) => events.next(),
+            Current::Lines(lines, pos) => {
+                let event = lines.event(*pos);
+                *pos += 1;
+                event
+            }
+            Current::Shared(payload, pos) => {
+                let event = payload.event(*pos);
                 *pos += 1;
                 event
             }
@@ -357,6 +494,26 @@ impl OutputSubscription {
             self.current = None;
         }
         event
+    }
+
+    /// The rest of the current batch if it holds lines, else its next event.
+    fn take_buffered(&mut self) -> Option<OutputBatch> {
+        let (mut lines, pos) = match self.current.take()? {
+            Current::Lines(lines, pos) => (lines, pos),
+            Current::Shared(payload, pos) => match &*payload {
+                Payload::Lines(lines) => (lines.clone(), pos),
+                Payload::Events(_) => {
+                    self.current = Some(Current::Shared(payload, pos));
+                    return self.next_buffered().map(OutputBatch::Event);
+                }
+            },
+            events @ Current::Events(_) => {
+                self.current = Some(events);
+                return self.next_buffered().map(OutputBatch::Event);
+            }
+        };
+        drop(lines.split_to(pos));
+        (!lines.is_empty()).then_some(OutputBatch::Lines(lines))
     }
 
     /// The subscription as a [`Stream`] of events (ends like [`recv`](Self::recv)).
@@ -368,12 +525,40 @@ impl OutputSubscription {
     }
 }
 
+/// A part of a task's output, as [`OutputSubscription::recv_batch`] hands it out.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum OutputBatch {
+    /// One event: a run marker, [`OutputEvent::Lagged`], or a line published on its own.
+    Event(OutputEvent),
+    /// Lines read together from one stream of one attempt; line `i` is the event
+    /// [`LineBatch::event(i)`](LineBatch::event).
+    Lines(LineBatch),
+}
+
+impl OutputBatch {
+    /// The events this part stands for, in order.
+    pub fn into_events(self) -> impl Iterator<Item = OutputEvent> {
+        let (event, lines) = match self {
+            Self::Event(event) => (Some(event), None),
+            Self::Lines(lines) => (None, Some(lines)),
+        };
+        event
+            .into_iter()
+            .chain(lines.into_iter().flat_map(LineBatch::into_events))
+    }
+}
+
 /// The rest of a received batch.
 enum Current {
     /// This subscriber was the batch's last reader: the events are moved out.
-    Owned(std::vec::IntoIter<OutputEvent>),
-    /// Other subscribers share the batch: events are cloned from `pos` on.
-    Shared(Arc<Vec<OutputEvent>>, usize),
+    Events(std::vec::IntoIter<OutputEvent>),
+    /// This subscriber was the last reader of a batch of lines; events are built from
+    /// `pos` on.
+    Lines(LineBatch, usize),
+    /// Other subscribers share the batch, or it holds lines: events are cloned or built
+    /// from `pos` on.
+    Shared(Arc<Payload>, usize),
 }
 
 impl fmt::Debug for OutputSubscription {
@@ -465,7 +650,7 @@ mod tests {
         };
         ch.publish_batch((0..10).map(big).collect());
         // 8 KiB lines, at most 16 KiB per batch: five broadcast slots.
-        assert_eq!(ch.lock().recent_firsts.len(), 5);
+        assert_eq!(ch.lock().next_index, 10);
         for seq in 0..10 {
             assert_eq!(sub.recv().await, Some(big(seq)));
         }
@@ -490,9 +675,9 @@ mod tests {
 
     #[tokio::test]
     async fn long_batches_are_split_and_markers_are_remembered() {
-        let ch = OutputChannel::new(1024);
+        let ch = OutputChannel::new(8192);
         let mut sub = ch.subscribe();
-        let n = MAX_BATCH as u64 * 2 + 1;
+        let n = 1024 * 2 + 1;
         let mut events = vec![started(1)];
         events.extend((0..n).map(chunk));
         ch.publish_batch(events);
@@ -533,5 +718,92 @@ mod tests {
         assert!(ch.backlogged(), "6 unread events in 2 slots");
         assert_eq!(sub.recv().await, Some(chunk(0)));
         assert!(!ch.backlogged(), "the first batch was taken");
+    }
+
+    fn line_batch(first_seq: u64, text: &str) -> LineBatch {
+        let mut lines = solti_runner::Lines::new(text.as_bytes().to_vec().into());
+        let mut start = 0;
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                assert!(lines.push(start..i));
+                start = i + 1;
+            }
+        }
+        LineBatch::new(1, solti_model::OutputStream::Stdout, first_seq, 0, lines)
+    }
+
+    fn line(seq: u64, text: &str) -> OutputEvent {
+        OutputEvent::Chunk {
+            attempt: 1,
+            stream: solti_model::OutputStream::Stdout,
+            seq,
+            ts: 0,
+            line: text.as_bytes().to_vec().into(),
+        }
+    }
+
+    fn texts(batch: &LineBatch) -> Vec<&[u8]> {
+        batch.lines().slices().collect()
+    }
+
+    #[tokio::test]
+    async fn line_batches_arrive_whole_or_one_line_at_a_time() {
+        let ch = OutputChannel::new(64);
+        let mut whole = ch.subscribe();
+        let mut single = ch.subscribe();
+        ch.publish(started(1));
+        ch.publish_lines(line_batch(0, "a\nbb\nccc\n"));
+        ch.close();
+
+        assert!(matches!(whole.recv_batch().await, Some(OutputBatch::Event(e)) if e == started(1)));
+        let Some(OutputBatch::Lines(batch)) = whole.recv_batch().await else {
+            panic!("expected lines");
+        };
+        assert_eq!(texts(&batch), [&b"a"[..], b"bb", b"ccc"]);
+        assert_eq!(batch.event(2), Some(line(2, "ccc")));
+        assert!(whole.recv_batch().await.is_none());
+
+        // The same stream through `recv`, mixed with `recv_batch` for the rest.
+        assert_eq!(single.recv().await, Some(started(1)));
+        assert_eq!(single.recv().await, Some(line(0, "a")));
+        let Some(OutputBatch::Lines(rest)) = single.recv_batch().await else {
+            panic!("expected the rest of the lines");
+        };
+        assert_eq!(
+            (rest.first_seq(), texts(&rest)),
+            (1, vec![&b"bb"[..], b"ccc"])
+        );
+        assert_eq!(single.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn line_batches_are_split_to_half_the_capacity_and_lag_in_lines() {
+        let ch = OutputChannel::new(4);
+        let mut sub = ch.subscribe();
+        ch.publish_lines(line_batch(0, "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"));
+        ch.close();
+        // Slots of 2 lines; the last 4 lines are kept.
+        assert_eq!(ch.max_batch, 2);
+        assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 6 }));
+        let rest: Vec<_> =
+            std::iter::from_fn(|| futures_util::FutureExt::now_or_never(sub.recv()).flatten())
+                .collect();
+        assert_eq!(
+            rest,
+            vec![line(6, "6"), line(7, "7"), line(8, "8"), line(9, "9")]
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_are_paced_by_the_slowest_reader() {
+        let ch = OutputChannel::new(8);
+        assert_eq!(ch.batch_hint(), 4);
+        let mut fast = ch.subscribe();
+        let slow = ch.subscribe();
+        ch.publish_lines(line_batch(0, "a\nb\nc\nd\ne\n"));
+        assert!(fast.recv_batch().await.is_some());
+        assert!(ch.backlogged(), "the slow reader has 5 of 8 unread");
+        drop(slow);
+        assert!(!ch.backlogged(), "a dropped reader does not count");
     }
 }

@@ -8,17 +8,31 @@
 use std::fmt;
 
 use bytes::{Buf as _, Bytes, BytesMut};
+use memchr::{memchr, memrchr};
+use solti_runner::Lines;
 
 /// Appended to a line that was cut at the bound.
 pub const CUT_MARKER: &[u8] = b" [solti: line cut]";
 
+/// What the splitter emits, in order.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// Up to the splitter's slice size of complete lines, as spans of one frozen part of
+    /// the read buffer (no copy, no per-line reference count).
+    Lines(Lines),
+    /// A line cut at the bound, with [`CUT_MARKER`] appended (its own allocation).
+    Cut(Bytes),
+}
+
 /// Incremental line splitter with a per-line byte bound.
 ///
-/// Lines are split off the input buffer without copying (`BytesMut::split_to`), so a
-/// published line shares the read buffer's allocation.
+/// Complete lines are handed out as spans of the input buffer: the bytes holding up to
+/// `slice` lines are split off (`BytesMut::split_to`) and frozen, so publishing a line
+/// neither copies it nor touches a reference count.
 #[derive(Debug)]
 pub(crate) struct LineSplitter {
     max: usize,
+    slice: usize,
     buf: BytesMut,
     /// Bytes of `buf` already known to hold no LF.
     scanned: usize,
@@ -27,10 +41,12 @@ pub(crate) struct LineSplitter {
 }
 
 impl LineSplitter {
-    /// A splitter cutting lines longer than `max` bytes (`max >= 1`).
-    pub(crate) fn new(max: usize) -> Self {
+    /// A splitter cutting lines longer than `max` bytes (`max >= 1`) and emitting at most
+    /// `slice` lines per [`Piece::Lines`] (`slice >= 1`).
+    pub(crate) fn new(max: usize, slice: usize) -> Self {
         Self {
             max: max.max(1),
+            slice: slice.max(1),
             buf: BytesMut::new(),
             scanned: 0,
             skipping: false,
@@ -48,65 +64,109 @@ impl LineSplitter {
 
     /// Feeds `data` and emits every complete line.
     #[cfg(test)]
-    pub(crate) fn push(&mut self, data: &[u8], emit: &mut impl FnMut(Bytes)) {
+    pub(crate) fn push(&mut self, data: &[u8], emit: &mut impl FnMut(Piece)) {
         self.input().extend_from_slice(data);
         self.drain(emit);
     }
 
     /// Emits every complete line in the buffer; keeps the partial tail (bounded).
-    pub(crate) fn drain(&mut self, emit: &mut impl FnMut(Bytes)) {
-        loop {
-            if self.skipping {
-                if let Some(i) = find_lf(&self.buf) {
-                    self.buf.advance(i + 1);
-                    self.skipping = false;
-                    self.scanned = 0;
-                    continue;
-                }
+    pub(crate) fn drain(&mut self, emit: &mut impl FnMut(Piece)) {
+        if self.skipping {
+            let Some(i) = memchr(b'\n', &self.buf) else {
                 self.buf.clear();
                 return;
-            }
-            let Some(j) = find_lf(&self.buf[self.scanned..]) else {
-                self.scanned = self.buf.len();
-                // A line is over the bound once it has more than `max` bytes that cannot
-                // be a trailing CR (the CR could still turn out to precede an LF).
-                let len = self.buf.len();
-                if len > self.max + 1 || (len == self.max + 1 && self.buf[len - 1] != b'\r') {
-                    let head = self.buf.split_to(self.max);
-                    emit(with_marker(head));
-                    self.buf.clear();
-                    self.scanned = 0;
-                    self.skipping = true;
-                }
-                return;
             };
-            let i = self.scanned + j;
-            let mut line = self.buf.split_to(i + 1);
-            line.truncate(i);
-            if line.last() == Some(&b'\r') {
-                line.truncate(i - 1);
-            }
+            self.buf.advance(i + 1);
+            self.skipping = false;
             self.scanned = 0;
-            if line.len() > self.max {
-                line.truncate(self.max);
-                emit(with_marker(line));
-            } else {
-                emit(line.freeze());
+        }
+        // Everything up to the last LF is complete lines.
+        let Some(j) = memrchr(b'\n', &self.buf[self.scanned..]) else {
+            self.scanned = self.buf.len();
+            self.check_partial(emit);
+            return;
+        };
+        let mut limit = self.scanned + j + 1;
+        // `pos`: start of the next line in `buf`; `spans`: the lines since the last piece.
+        let mut pos = 0;
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        while pos < limit {
+            let Some(k) = memchr(b'\n', &self.buf[pos..limit]) else {
+                break;
+            };
+            let lf = pos + k;
+            let mut end = lf;
+            if end > pos && self.buf[end - 1] == b'\r' {
+                end -= 1;
             }
+            if end - pos > self.max {
+                // Lines before this one go out first, then the cut line on its own.
+                self.emit_lines(pos, &mut spans, emit);
+                let mut head = self.buf.split_to(lf + 1 - pos);
+                head.truncate(self.max);
+                emit(Piece::Cut(with_marker(head)));
+                limit -= lf + 1;
+                pos = 0;
+                continue;
+            }
+            spans.push((pos, end));
+            pos = lf + 1;
+            if spans.len() == self.slice {
+                self.emit_lines(pos, &mut spans, emit);
+                limit -= pos;
+                pos = 0;
+            }
+        }
+        self.emit_lines(pos, &mut spans, emit);
+        // The rest is a partial line.
+        self.scanned = self.buf.len();
+        self.check_partial(emit);
+    }
+
+    /// Splits the first `len` bytes off the buffer as one piece holding `spans`.
+    fn emit_lines(
+        &mut self,
+        len: usize,
+        spans: &mut Vec<(usize, usize)>,
+        emit: &mut impl FnMut(Piece),
+    ) {
+        if spans.is_empty() {
+            return;
+        }
+        let mut lines = Lines::with_capacity(self.buf.split_to(len).freeze(), spans.len());
+        for &(start, end) in spans.iter() {
+            // Always inside the buffer: spans end before `len`.
+            lines.push(start..end);
+        }
+        spans.clear();
+        emit(Piece::Lines(lines));
+    }
+
+    /// Cuts the partial line (no LF yet) once it is over the bound.
+    fn check_partial(&mut self, emit: &mut impl FnMut(Piece)) {
+        // A line is over the bound once it has more than `max` bytes that cannot be a
+        // trailing CR (the CR could still turn out to precede an LF).
+        let len = self.buf.len();
+        if len > self.max + 1 || (len == self.max + 1 && self.buf[len - 1] != b'\r') {
+            let head = self.buf.split_to(self.max);
+            emit(Piece::Cut(with_marker(head)));
+            self.buf.clear();
+            self.scanned = 0;
+            self.skipping = true;
         }
     }
 
     /// End of input: emits the final line if it had no LF.
-    pub(crate) fn finish(&mut self, emit: &mut impl FnMut(Bytes)) {
+    pub(crate) fn finish(&mut self, emit: &mut impl FnMut(Piece)) {
         self.drain(emit);
         if !self.skipping && !self.buf.is_empty() {
             let rest = self.buf.split();
             if rest.len() > self.max {
                 let mut head = rest;
                 head.truncate(self.max);
-                emit(with_marker(head));
+                emit(Piece::Cut(with_marker(head)));
             } else {
-                emit(rest.freeze());
+                emit(Piece::Lines(Lines::single(rest.freeze())));
             }
         }
         self.buf.clear();
@@ -139,10 +199,6 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
-fn find_lf(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
 fn with_marker(mut head: BytesMut) -> Bytes {
     head.extend_from_slice(CUT_MARKER);
     head.freeze()
@@ -158,12 +214,23 @@ mod tests {
     use super::*;
 
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
-        let mut s = LineSplitter::new(max);
+        split_sliced(max, 3, chunks).into_iter().flatten().collect()
+    }
+
+    /// The lines of each piece.
+    fn split_sliced(max: usize, slice: usize, chunks: &[&[u8]]) -> Vec<Vec<Vec<u8>>> {
+        let mut s = LineSplitter::new(max, slice);
         let mut out = Vec::new();
+        let mut collect = |p: Piece| {
+            out.push(match p {
+                Piece::Lines(lines) => lines.iter().map(|l| l.to_vec()).collect(),
+                Piece::Cut(line) => vec![line.to_vec()],
+            });
+        };
         for c in chunks {
-            s.push(c, &mut |l: Bytes| out.push(l.to_vec()));
+            s.push(c, &mut collect);
         }
-        s.finish(&mut |l: Bytes| out.push(l.to_vec()));
+        s.finish(&mut collect);
         out
     }
 
@@ -210,6 +277,19 @@ mod tests {
         assert_eq!(split(4, &[b"abcd"]), vec![b"abcd".to_vec()]);
         assert_eq!(split(4, &[b"abcde"]), vec![cut(b"abcd")]);
         assert_eq!(split(4, &[b"abcd\r"]), vec![cut(b"abcd")]);
+    }
+
+    #[test]
+    fn pieces_hold_at_most_a_slice_and_cut_lines_travel_alone() {
+        let v = |l: &[&[u8]]| l.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            split_sliced(4, 2, &[b"a\nb\nc\nd\ne\n"]),
+            vec![v(&[b"a", b"b"]), v(&[b"c", b"d"]), v(&[b"e"])]
+        );
+        assert_eq!(
+            split_sliced(4, 8, &[b"a\nb\nlonger-than-4\r\nc\nd"]),
+            vec![v(&[b"a", b"b"]), vec![cut(b"long")], v(&[b"c"]), v(&[b"d"])]
+        );
     }
 
     #[test]

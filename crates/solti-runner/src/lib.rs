@@ -74,6 +74,7 @@
 
 mod context;
 mod error;
+mod lines;
 mod metrics;
 mod output;
 mod router;
@@ -85,6 +86,8 @@ use taskvisor::TaskRef;
 pub use context::{BuildContext, RunnerEnv};
 #[doc(inline)]
 pub use error::RunnerError;
+#[doc(inline)]
+pub use lines::{LineBatch, Lines};
 #[doc(inline)]
 pub use metrics::{AttemptOutcome, MetricsBackend, NoOpMetrics};
 #[doc(inline)]

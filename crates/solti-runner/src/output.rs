@@ -12,6 +12,8 @@ use std::{
 use bytes::Bytes;
 use solti_model::{OutputEvent, OutputStream, TaskId};
 
+use crate::{LineBatch, Lines};
+
 /// Where a task's output events go. Implemented by the supervisor's output hub.
 ///
 /// # Contract
@@ -30,6 +32,22 @@ pub trait OutputTarget: Send + Sync + 'static {
         for event in events {
             self.publish(event);
         }
+    }
+
+    /// Delivers lines read together, as one batch (see [`LineBatch`]). The default turns
+    /// them into events and calls [`publish_batch`](Self::publish_batch); targets that keep
+    /// the batch whole (the supervisor's output hub) avoid a per-line allocation and
+    /// reference count. The same contract as `publish`: never blocks, never fails.
+    fn publish_lines(&self, batch: LineBatch) {
+        self.publish_batch(batch.into_events().collect());
+    }
+
+    /// How many lines a runner should publish at most per batch (and then let readers
+    /// catch up, e.g. by yielding): what one slot of the target's buffer holds, so that
+    /// [`backlogged`](Self::backlogged) pacing between batches keeps a reader that keeps
+    /// up within its buffer. A hint; larger batches are accepted. The default is 128.
+    fn batch_hint(&self) -> usize {
+        128
     }
 
     /// Whether a live reader has fallen well behind (e.g. its buffer is more than half
@@ -161,6 +179,12 @@ impl OutputSink {
         self.attempt
     }
 
+    /// How many lines to publish at most per batch; see [`OutputTarget::batch_hint`].
+    #[must_use]
+    pub fn batch_hint(&self) -> usize {
+        self.target.batch_hint().max(1)
+    }
+
     /// Whether a live reader of this task's output has fallen well behind; see
     /// [`OutputTarget::backlogged`].
     #[must_use]
@@ -181,6 +205,27 @@ impl OutputSink {
     /// Publishes one line on `stream`.
     pub fn line(&self, stream: OutputStream, line: Bytes) {
         self.lines(stream, [line]);
+    }
+
+    /// Publishes `lines` (spans of one buffer) on `stream`, in order, stamped with one
+    /// timestamp, as one [`OutputTarget::publish_lines`]: the cheapest way to publish what
+    /// one read of a pipe or socket returned.
+    pub fn publish_lines(&self, stream: OutputStream, lines: Lines) {
+        if lines.is_empty() {
+            return;
+        }
+        let counter = match stream {
+            OutputStream::Stdout => &self.stdout_seq,
+            OutputStream::Stderr => &self.stderr_seq,
+        };
+        let first_seq = counter.fetch_add(lines.len() as u64, Ordering::Relaxed);
+        self.target.publish_lines(LineBatch::new(
+            self.attempt,
+            stream,
+            first_seq,
+            now_ms(),
+            lines,
+        ));
     }
 
     /// Publishes several lines on `stream`, in order, stamped with one timestamp, as one

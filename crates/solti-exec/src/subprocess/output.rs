@@ -2,18 +2,18 @@
 
 use std::{io, time::Duration};
 
-use bytes::Bytes;
 use solti_model::{OutputStream, TaskId};
 use solti_runner::OutputSink;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
-use crate::lines::{Escaped, LineSplitter};
+use crate::lines::{Escaped, LineSplitter, Piece};
 
 /// Reads `pipe` to EOF, publishing each line to `sink` and as a DEBUG tracing event.
 ///
 /// Publishing never blocks, so a live subscriber keeps up only if it gets to run: lines
-/// are published in slices of [`PUBLISH_SLICE`] (one timestamp per slice) with a yield
-/// after each. While this task yields, the pipe fills and the child blocks in `write`,
+/// are published in slices of [`OutputSink::batch_hint`] lines (one timestamp per slice,
+/// one slot of the supervisor's output hub, spans of the read buffer: no copy) with a
+/// yield after each. While this task yields, the pipe fills and the child blocks in `write`,
 /// which is the backpressure a fast producer should feel. When the output target reports a
 /// backlogged reader ([`OutputSink::backlogged`]) the pump also waits for it, up to
 /// [`STALL_LIMIT`] per slice; a reader that makes no progress for that long is treated as
@@ -25,7 +25,8 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     max_line_bytes: usize,
     task_id: TaskId,
 ) {
-    let mut splitter = LineSplitter::new(max_line_bytes);
+    let mut splitter = LineSplitter::new(max_line_bytes, sink.batch_hint());
+    let mut pieces = Vec::new();
     let mut eof = false;
     let mut reader_stalled = false;
     while !eof {
@@ -39,28 +40,34 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
                 eof = true;
             }
         }
-        let mut batch = Vec::new();
         if eof {
-            splitter.finish(&mut |line| batch.push(line));
+            splitter.finish(&mut |piece| pieces.push(piece));
         } else {
-            splitter.drain(&mut |line| batch.push(line));
+            splitter.drain(&mut |piece| pieces.push(piece));
         }
-        let mut lines = batch.into_iter();
-        while lines.len() > 0 {
-            let slice = lines.by_ref().take(PUBLISH_SLICE);
+        for piece in pieces.drain(..) {
             if tracing::enabled!(tracing::Level::DEBUG) {
-                let slice: Vec<Bytes> = slice.collect();
-                for line in &slice {
-                    tracing::debug!(task_id = %task_id, attempt = sink.attempt(), stream = stream.as_str(),
-                        line = %Escaped(line), "task output");
-                }
-                sink.lines(stream, slice);
-            } else {
-                sink.lines(stream, slice);
+                log_piece(&piece, stream, &sink, &task_id);
+            }
+            match piece {
+                Piece::Lines(lines) => sink.publish_lines(stream, lines),
+                Piece::Cut(line) => sink.line(stream, line),
             }
             tokio::task::yield_now().await;
             pace(&sink, &mut reader_stalled).await;
         }
+    }
+}
+
+/// Emits each line of `piece` as a DEBUG event, control characters escaped.
+fn log_piece(piece: &Piece, stream: OutputStream, sink: &OutputSink, task_id: &TaskId) {
+    let log = |line: &[u8]| {
+        tracing::debug!(task_id = %task_id, attempt = sink.attempt(), stream = stream.as_str(),
+            line = %Escaped(line), "task output");
+    };
+    match piece {
+        Piece::Lines(lines) => lines.iter().for_each(|line| log(&line)),
+        Piece::Cut(line) => log(line),
     }
 }
 
@@ -90,8 +97,6 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
     }
 }
 
-/// Lines published between yields, as one batch: one slot of the supervisor's output hub.
-const PUBLISH_SLICE: usize = 128;
 /// How long one slice waits for a backlogged reader before it counts as stalled.
 const STALL_LIMIT: Duration = Duration::from_millis(200);
 const PACE_SLEEP: Duration = Duration::from_millis(1);
