@@ -6,16 +6,18 @@
 
 use std::{
     fmt,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
 use futures_util::Stream;
 use solti_model::OutputEvent;
 use solti_runner::{LineBatch, OutputTarget};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// Most events carried by one broadcast slot; longer batches are split. A channel uses half
 /// its capacity when that is less ([`OutputChannel::max_batch`]), so that one batch never
@@ -82,9 +84,45 @@ pub(crate) struct OutputChannel {
     capacity: usize,
     /// Most events per broadcast slot: half the capacity, at most [`MAX_BATCH`].
     max_batch: usize,
-    /// How many events were broadcast so far (`State::next_index`, readable without the
-    /// lock): subscribers skip what is more than `capacity` behind it.
-    head: Arc<AtomicU64>,
+    /// Shared with the subscriptions.
+    shared: Arc<Shared>,
+}
+
+/// What an [`OutputChannel`] and its subscriptions share without the lock.
+#[derive(Debug, Default)]
+struct Shared {
+    /// How many events were broadcast so far (`State::next_index`): subscribers skip what
+    /// is more than `capacity` behind it.
+    head: AtomicU64,
+    /// Runners waiting in [`OutputTarget::readers_caught_up`].
+    waiters: AtomicUsize,
+    /// Signalled when a subscriber takes a batch or leaves while a runner waits.
+    progressed: Notify,
+}
+
+impl Shared {
+    /// A reader moved on (or left): wake runners waiting for it, if any.
+    fn reader_progressed(&self) {
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            self.progressed.notify_waiters();
+        }
+    }
+}
+
+/// Counts a waiting runner while alive (also when its wait is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::AcqRel);
+        Self(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct State {
@@ -117,7 +155,7 @@ impl OutputChannel {
             }),
             capacity,
             max_batch: (capacity / 2).clamp(1, MAX_BATCH),
-            head: Arc::new(AtomicU64::new(0)),
+            shared: Arc::default(),
         }
     }
 
@@ -140,7 +178,7 @@ impl OutputChannel {
             pending: state.current_run.clone(),
             current: None,
             expected: next_index,
-            head: Arc::clone(&self.head),
+            shared: Arc::clone(&self.shared),
             capacity: self.capacity as u64,
         }
     }
@@ -151,6 +189,8 @@ impl OutputChannel {
         state.closed = true;
         state.sender = None;
         state.readers.clear();
+        drop(state);
+        self.shared.progressed.notify_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -177,7 +217,7 @@ impl OutputChannel {
             first,
             payload: Arc::new(payload),
         });
-        self.head.store(state.next_index, Ordering::Release);
+        self.shared.head.store(state.next_index, Ordering::Release);
         true
     }
 
@@ -293,6 +333,24 @@ impl OutputTarget for OutputChannel {
         self.max_batch
     }
 
+    /// Waits for a subscriber to take a batch (or leave) until none is backlogged: no
+    /// polling, the subscriber wakes the runner.
+    fn readers_caught_up(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let _waiting = Waiting::new(&self.shared.waiters);
+            loop {
+                // Registered before the check, so progress made in between is not missed.
+                let progressed = self.shared.progressed.notified();
+                let mut progressed = std::pin::pin!(progressed);
+                progressed.as_mut().enable();
+                if !self.backlogged() {
+                    return;
+                }
+                progressed.await;
+            }
+        })
+    }
+
     fn backlogged(&self) -> bool {
         let mut state = self.lock();
         if state.sender.is_none() {
@@ -354,9 +412,9 @@ pub struct OutputSubscription {
     expected: u64,
     /// `expected` as the channel sees it, to tell how far behind the slowest reader is.
     progress: Arc<AtomicU64>,
-    /// Events broadcast so far ([`OutputChannel::head`]) and how far behind it this
-    /// subscriber may fall before it skips ahead.
-    head: Arc<AtomicU64>,
+    /// Events broadcast so far ([`Shared::head`]), the wake-up of runners waiting for this
+    /// subscriber, and how far behind the head it may fall before it skips ahead.
+    shared: Arc<Shared>,
     capacity: u64,
 }
 
@@ -371,7 +429,7 @@ impl OutputSubscription {
             current: None,
             expected: 0,
             progress: Arc::new(AtomicU64::new(0)),
-            head: Arc::new(AtomicU64::new(0)),
+            shared: Arc::default(),
             capacity: 0,
         }
     }
@@ -424,6 +482,7 @@ impl OutputSubscription {
                     // Keep only the last `capacity` events: what is older was lost to this
                     // subscriber, as if the buffer held `capacity` single events.
                     let floor = self
+                        .shared
                         .head
                         .load(Ordering::Acquire)
                         .saturating_sub(self.capacity);
@@ -455,6 +514,7 @@ impl OutputSubscription {
     fn start(&mut self, batch: Batch) {
         self.expected = batch.first + batch.payload.len() as u64;
         self.progress.store(self.expected, Ordering::Release);
+        self.shared.reader_progressed();
         // The broadcast slot lets go of its copy once every subscriber has read it, so the
         // last (usually the only) subscriber takes the batch without cloning it.
         self.current = Some(match Arc::try_unwrap(batch.payload) {
@@ -522,6 +582,14 @@ impl OutputSubscription {
             let event = sub.recv().await?;
             Some((event, sub))
         }))
+    }
+}
+
+impl Drop for OutputSubscription {
+    fn drop(&mut self) {
+        // A runner may be waiting for this reader: it no longer counts once pruned.
+        self.progress.store(u64::MAX, Ordering::Release);
+        self.shared.reader_progressed();
     }
 }
 
@@ -805,5 +873,31 @@ mod tests {
         assert!(ch.backlogged(), "the slow reader has 5 of 8 unread");
         drop(slow);
         assert!(!ch.backlogged(), "a dropped reader does not count");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_runner_is_woken_by_reader_progress_and_departure() {
+        use futures_util::FutureExt as _;
+        let ch = OutputChannel::new(4);
+        let mut sub = ch.subscribe();
+        ch.publish_lines(line_batch(0, "a\nb\nc\n"));
+        assert!(ch.backlogged());
+        let mut wait = ch.readers_caught_up();
+        assert!((&mut wait).now_or_never().is_none(), "backlogged: waits");
+        assert!(sub.recv_batch().await.is_some());
+        assert!(
+            (&mut wait).now_or_never().is_some(),
+            "woken once the batch is taken"
+        );
+
+        ch.publish_lines(line_batch(3, "d\ne\nf\n"));
+        let mut wait = ch.readers_caught_up();
+        assert!((&mut wait).now_or_never().is_none());
+        drop(sub);
+        assert!(
+            wait.now_or_never().is_some(),
+            "woken when the reader leaves"
+        );
+        assert_eq!(ch.shared.waiters.load(Ordering::Acquire), 0);
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct LineSplitter {
     scanned: usize,
     /// Inside the skipped tail of a cut line.
     skipping: bool,
+    /// Scratch: LF positions of the bytes being split.
+    lfs: Vec<usize>,
 }
 
 impl LineSplitter {
@@ -50,6 +52,7 @@ impl LineSplitter {
             buf: BytesMut::new(),
             scanned: 0,
             skipping: false,
+            lfs: Vec::new(),
         }
     }
 
@@ -86,60 +89,65 @@ impl LineSplitter {
             self.check_partial(emit);
             return;
         };
-        let mut limit = self.scanned + j + 1;
-        // `pos`: start of the next line in `buf`; `spans`: the lines since the last piece.
-        let mut pos = 0;
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        while pos < limit {
-            let Some(k) = memchr(b'\n', &self.buf[pos..limit]) else {
-                break;
-            };
-            let lf = pos + k;
+        let limit = self.scanned + j + 1;
+        // One vectorised pass finds every LF; the walk below then splits pieces off.
+        let mut lfs = std::mem::take(&mut self.lfs);
+        lfs.clear();
+        find_lfs(&self.buf[..limit], &mut lfs);
+        // Offsets are in the coordinates of `buf` before the walk; `base` is how much of
+        // it was split off already, `start` where the next line starts.
+        let mut base = 0;
+        let mut start = 0;
+        let mut spans = Vec::new();
+        for (n, &lf) in lfs.iter().enumerate() {
             let mut end = lf;
-            if end > pos && self.buf[end - 1] == b'\r' {
+            if end > start && self.buf[end - 1 - base] == b'\r' {
                 end -= 1;
             }
-            if end - pos > self.max {
+            if end - start > self.max {
                 // Lines before this one go out first, then the cut line on its own.
-                self.emit_lines(pos, &mut spans, emit);
-                let mut head = self.buf.split_to(lf + 1 - pos);
+                self.emit_lines(start - base, &mut spans, emit);
+                let mut head = self.buf.split_to(lf + 1 - start);
                 head.truncate(self.max);
                 emit(Piece::Cut(with_marker(head)));
-                limit -= lf + 1;
-                pos = 0;
-                continue;
+                base = lf + 1;
+            } else {
+                if spans.capacity() == 0 {
+                    spans.reserve_exact(self.slice.min(lfs.len() - n));
+                }
+                spans.push((offset(start - base), offset(end - base)));
+                if spans.len() == self.slice {
+                    self.emit_lines(lf + 1 - base, &mut spans, emit);
+                    base = lf + 1;
+                }
             }
-            spans.push((pos, end));
-            pos = lf + 1;
-            if spans.len() == self.slice {
-                self.emit_lines(pos, &mut spans, emit);
-                limit -= pos;
-                pos = 0;
-            }
+            start = lf + 1;
         }
-        self.emit_lines(pos, &mut spans, emit);
+        self.emit_lines(start - base, &mut spans, emit);
+        self.lfs = lfs;
         // The rest is a partial line.
         self.scanned = self.buf.len();
         self.check_partial(emit);
     }
 
-    /// Splits the first `len` bytes off the buffer as one piece holding `spans`.
+    /// Splits the first `len` bytes off the buffer as one piece holding `spans` (offsets
+    /// into those bytes); leaves `spans` empty without capacity.
     fn emit_lines(
         &mut self,
         len: usize,
-        spans: &mut Vec<(usize, usize)>,
+        spans: &mut Vec<(u32, u32)>,
         emit: &mut impl FnMut(Piece),
     ) {
         if spans.is_empty() {
             return;
         }
-        let mut lines = Lines::with_capacity(self.buf.split_to(len).freeze(), spans.len());
-        for &(start, end) in spans.iter() {
-            // Always inside the buffer: spans end before `len`.
-            lines.push(start..end);
+        let spans = std::mem::take(spans);
+        let count = spans.len();
+        match Lines::from_spans(self.buf.split_to(len).freeze(), spans) {
+            Some(lines) => emit(Piece::Lines(lines)),
+            // Unreachable: every span ends within the `len` bytes split off.
+            None => tracing::error!(lines = count, "output lines lost: span outside its buffer"),
         }
-        spans.clear();
-        emit(Piece::Lines(lines));
     }
 
     /// Cuts the partial line (no LF yet) once it is over the bound.
@@ -197,6 +205,41 @@ impl fmt::Display for Escaped<'_> {
         }
         Ok(())
     }
+}
+
+/// Appends the position of every LF in `bytes` to `out`, in order.
+///
+/// Output lines are short, so LFs are dense: testing eight bytes at a time and walking the
+/// matches of each word beats restarting a SIMD search after every match (`memchr_iter`).
+fn find_lfs(bytes: &[u8], out: &mut Vec<usize>) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let mut w = [0; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w) ^ LF;
+        // High bit set exactly in the bytes of `x` that are zero (the LFs); no carry
+        // crosses a byte, so there are no false matches.
+        let mut zeros = !(((x & LOW7) + LOW7) | x | LOW7);
+        while zeros != 0 {
+            out.push(at + (zeros.trailing_zeros() / 8) as usize);
+            zeros &= zeros - 1;
+        }
+        at += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == b'\n' {
+            out.push(at + i);
+        }
+    }
+}
+
+/// A span offset; pieces are far below 4 GiB (a read adds at most `READ_RESERVE` bytes to
+/// a partial line of at most the line bound).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn with_marker(mut head: BytesMut) -> Bytes {
@@ -290,6 +333,18 @@ mod tests {
             split_sliced(4, 8, &[b"a\nb\nlonger-than-4\r\nc\nd"]),
             vec![v(&[b"a", b"b"]), vec![cut(b"long")], v(&[b"c"]), v(&[b"d"])]
         );
+    }
+
+    proptest! {
+        /// The word-at-a-time LF search agrees with a byte loop.
+        #[test]
+        fn lf_search_matches_a_byte_loop(data in proptest::collection::vec(prop_oneof![
+            Just(b'\n'), Just(0x8a_u8), Just(0x0b_u8), Just(0x09_u8), any::<u8>()], 0..200)) {
+            let mut got = Vec::new();
+            find_lfs(&data, &mut got);
+            let want: Vec<usize> = data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -51,6 +51,22 @@ impl Lines {
         }
     }
 
+    /// Lines given as `(start, end)` byte offsets into `buf`, in order; `None` when a span
+    /// is inverted or reaches outside the buffer. The cheapest way to build many lines at
+    /// once (one check per span, no per-line call).
+    #[must_use]
+    pub fn from_spans(buf: Bytes, spans: Vec<(u32, u32)>) -> Option<Self> {
+        let len = buf.len();
+        let mut bytes = 0;
+        for &(start, end) in &spans {
+            if start > end || end as usize > len {
+                return None;
+            }
+            bytes += (end - start) as usize;
+        }
+        Some(Self { buf, spans, bytes })
+    }
+
     /// One line: all of `line`.
     #[must_use]
     pub fn single(line: Bytes) -> Self {

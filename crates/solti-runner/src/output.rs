@@ -2,6 +2,8 @@
 
 use std::{
     fmt,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -48,6 +50,14 @@ pub trait OutputTarget: Send + Sync + 'static {
     /// up within its buffer. A hint; larger batches are accepted. The default is 128.
     fn batch_hint(&self) -> usize {
         128
+    }
+
+    /// Resolves once no live reader is backlogged (at once when none is). A runner that
+    /// saw [`backlogged`](Self::backlogged) may await this, under its own time limit,
+    /// before reading more of its source. The default resolves at once; the supervisor's
+    /// hub resolves when its readers catch up, without polling.
+    fn readers_caught_up(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
     }
 
     /// Whether a live reader has fallen well behind (e.g. its buffer is more than half
@@ -183,6 +193,12 @@ impl OutputSink {
     #[must_use]
     pub fn batch_hint(&self) -> usize {
         self.target.batch_hint().max(1)
+    }
+
+    /// Resolves once no live reader of this task's output is backlogged; see
+    /// [`OutputTarget::readers_caught_up`]. Bound the wait: a reader may never catch up.
+    pub fn readers_caught_up(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.target.readers_caught_up()
     }
 
     /// Whether a live reader of this task's output has fallen well behind; see

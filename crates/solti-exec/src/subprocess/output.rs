@@ -15,7 +15,8 @@ use crate::lines::{Escaped, LineSplitter, Piece};
 /// one slot of the supervisor's output hub, spans of the read buffer: no copy) with a
 /// yield after each. While this task yields, the pipe fills and the child blocks in `write`,
 /// which is the backpressure a fast producer should feel. When the output target reports a
-/// backlogged reader ([`OutputSink::backlogged`]) the pump also waits for it, up to
+/// backlogged reader ([`OutputSink::backlogged`]) the pump also waits for it (woken by the
+/// hub when the reader takes a batch, [`OutputSink::readers_caught_up`]), up to
 /// [`STALL_LIMIT`] per slice; a reader that makes no progress for that long is treated as
 /// stalled and no longer waited for (it lags instead) until the backlog clears.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(
@@ -72,6 +73,11 @@ fn log_piece(piece: &Piece, stream: OutputStream, sink: &OutputSink, task_id: &T
 }
 
 /// Waits while a live reader is backlogged, unless it stalled.
+///
+/// A reader that keeps up on another core usually takes its next batch within a few
+/// microseconds, so the pump first yields a bounded number of times; then it sleeps until
+/// the hub wakes it because the reader took a batch ([`OutputSink::readers_caught_up`]). For
+/// a target without that wake-up (its wait resolves at once) it sleeps in 1 ms steps.
 async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
     if !sink.backlogged() {
         *reader_stalled = false;
@@ -80,26 +86,31 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
     if *reader_stalled {
         return;
     }
-    let mut waited = Duration::ZERO;
-    let mut spins = 0u32;
+    for _ in 0..PACE_SPINS {
+        tokio::task::yield_now().await;
+        if !sink.backlogged() {
+            return;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + STALL_LIMIT;
     while sink.backlogged() {
-        if waited >= STALL_LIMIT {
+        if tokio::time::Instant::now() >= deadline
+            || tokio::time::timeout_at(deadline, sink.readers_caught_up())
+                .await
+                .is_err()
+        {
             *reader_stalled = true;
             return;
         }
-        if spins < PACE_SPINS {
-            spins += 1;
-            tokio::task::yield_now().await;
-        } else {
+        if sink.backlogged() {
             tokio::time::sleep(PACE_SLEEP).await;
-            waited += PACE_SLEEP;
         }
     }
 }
 
 /// How long one slice waits for a backlogged reader before it counts as stalled.
 const STALL_LIMIT: Duration = Duration::from_millis(200);
+/// Yields before a backlogged pump sleeps.
+const PACE_SPINS: u32 = 256;
+/// Sleep steps while backlogged for a target without a wake-up.
 const PACE_SLEEP: Duration = Duration::from_millis(1);
-/// Yields before a backlogged pump starts sleeping: a reader that keeps up drains half its
-/// buffer well within this many yields, much sooner than the timer's 1 ms granularity.
-const PACE_SPINS: u32 = 1024;
