@@ -17,10 +17,13 @@ pub struct StateConfig {
     pub sweep_interval: Duration,
     /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
     pub max_runs_per_task: usize,
-    /// Publishes buffered per task output channel before slow readers lag; a publish is one
-    /// event (a run marker, a single line) or the lines a runner read together (up to 128
-    /// lines or 16 KiB of line bytes). A subscriber more than this many events behind gets
-    /// `Lagged`. Default: 256.
+    /// Output events buffered per task before slow readers lag: a subscriber more than this
+    /// many events behind gets `Lagged`. The channel has this many slots; a slot holds one
+    /// event (a run marker, a single line) or lines a runner read together (at most half
+    /// this capacity, at most 1024 lines, and 16 KiB of line bytes), so the memory of one
+    /// task's buffer is bounded by about `output_capacity × 16 KiB` plus single long lines.
+    /// A runner is paced to stay within half of it ahead of a live reader, so raising it
+    /// raises streaming throughput (see `docs/benchmarks.md`). Default: 256.
     pub output_capacity: usize,
     /// Tasks kept in state (active and terminal, embedded ones and the internal sweep
     /// included). When full, the oldest terminal task is evicted; when every task is active,
