@@ -301,7 +301,10 @@ async fn raw_lines(lines: u64) -> f64 {
 }
 
 #[derive(Default)]
-struct Count(AtomicU64, std::sync::Mutex<(Option<Instant>, Option<Instant>)>);
+struct Count(
+    AtomicU64,
+    std::sync::Mutex<(Option<Instant>, Option<Instant>)>,
+);
 
 impl Count {
     fn add(&self, n: u64) {
