@@ -69,24 +69,13 @@ impl AttemptCgroup {
     /// belongs to this attempt's tree, and only an exit-and-reuse between the read and the
     /// kill (microseconds) could hit a stranger.
     pub(crate) fn signal(&self, sig: libc::c_int) {
-        let Ok(list) = fs::read_to_string(self.dir.join("cgroup.procs")) else {
-            return;
-        };
-        for pid in list
-            .lines()
-            .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
-        {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, sig) };
-        }
+        signal_dir(&self.dir, sig);
     }
 
     /// SIGKILLs everything in the cgroup (`cgroup.kill`, or a signal loop on kernels
     /// before 5.14).
     pub(crate) fn kill(&self) {
-        if write_file(&self.dir.join("cgroup.kill"), "1").is_err() {
-            self.signal(libc::SIGKILL);
-        }
+        kill_dir(&self.dir);
     }
 
     /// Whether any process is still in the cgroup.
@@ -130,7 +119,9 @@ impl AttemptCgroup {
 
 impl Drop for AttemptCgroup {
     /// Synchronous fallback (no runtime to wait on, or `finish` was cut short): SIGKILL
-    /// everything, then wait for the kernel to finish the kills, bounded, and remove.
+    /// everything and remove the cgroup if it emptied within [`DROP_WAIT`]; otherwise (a
+    /// process in uninterruptible sleep) the reaper thread keeps trying, so the runtime
+    /// worker running this drop is not blocked.
     fn drop(&mut self) {
         if self.dir.as_os_str().is_empty() {
             return;
@@ -146,7 +137,41 @@ impl Drop for AttemptCgroup {
             waited += wait;
             wait = (wait * 2).min(Duration::from_millis(10));
         }
-        tracing::warn!(cgroup = %self.dir.display(), "attempt cgroup still populated after SIGKILL; left in place");
+        self.procs = None;
+        let job = super::reaper::Job::Cgroup(std::mem::take(&mut self.dir));
+        if let Err(job) = super::reaper::hand_off(job) {
+            super::reaper::finish_blocking(job);
+        }
+    }
+}
+
+/// SIGKILLs every process in the cgroup at `dir` (`cgroup.kill`, or a signal loop over
+/// `cgroup.procs` on kernels before 5.14).
+pub(crate) fn kill_dir(dir: &Path) {
+    if write_file(&dir.join("cgroup.kill"), "1").is_err() {
+        signal_dir(dir, libc::SIGKILL);
+    }
+}
+
+/// Sends `sig` to every process listed in the `cgroup.procs` of the cgroup at `dir`.
+fn signal_dir(dir: &Path, sig: libc::c_int) {
+    let Ok(list) = fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    for pid in list
+        .lines()
+        .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+    {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Removes the (empty) cgroup at `dir`; `true` when it is gone.
+pub(crate) fn try_remove_dir(dir: &Path) -> bool {
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
@@ -268,4 +293,4 @@ fn annotate(e: &io::Error, path: &Path) -> io::Error {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 const REMOVE_TRIES: usize = 100;
 /// Longest a dropped attempt cgroup blocks waiting for its killed processes to exit.
-const DROP_WAIT: Duration = Duration::from_millis(500);
+const DROP_WAIT: Duration = Duration::from_millis(20);

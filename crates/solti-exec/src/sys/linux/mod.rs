@@ -3,6 +3,7 @@
 
 mod caps;
 mod cgroup;
+mod reaper;
 mod spawn;
 mod spawner;
 mod stale;
@@ -449,15 +450,36 @@ impl Child {
 }
 
 impl Drop for Child {
+    /// SIGKILLs the group and reaps the child if it is gone within [`DROP_REAP_WAIT`];
+    /// otherwise (a process in uninterruptible sleep dies only when that sleep ends) the
+    /// reaper thread waits for it, so the runtime worker running this drop is not blocked.
     fn drop(&mut self) {
-        if !self.reaped {
-            self.signal_group(libc::SIGKILL);
-            // SAFETY: as above; also covers a leader that left its group.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            self.reap();
+        if self.reaped {
+            return;
+        }
+        self.signal_group(libc::SIGKILL);
+        // SAFETY: as above; also covers a leader that left its group.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let mut wait = Duration::from_micros(50);
+        let mut waited = Duration::ZERO;
+        while waited < DROP_REAP_WAIT {
+            if self.has_exited() {
+                self.reap();
+                return;
+            }
+            std::thread::sleep(wait);
+            waited += wait;
+            wait = (wait * 2).min(Duration::from_millis(5));
+        }
+        self.reaped = true;
+        if let Err(job) = reaper::hand_off(reaper::Job::Child(self.pid)) {
+            reaper::finish_blocking(job);
         }
     }
 }
+
+/// How long a drop waits for a SIGKILLed child before leaving it to the reaper thread.
+const DROP_REAP_WAIT: Duration = Duration::from_millis(20);
 
 /// `PATH` used when the child's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
