@@ -1,9 +1,11 @@
 //! Command-line flags with `SOLTI_*` environment twins (the flag wins over the variable).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
+use solti_core::StateConfig;
+use solti_model::MAX_DURATION_MS;
 
 /// Which API transport an agent serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +180,21 @@ pub struct Config {
     #[arg(long, env = "SOLTI_MALLOC_TRIM_MS", default_value_t = 10_000)]
     pub malloc_trim_ms: u64,
 
+    /// How long a finished run stays in its task's history, in milliseconds (1 ms to 365
+    /// days). The sweep drops older runs.
+    #[arg(long, env = "SOLTI_RUN_TTL_MS", default_value_t = 3_600_000)]
+    pub run_ttl_ms: u64,
+
+    /// How long a terminal task stays listed once its last run has expired, in milliseconds
+    /// (1 ms to 365 days). The sweep then removes it.
+    #[arg(long, env = "SOLTI_TASK_TTL_MS", default_value_t = 3_600_000)]
+    pub task_ttl_ms: u64,
+
+    /// How often the sweep of expired runs and tasks runs, in milliseconds (1 ms to 365
+    /// days).
+    #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
+    pub sweep_interval_ms: u64,
+
     /// Serve a non-loopback address without any authentication. Anyone who can reach the port
     /// can run commands as this agent's user.
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
@@ -211,6 +228,30 @@ impl Config {
                 self.metrics_listen
             )
         })
+    }
+
+    /// The retention of task state (`--run-ttl-ms`, `--task-ttl-ms`,
+    /// `--sweep-interval-ms`) over the supervisor's other defaults.
+    ///
+    /// # Errors
+    /// When a value is 0 or above 365 days; the message names the flag and its variable.
+    pub fn state_config(&self) -> Result<StateConfig> {
+        let ms = |value: u64, flag: &str, env: &str| -> Result<Duration> {
+            if value == 0 || value > MAX_DURATION_MS {
+                bail!(
+                    "{flag} / {env}: expected 1 to {MAX_DURATION_MS} milliseconds (365 days), got {value}"
+                );
+            }
+            Ok(Duration::from_millis(value))
+        };
+        Ok(StateConfig::default()
+            .with_run_ttl(ms(self.run_ttl_ms, "--run-ttl-ms", "SOLTI_RUN_TTL_MS")?)
+            .with_task_ttl(ms(self.task_ttl_ms, "--task-ttl-ms", "SOLTI_TASK_TTL_MS")?)
+            .with_sweep_interval(ms(
+                self.sweep_interval_ms,
+                "--sweep-interval-ms",
+                "SOLTI_SWEEP_INTERVAL_MS",
+            )?))
     }
 
     /// The state directory.
@@ -357,6 +398,44 @@ mod tests {
                 .is_none()
         );
         assert!(parse(&["--metrics-listen", "nope"]).metrics_addr().is_err());
+    }
+
+    #[test]
+    fn retention_flags() {
+        let c = parse(&[]).state_config().unwrap();
+        assert_eq!(c.run_ttl, Duration::from_secs(3600));
+        assert_eq!(c.task_ttl, Duration::from_secs(3600));
+        assert_eq!(c.sweep_interval, Duration::from_secs(300));
+        let c = parse(&[
+            "--run-ttl-ms",
+            "1000",
+            "--task-ttl-ms",
+            "2000",
+            "--sweep-interval-ms",
+            "500",
+        ])
+        .state_config()
+        .unwrap();
+        assert_eq!(c.run_ttl, Duration::from_secs(1));
+        assert_eq!(c.task_ttl, Duration::from_secs(2));
+        assert_eq!(c.sweep_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retention_flags_refuse_zero_and_huge_values_by_name() {
+        for (flag, env) in [
+            ("--run-ttl-ms", "SOLTI_RUN_TTL_MS"),
+            ("--task-ttl-ms", "SOLTI_TASK_TTL_MS"),
+            ("--sweep-interval-ms", "SOLTI_SWEEP_INTERVAL_MS"),
+        ] {
+            for bad in ["0", "31536000001"] {
+                let err = parse(&[flag, bad]).state_config().unwrap_err().to_string();
+                assert!(err.contains(flag) && err.contains(env), "{err}");
+                assert!(err.contains(&format!("got {bad}")), "{err}");
+            }
+        }
+        let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (flags with `SOLTI_*` environment twins), the stable agent id, the safe-by-default listen
 //! check, signal handling and the assembly of the Solti crates into one running agent.
 //!
-//! The binaries are thin: each calls [`main`] with its transport.
+//! The binaries are thin: each calls [`main`] with its transport. An agent that embeds its
+//! own runners next to the subprocess runner calls [`main_with`] (or [`run_with`]) and
+//! registers them on the [`RunnerRouter`](solti_runner::RunnerRouter) it is handed.
 
 mod config;
 mod discovery;
@@ -15,5 +17,5 @@ mod trim;
 
 pub use config::{Config, DialectArg, LogFormatArg, Secret, TransportKind};
 pub use identity::load_or_create_agent_id;
-pub use run::{main, run};
+pub use run::{main, main_with, run, run_with};
 pub use signals::Signals;

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
-use solti_core::{StateConfig, SupervisorApi};
+use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
 use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
 use solti_prometheus::SoltiMetrics;
@@ -20,6 +20,40 @@ use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_i
 /// # Errors
 /// Configuration errors (each names the flag), and start-up failures (ports, files).
 pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
+    run_with(config, transport, |_| Ok(())).await
+}
+
+/// [`run`] with extra runners: `runners` is called once, before the supervisor starts, with
+/// the router that already holds the built-in subprocess runner `default` (which carries no
+/// labels). Register your own runners there.
+///
+/// Runners are tried in registration order, and a spec is routed to the first runner that
+/// supports its kind and carries every one of its `labels` (and matches its
+/// `runnerSelector`). A spec without labels therefore still goes to `default`; give your
+/// runner labels (say `engine=wasm`) and have clients select it with the same labels in the
+/// spec.
+///
+/// ```no_run
+/// use agentd_kit::{Config, TransportKind};
+/// use clap::Parser as _;
+/// use solti_model::Labels;
+///
+/// # async fn demo(my_runner: impl solti_runner::Runner) -> anyhow::Result<()> {
+/// let config = Config::parse();
+/// agentd_kit::run_with(config, TransportKind::Http, |router| {
+///     router.register_with_labels(my_runner, Labels::new().with("engine", "mine"))?;
+///     Ok(())
+/// })
+/// .await
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`run`], and whatever `runners` returns (the agent does not start then).
+pub async fn run_with<F>(config: Config, transport: TransportKind, runners: F) -> Result<()>
+where
+    F: FnOnce(&mut RunnerRouter) -> Result<()>,
+{
     let started = std::time::Instant::now();
     let logger = LoggerConfig::new()
         .with_format(match config.log_format {
@@ -36,6 +70,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
     let listen = config.listen_addr(transport);
     config.check_safe_listen(listen, "task API")?;
     let server_tls = server_tls(&config)?;
+    let state = config.state_config()?;
     let agent_id = match &config.agent_id {
         Some(id) => AgentId::try_new(id).context("--agent-id")?,
         None => load_or_create_agent_id(&config.state_dir())?,
@@ -48,6 +83,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
     solti_exec::register_subprocess_runner(&mut router, "default").context("subprocess runner")?;
+    runners(&mut router).context("register extra runners")?;
 
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let supervisor = SupervisorApi::new(
@@ -55,7 +91,7 @@ pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
         ControllerConfig::default(),
         vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
         router,
-        StateConfig::default(),
+        state,
     )
     .await
     .context("start the supervisor")?;
@@ -196,6 +232,29 @@ fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
 /// # Errors
 /// As [`run`].
 pub fn main(transport: TransportKind) -> Result<()> {
+    main_with(transport, |_| Ok(()))
+}
+
+/// [`main`] with extra runners, registered as in [`run_with`]: the `main` of an agent that
+/// embeds its own runners next to the subprocess runner.
+///
+/// ```no_run
+/// use solti_model::Labels;
+///
+/// # fn demo(my_runner: impl solti_runner::Runner) -> anyhow::Result<()> {
+/// agentd_kit::main_with(agentd_kit::TransportKind::Http, |router| {
+///     router.register_with_labels(my_runner, Labels::new().with("engine", "mine"))?;
+///     Ok(())
+/// })
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`run_with`].
+pub fn main_with<F>(transport: TransportKind, runners: F) -> Result<()>
+where
+    F: FnOnce(&mut RunnerRouter) -> Result<()>,
+{
     use clap::{CommandFactory as _, FromArgMatches as _};
 
     let matches = Config::command()
@@ -219,7 +278,7 @@ pub fn main(transport: TransportKind) -> Result<()> {
         .enable_all()
         .build()
         .context("start the tokio runtime")?;
-    runtime.block_on(run(config, transport))
+    runtime.block_on(run_with(config, transport, runners))
 }
 
 /// Removes secrets that may have come through the environment, so tasks (which inherit the

@@ -2,7 +2,7 @@
 //! binary, over loopback, each bounded in time.
 //!
 //! ```text
-//! cargo build -p agentd-http
+//! cargo build -p agentd-http -p solti-stress
 //! cargo run -p solti-stress -- [--long] [--agent PATH] [scenario...]
 //! ```
 //!
@@ -13,6 +13,9 @@
 //! `agentd-http ready: …` line, prints one `PASS`/`FAIL`/`SKIP` line per check with the
 //! numbers measured, and kills the agent (and the task processes it started) at the end. The
 //! process exits 1 when any check failed. See `docs/reliability.md`.
+//!
+//! The package's second binary, `agentd-chaos` (`src/bin/agentd-chaos.rs`), is `agentd-http`
+//! plus a runner that panics; `faults` starts it for the runner-panic check.
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +43,10 @@ struct Args {
     /// The agentd-http binary [default: next to this binary in the target dir].
     #[arg(long)]
     agent: Option<PathBuf>,
+    /// The agentd-chaos binary of this package (agentd-http plus a runner that panics, for
+    /// `faults`) [default: next to this binary; build it with `cargo build -p solti-stress`].
+    #[arg(long)]
+    chaos_agent: Option<PathBuf>,
     /// Extra environment for every agent started, as KEY=VALUE (repeatable; for diagnosis,
     /// e.g. MALLOC_ARENA_MAX=2).
     #[arg(long, value_name = "KEY=VALUE")]
@@ -76,7 +83,11 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<bool> {
     let bin = match args.agent {
         Some(p) => p,
-        None => default_agent()?,
+        None => sibling("agentd-http")?,
+    };
+    let chaos_bin = match args.chaos_agent {
+        Some(p) => p,
+        None => sibling("agentd-chaos")?,
     };
     if !bin.is_file() {
         bail!(
@@ -106,6 +117,7 @@ async fn run(args: Args) -> Result<bool> {
     }
     let ctx = scenario::Ctx {
         bin: bin.clone(),
+        chaos_bin,
         long: args.long,
         scratch: scratch.path().to_owned(),
         agent_env,
@@ -169,18 +181,18 @@ async fn interrupt() {
     }
 }
 
-/// `agentd-http` next to this executable (both live in the target dir's profile directory).
-fn default_agent() -> Result<PathBuf> {
+/// The binary `name` next to this executable (all live in the target dir's profile directory).
+fn sibling(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locate this executable")?;
     let dir = exe.parent().context("executable has no parent dir")?;
     // Also works when run from `target/<profile>/deps` (tests).
     for d in [dir, dir.parent().unwrap_or(dir)] {
-        let candidate = d.join("agentd-http");
+        let candidate = d.join(name);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
-    Ok(dir.join("agentd-http"))
+    Ok(dir.join(name))
 }
 
 /// Idle-stream scenarios open over a thousand sockets; the agent inherits the limit.

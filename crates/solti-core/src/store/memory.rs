@@ -41,6 +41,9 @@ struct Inner {
     counts: [u64; TaskPhase::ALL.len()],
     /// Sum of every record's `spec_bytes`.
     spec_bytes: usize,
+    /// Most tasks held since the task map was last shrunk. The map's own `capacity()` is no
+    /// guide: removals leave tombstones that lower it without freeing anything.
+    tasks_high: usize,
 }
 
 #[derive(Debug)]
@@ -129,6 +132,7 @@ impl StateStore for MemoryStore {
                 idle_since: terminal.then(Instant::now),
             }),
         );
+        inner.tasks_high = inner.tasks_high.max(inner.tasks.len());
         Ok(())
     }
 
@@ -204,7 +208,12 @@ impl StateStore for MemoryStore {
     }
 
     fn delete(&self, id: &TaskId) -> bool {
-        self.lock().remove(id)
+        let mut inner = self.lock();
+        let existed = inner.remove(id);
+        if existed {
+            inner.compact();
+        }
+        existed
     }
 
     fn get(&self, id: &TaskId) -> Option<Task> {
@@ -274,6 +283,9 @@ impl StateStore for MemoryStore {
             });
             if rec.runs.len() != before {
                 report.runs += before - rec.runs.len();
+                if let Some(keep) = shrink_target(rec.runs.len(), rec.runs.capacity(), MIN_RUNS) {
+                    rec.runs.shrink_to(keep);
+                }
                 rec.task.metadata.resource_version += 1;
                 rec.task.metadata.updated_at = now_wall;
                 if rec.runs.is_empty() && rec.task.status.phase.is_terminal() {
@@ -292,6 +304,7 @@ impl StateStore for MemoryStore {
         for id in &report.tasks {
             inner.remove(id);
         }
+        inner.compact();
         report
     }
 }
@@ -322,6 +335,15 @@ impl Inner {
             }
         }
         true
+    }
+
+    /// Gives memory back once the task map is mostly empty (after a sweep or many deletes).
+    /// The ordered indexes are B-trees, which free their nodes as entries go.
+    fn compact(&mut self) {
+        if let Some(keep) = shrink_target(self.tasks.len(), self.tasks_high, MIN_TASKS) {
+            self.tasks.shrink_to(keep);
+            self.tasks_high = keep;
+        }
     }
 
     fn remove(&mut self, id: &TaskId) -> bool {
@@ -366,6 +388,22 @@ fn spec_bytes(task: &Task) -> usize {
         .sum();
     kind + labels + RECORD_OVERHEAD
 }
+
+/// The capacity to shrink a collection of `len` entries to, when it holds less than a
+/// quarter of its `capacity` (or of the most entries it held since the last shrink); `None`
+/// to leave it alone. It then keeps room for twice its
+/// length (at least `min`), so the length must halve again, or grow past that room, before
+/// the next reallocation: deleting or sweeping tasks one by one costs amortised O(1), and a
+/// store hovering around one size never reallocates back and forth.
+fn shrink_target(len: usize, capacity: usize, min: usize) -> Option<usize> {
+    let keep = len.saturating_mul(2).max(min);
+    (len < capacity / 4 && keep < capacity).then_some(keep)
+}
+
+/// Task-map capacity kept however empty the store gets (the internal tasks live there too).
+const MIN_TASKS: usize = 64;
+/// Run-history capacity kept per task when its runs expire.
+const MIN_RUNS: usize = 4;
 
 /// Rough fixed cost of a record beyond its client-controlled strings.
 const RECORD_OVERHEAD: usize = 512;
@@ -501,6 +539,103 @@ mod tests {
             "active tasks are never swept"
         );
         assert_eq!(store.phase_counts()[&TaskPhase::Failed], 0);
+    }
+
+    #[test]
+    fn shrink_target_has_hysteresis() {
+        assert_eq!(shrink_target(0, 64, 64), None, "never below the minimum");
+        assert_eq!(
+            shrink_target(300, 1024, 64),
+            None,
+            "more than a quarter full"
+        );
+        assert_eq!(shrink_target(200, 1024, 64), Some(400));
+        // After shrinking to 400, the next shrink waits until fewer than 100 are left.
+        assert_eq!(shrink_target(100, 400, 64), None);
+        assert_eq!(shrink_target(99, 400, 64), Some(198));
+        assert_eq!(shrink_target(0, 400, 64), Some(64));
+        assert_eq!(shrink_target(1, 7, 4), None);
+        assert_eq!(shrink_target(0, 16, 4), Some(4));
+    }
+
+    #[test]
+    fn mass_delete_gives_the_task_map_back() {
+        let store = MemoryStore::new(&StateConfig::default());
+        let ids: Vec<TaskId> = (0..5_000)
+            .map(|i| {
+                let t = task(&format!("t{i}"));
+                let id = t.metadata.id.clone();
+                store.create(t, true).unwrap();
+                id
+            })
+            .collect();
+        let full = store.lock().tasks.capacity();
+        assert!(full >= 5_000);
+        let mut shrinks = 0;
+        let mut high = store.lock().tasks_high;
+        for id in &ids[..4_000] {
+            assert!(store.delete(id));
+            let now = store.lock().tasks_high;
+            if now != high {
+                shrinks += 1;
+            }
+            high = now;
+        }
+        // 1,000 left of ~7,000 slots: below a quarter, so shrunk once to room for 2,000.
+        let (len, cap) = {
+            let inner = store.lock();
+            (inner.tasks.len(), inner.tasks.capacity())
+        };
+        assert_eq!(len, 1_000);
+        assert!(cap <= full / 2 && cap >= 2_000, "capacity {cap} of {full}");
+        assert_eq!(shrinks, 1, "one reallocation, not one per delete");
+        for id in &ids[4_000..] {
+            store.delete(id);
+        }
+        assert!(store.lock().tasks.capacity() < 256);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_gives_memory_back() {
+        let ttl = Duration::from_secs(1);
+        let store = MemoryStore::new(&StateConfig::default().with_run_ttl(ttl).with_task_ttl(ttl));
+        let restarted = task("r");
+        let restarted_id = restarted.metadata.id.clone();
+        store.create(restarted, true).unwrap();
+        for n in 1..=100 {
+            store.run_started(&restarted_id, n, 1);
+            store.run_finished(&restarted_id, n, end(TaskPhase::Failed));
+        }
+        for i in 0..3_000 {
+            let t = task(&format!("t{i}"));
+            let id = t.metadata.id.clone();
+            store.create(t, true).unwrap();
+            store.run_started(&id, 1, 1);
+            store.run_finished(&id, 1, end(TaskPhase::Succeeded));
+            store.finish(&id, end(TaskPhase::Succeeded), TaskPhase::Canceled);
+        }
+        let full = store.lock().tasks.capacity();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let report = store.sweep(Instant::now());
+        assert_eq!(report.runs, 3_100);
+        {
+            let inner = store.lock();
+            let runs = &inner.tasks[&restarted_id].runs;
+            assert!(
+                runs.is_empty() && runs.capacity() < 16,
+                "{}",
+                runs.capacity()
+            );
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(store.sweep(Instant::now()).tasks.len(), 3_000);
+        let inner = store.lock();
+        assert_eq!(inner.tasks.len(), 1, "the still-active task stays");
+        assert!(
+            inner.tasks.capacity() < 256,
+            "capacity {} after the sweep, {full} before",
+            inner.tasks.capacity()
+        );
     }
 
     #[test]

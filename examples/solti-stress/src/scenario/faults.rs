@@ -1,5 +1,6 @@
 //! `faults`: a task's child SIGKILLed from outside, a subscriber leaving mid-stream, an
-//! unwritable script directory, and `kill -9` of the agent itself.
+//! unwritable script directory, a full disk, a runner that panics (`agentd-chaos`), and
+//! `kill -9` of the agent itself.
 
 use std::time::{Duration, Instant};
 
@@ -23,10 +24,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     stop_agent(agent, report).await;
     unwritable_script_dir(ctx, report).await?;
     disk_full(ctx, report).await?;
-    report.skip(
-        "runner-panic",
-        "no way to make the built-in subprocess runner panic through the HTTP API",
-    );
+    runner_panic(ctx, report).await?;
     kill9_agent(ctx, report).await
 }
 
@@ -303,6 +301,103 @@ async fn disk_full(ctx: &Ctx, report: &mut Report) -> Result<()> {
     .await;
     let _ = std::process::Command::new("umount").arg(&dir).status();
     result
+}
+
+/// A runner whose attempt future panics (`agentd-chaos`, label `chaos=panic`): the task ends
+/// Failed with an error naming the panic, its run is recorded, and the agent keeps serving,
+/// runs other tasks and stops cleanly.
+async fn runner_panic(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    if !ctx.chaos_bin.is_file() {
+        report.check(
+            "runner-panic",
+            false,
+            format!(
+                "{} not found: build it with `cargo build -p solti-stress` or pass --chaos-agent PATH",
+                ctx.chaos_bin.display()
+            ),
+        );
+        return Ok(());
+    }
+    let mut opts = ctx.opts("faults-panic")?;
+    opts.bin.clone_from(&ctx.chaos_bin);
+    let mut agent = Agent::start(&opts).await?;
+    let api = agent.api();
+    let mut spec = command_spec("faults-panic", "true", &[], Duration::from_secs(30));
+    spec["labels"] = json!({ "chaos": "panic" });
+    let id = api.submit(&spec).await?;
+    let task = terminal(&api, &id, Duration::from_secs(20)).await;
+    let phase = task.as_ref().map(phase_of).unwrap_or_default();
+    let error = task
+        .as_ref()
+        .and_then(|t| t.pointer("/status/error"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let runs = api.runs(&id).await.unwrap_or_default();
+    let run_status = |r: &Value| {
+        r.get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("none")
+            .to_owned()
+    };
+    let run_error = |r: &Value| {
+        r.get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let run_ok = runs.len() == 1
+        && runs.iter().all(|r| {
+            run_status(r) == "TASK_STATUS_FAILED"
+                && r.get("finishedAt").is_some()
+                && run_error(r).contains("panic")
+        });
+    report.check(
+        "runner-panic",
+        phase == "TASK_STATUS_FAILED" && error.contains("panic") && run_ok,
+        format!(
+            "task with labels {{chaos: panic}} (runner `chaos` panics inside its attempt): phase={phase} \
+             error={error:?}; runs: {}",
+            runs.iter()
+                .map(|r| format!(
+                    "attempt {} {} error={:?} finishedAt={}",
+                    r.get("attempt").and_then(Value::as_u64).unwrap_or(0),
+                    run_status(r),
+                    run_error(r),
+                    r.get("finishedAt").is_some()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    );
+    let panic_logged = agent
+        .output_text()
+        .contains("chaos runner: this attempt panics on purpose");
+    report.info(
+        "runner-panic-logged",
+        format!("the panic message is in the agent's stderr: {panic_logged}"),
+    );
+    super::still_serving(&mut agent, report, "a runner panic").await;
+    let id = api
+        .submit(&command_spec(
+            "faults-after-panic",
+            "echo",
+            &["still here"],
+            Duration::from_secs(30),
+        ))
+        .await?;
+    let phase = terminal(&api, &id, Duration::from_secs(20))
+        .await
+        .as_ref()
+        .map(phase_of)
+        .unwrap_or_default();
+    report.check(
+        "runner-panic-next-task",
+        phase == "TASK_STATUS_SUCCEEDED",
+        format!("after the panic, an unlabelled `echo` task (subprocess runner) ended {phase}"),
+    );
+    stop_agent(agent, report).await;
+    Ok(())
 }
 
 async fn terminal(api: &Api, id: &str, within: Duration) -> Option<Value> {

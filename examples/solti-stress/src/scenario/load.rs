@@ -1,4 +1,6 @@
-//! `load`: N short tasks from 64 concurrent clients; every one 201, terminal, in /runs.
+//! `load`: N short tasks from 64 concurrent clients; every one 201, terminal, in /runs; then
+//! the same load against an agent with short retention, left to the real sweep
+//! ([`load_sweep`](super::load_sweep)).
 
 use std::{
     sync::{
@@ -32,7 +34,7 @@ struct RoundRss {
 }
 
 /// Bytes of a `/metrics` scrape (0 when metrics are off or the scrape fails).
-async fn metrics_size(agent: &crate::agent::Agent) -> usize {
+pub(super) async fn metrics_size(agent: &crate::agent::Agent) -> usize {
     let Some(addr) = agent.startup.metrics else {
         return 0;
     };
@@ -92,7 +94,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         ),
     );
     stop_agent(agent, report).await;
-    Ok(())
+    super::load_sweep::run(ctx, report, n).await
 }
 
 /// One round: submit n tasks, wait for all terminal, check their runs, delete them all.
@@ -106,35 +108,8 @@ async fn sweep(
     let api = agent.api();
     let sampler = RssSampler::start(agent.pid());
 
-    // Submit: 64 workers, each on its own keep-alive connection.
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut workers = JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (api, next) = (api.clone(), Arc::clone(&next));
-        workers.spawn(submit_worker(api, next, n, round));
-    }
-    let (mut ids, mut latencies, mut failures) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
-    while let Some(joined) = workers.join_next().await {
-        let w = joined?;
-        ids.extend(w.ids);
-        latencies.extend(w.latencies);
-        failures.extend(w.failures);
-    }
-    let submit_time = started.elapsed();
-    report.check(
-        "all-201",
-        failures.is_empty() && ids.len() == n,
-        format!(
-            "round {round}: {}/{n} answered 201 in {:.1}s ({:.0} req/s, {CLIENTS} clients), latency {}{}",
-            ids.len(),
-            submit_time.as_secs_f64(),
-            f64::from(u32::try_from(ids.len()).unwrap_or(u32::MAX)) / submit_time.as_secs_f64(),
-            latency_summary(&mut latencies),
-            first_failures(&failures),
-        ),
-    );
+    let ids = submit_all(&api, report, "all-201", n, round, &format!("load-{round}")).await?;
 
     // Wait until every task is terminal (sum of the status-filtered totals).
     let expected = ids.len() as u64;
@@ -226,13 +201,54 @@ async fn sweep(
     })
 }
 
+/// Submits `n` tasks (slots `{prefix}-{i}`) from 64 workers, each on its own keep-alive
+/// connection, and checks (as `check`) that every one answered 201. Returns the task ids.
+pub(super) async fn submit_all(
+    api: &Api,
+    report: &mut Report,
+    check: &str,
+    n: usize,
+    round: usize,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (api, next) = (api.clone(), Arc::clone(&next));
+        workers.spawn(submit_worker(api, next, n, prefix.to_owned()));
+    }
+    let (mut ids, mut latencies, mut failures) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+    while let Some(joined) = workers.join_next().await {
+        let w = joined?;
+        ids.extend(w.ids);
+        latencies.extend(w.latencies);
+        failures.extend(w.failures);
+    }
+    let submit_time = started.elapsed();
+    report.check(
+        check,
+        failures.is_empty() && ids.len() == n,
+        format!(
+            "round {round}: {}/{n} answered 201 in {:.1}s ({:.0} req/s, {CLIENTS} clients), latency {}{}",
+            ids.len(),
+            submit_time.as_secs_f64(),
+            f64::from(u32::try_from(ids.len()).unwrap_or(u32::MAX)) / submit_time.as_secs_f64(),
+            latency_summary(&mut latencies),
+            first_failures(&failures),
+        ),
+    );
+    Ok(ids)
+}
+
 struct Submitted {
     ids: Vec<String>,
     latencies: Vec<Duration>,
     failures: Vec<String>,
 }
 
-async fn submit_worker(api: Api, next: Arc<AtomicUsize>, n: usize, round: usize) -> Submitted {
+async fn submit_worker(api: Api, next: Arc<AtomicUsize>, n: usize, prefix: String) -> Submitted {
     let mut out = Submitted {
         ids: Vec::new(),
         latencies: Vec::new(),
@@ -246,14 +262,14 @@ async fn submit_worker(api: Api, next: Arc<AtomicUsize>, n: usize, round: usize)
         }
         let spec = if i.is_multiple_of(2) {
             command_spec(
-                &format!("load-{round}-{i}"),
+                &format!("{prefix}-{i}"),
                 "true",
                 &[],
                 Duration::from_secs(60),
             )
         } else {
             command_spec(
-                &format!("load-{round}-{i}"),
+                &format!("{prefix}-{i}"),
                 "echo",
                 &[&format!("task {i}")],
                 Duration::from_secs(60),
@@ -349,7 +365,7 @@ async fn runs_worker(api: Api, ids: Arc<Vec<String>>, next: Arc<AtomicUsize>) ->
 }
 
 /// Sum of the terminal-phase totals and a per-phase breakdown.
-async fn terminal_counts(api: &Api) -> Result<(u64, String)> {
+pub(super) async fn terminal_counts(api: &Api) -> Result<(u64, String)> {
     let mut sum = 0;
     let mut parts = Vec::new();
     for status in TERMINAL {

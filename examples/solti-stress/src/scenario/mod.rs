@@ -7,6 +7,7 @@ mod faults;
 mod fuzz;
 mod idle_sse;
 mod load;
+mod load_sweep;
 mod logs;
 
 use std::{
@@ -45,6 +46,8 @@ pub(crate) const ALL: &[&str] = &[
 pub(crate) struct Ctx {
     /// The agent binary.
     pub(crate) bin: PathBuf,
+    /// The `agentd-chaos` binary (the agent plus a panicking runner).
+    pub(crate) chaos_bin: PathBuf,
     /// Full sizes (`--long`).
     pub(crate) long: bool,
     /// A private scratch directory (state dirs, gate files).
