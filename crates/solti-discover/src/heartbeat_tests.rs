@@ -392,6 +392,10 @@ impl tracing::Subscriber for LogCapture {
 async fn plaintext_token_is_warned_once_and_never_logged() {
     let capture = Arc::new(LogCapture::default());
     let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::from(Arc::clone(&capture)));
+    // Other tests of this binary hit the same callsites on other threads without a
+    // subscriber; recompute their cached interest now that this one exists, or an event
+    // may be skipped as "never interesting".
+    tracing::callsite::rebuild_interest_cache();
     let config = builder(10_000)
         .with_start_jitter(Duration::ZERO)
         .with_token(Token::new("top-secret-77").unwrap())
