@@ -392,9 +392,11 @@ impl tracing::Subscriber for LogCapture {
 async fn plaintext_token_is_warned_once_and_never_logged() {
     let capture = Arc::new(LogCapture::default());
     let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::from(Arc::clone(&capture)));
-    // Other tests of this binary hit the same callsites on other threads without a
-    // subscriber; recompute their cached interest now that this one exists, or an event
-    // may be skipped as "never interesting".
+    // With exactly one live dispatcher, tracing-core computes the interest of a callsite
+    // first hit on another thread (another test of this binary, without a subscriber) from
+    // that thread's default only, caches "never" and our capture misses the event. A
+    // second live dispatcher makes it ask every dispatcher, ours included.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::callsite::rebuild_interest_cache();
     let config = builder(10_000)
         .with_start_jitter(Duration::ZERO)
