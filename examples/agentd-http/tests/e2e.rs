@@ -218,9 +218,23 @@ async fn sigterm_stops_tasks_reaps_children_and_exits_zero() {
         }
     };
     assert!(pids.iter().all(|&p| process_alive(p)));
-    drop(resp);
 
-    let status = agent.terminate(Duration::from_secs(20)).unwrap();
+    // The open log stream outlives the signal: the task is stopped (SIGTERM ignored, so
+    // SIGKILL after the runner's 5 s grace), the stream carries `run-finished` and ends.
+    agent.send_sigterm().unwrap();
+    let rest = async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), rest)
+        .await
+        .expect("the log stream ends after SIGTERM");
+    assert!(
+        buf.contains("event: run-finished"),
+        "no run-finished before the stream ended:\n{buf}"
+    );
+    let status = tokio::task::block_in_place(|| agent.wait_exit(Duration::from_secs(20))).unwrap();
     assert!(status.success(), "agent exit status {status:?}");
     for pid in pids {
         assert!(

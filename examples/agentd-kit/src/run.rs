@@ -176,7 +176,11 @@ where
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(signals.shutdown_on_signal(shutdown.clone()));
 
-    let served = serve::api(
+    // On shutdown the server stops accepting at once and drains open connections while the
+    // tasks are cancelled: a client streaming a task's log then sees its last lines, the
+    // `run-finished` and the end of the stream. The drain outlasts the supervisor's grace.
+    let drain = grace + Duration::from_secs(1);
+    let server = serve::api(
         transport,
         api_listener,
         Arc::new(supervisor.clone()),
@@ -184,12 +188,20 @@ where
         server_tls,
         metrics.api(),
         shutdown.clone(),
-    )
-    .await;
+        drain,
+    );
+    let mut server = std::pin::pin!(server);
+    let ended_early = tokio::select! {
+        served = &mut server => Some(served),
+        () = shutdown.cancelled() => None,
+    };
     // Whatever ended the server (a signal or an error), stop everything in order.
     shutdown.cancel();
-    tracing::info!("API stopped; cancelling tasks and reaping children");
-    let stopped = supervisor.shutdown().await;
+    tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
+    let (stopped, served) = match ended_early {
+        Some(served) => (supervisor.shutdown().await, served),
+        None => tokio::join!(supervisor.shutdown(), server),
+    };
     signals.abort();
     let _ = signals.await;
     served?;

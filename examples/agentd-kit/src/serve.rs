@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::TransportKind;
 
-/// Serves the API of `transport` until `shutdown` is cancelled, then drains connections.
+/// Serves the API of `transport` until `shutdown` is cancelled, then stops accepting and
+/// drains open connections for up to `drain` (log streams end when their task does).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn api(
     transport: TransportKind,
     listener: TcpListener,
@@ -22,10 +24,10 @@ pub(crate) async fn api(
     tls: Option<ServerTlsConfig>,
     metrics: Arc<ApiMetrics>,
     shutdown: CancellationToken,
+    drain: Duration,
 ) -> Result<()> {
     let handler = Arc::new(SupervisorApiAdapter::new(supervisor));
-    // Live log streams never end by themselves: give open connections a short drain.
-    let serve = ServeConfig::new().shutdown_grace(Duration::from_secs(2));
+    let serve = ServeConfig::new().shutdown_grace(drain);
     let stop = async move { shutdown.cancelled().await };
     let served = match transport {
         TransportKind::Http => {

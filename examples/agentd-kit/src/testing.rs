@@ -110,15 +110,31 @@ impl AgentProcess {
     /// # Errors
     /// When the signal cannot be sent or the agent does not exit in time.
     pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus> {
+        self.send_sigterm()?;
+        self.wait_exit(within)
+    }
+
+    /// Sends SIGTERM without waiting (see [`Self::wait_exit`]).
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn send_sigterm(&self) -> Result<()> {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).context("pid")?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("send SIGTERM")?;
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("send SIGTERM")
+    }
+
+    /// Waits up to `within` for the agent to exit (blocking) and returns its status.
+    ///
+    /// # Errors
+    /// When the agent does not exit in time.
+    pub fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().context("wait for the agent")? {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!("agent did not exit within {within:?} of SIGTERM");
+                bail!("agent did not exit within {within:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
