@@ -81,7 +81,7 @@ impl ApiHandler for SupervisorApiAdapter {
             .api
             .subscribe_output(&id)
             .await?
-            .map(|sub| LogStream::new(sub.into_stream())))
+            .map(|sub| LogStream::batched(sub.into_batch_stream())))
     }
 }
 

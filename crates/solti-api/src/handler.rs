@@ -7,8 +7,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
+use solti_core::OutputBatch;
 use solti_model::{OutputEvent, Task, TaskId, TaskPage, TaskQuery, TaskRun, TaskSpec};
+use solti_runner::LineBatch;
 
 use crate::ApiError;
 
@@ -60,16 +62,41 @@ pub trait ApiHandler: Send + Sync + 'static {
 
 /// A task's live output: `RunStarted`, `Chunk`s, `RunFinished` per attempt, and `Lagged`
 /// when this reader fell behind.
+///
+/// A [`Stream`] of events. Built from a stream of [`OutputBatch`]es
+/// ([`batched`](Self::batched)), it keeps the lines a runner read together in one piece for
+/// transports that encode them together (the SSE response writes each batch as one body
+/// frame); as a `Stream` it hands them out one event at a time.
 pub struct LogStream {
-    inner: Pin<Box<dyn Stream<Item = OutputEvent> + Send + 'static>>,
+    inner: Pin<Box<dyn Stream<Item = OutputBatch> + Send + 'static>>,
+    /// The rest of a batch of lines being handed out one event at a time.
+    lines: Option<(LineBatch, usize)>,
 }
 
 impl LogStream {
     /// Wraps any stream of output events.
     pub fn new(stream: impl Stream<Item = OutputEvent> + Send + 'static) -> Self {
+        Self::batched(stream.map(OutputBatch::Event))
+    }
+
+    /// Wraps a stream of output batches, e.g.
+    /// [`OutputSubscription::into_batch_stream`](solti_core::OutputSubscription::into_batch_stream).
+    pub fn batched(stream: impl Stream<Item = OutputBatch> + Send + 'static) -> Self {
         Self {
             inner: Box::pin(stream),
+            lines: None,
         }
+    }
+
+    /// The next part of the output: the rest of a batch of lines, or one event.
+    pub(crate) fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
+        if let Some((mut lines, pos)) = self.lines.take() {
+            drop(lines.split_to(pos));
+            if !lines.is_empty() {
+                return Poll::Ready(Some(OutputBatch::Lines(lines)));
+            }
+        }
+        self.inner.as_mut().poll_next(cx)
     }
 }
 
@@ -77,7 +104,23 @@ impl Stream for LogStream {
     type Item = OutputEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        loop {
+            if let Some((lines, pos)) = &mut self.lines {
+                if let Some(event) = lines.event(*pos) {
+                    *pos += 1;
+                    return Poll::Ready(Some(event));
+                }
+                self.lines = None;
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(OutputBatch::Event(event))) => return Poll::Ready(Some(event)),
+                Poll::Ready(Some(OutputBatch::Lines(lines))) => self.lines = Some((lines, 0)),
+                // Kinds this version does not know carry nothing it can hand out.
+                Poll::Ready(Some(_)) => {}
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

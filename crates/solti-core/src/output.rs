@@ -576,6 +576,15 @@ impl OutputSubscription {
         (!lines.is_empty()).then_some(OutputBatch::Lines(lines))
     }
 
+    /// The subscription as a [`Stream`] of [`OutputBatch`]es (ends like
+    /// [`recv_batch`](Self::recv_batch)).
+    pub fn into_batch_stream(self) -> impl Stream<Item = OutputBatch> + Send + Unpin + 'static {
+        Box::pin(futures_util::stream::unfold(self, |mut sub| async move {
+            let batch = sub.recv_batch().await?;
+            Some((batch, sub))
+        }))
+    }
+
     /// The subscription as a [`Stream`] of events (ends like [`recv`](Self::recv)).
     pub fn into_stream(self) -> impl Stream<Item = OutputEvent> + Send + Unpin + 'static {
         Box::pin(futures_util::stream::unfold(self, |mut sub| async move {
