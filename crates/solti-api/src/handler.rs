@@ -91,7 +91,9 @@ impl LogStream {
     /// The next part of the output: the rest of a batch of lines, or one event.
     pub(crate) fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
         if let Some((mut lines, pos)) = self.lines.take() {
-            drop(lines.split_to(pos));
+            if pos > 0 {
+                drop(lines.split_to(pos));
+            }
             if !lines.is_empty() {
                 return Poll::Ready(Some(OutputBatch::Lines(lines)));
             }

@@ -20,8 +20,10 @@ pub struct StateConfig {
     /// Output events buffered per task before slow readers lag: a subscriber more than this
     /// many events behind gets `Lagged`. The channel has this many slots; a slot holds one
     /// event (a run marker, a single line) or lines a runner read together (at most half
-    /// this capacity, at most 1024 lines, and 16 KiB of line bytes), so the memory of one
-    /// task's buffer is bounded by about `output_capacity × 16 KiB` plus single long lines.
+    /// this capacity, at most 1024 lines, and 16 KiB of line bytes), so the line bytes one
+    /// task's buffer holds are bounded by about `output_capacity × 16 KiB` plus single long
+    /// lines (a slot shares, and keeps alive, the read buffer its lines came from, so the
+    /// memory held can be up to about twice that while a subscriber lags).
     /// A runner is paced to stay within half of it ahead of a live reader, so raising it
     /// raises streaming throughput (see `docs/benchmarks.md`). Default: 256.
     pub output_capacity: usize,

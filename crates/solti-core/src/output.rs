@@ -102,8 +102,12 @@ struct Shared {
 
 impl Shared {
     /// A reader moved on (or left): wake runners waiting for it, if any.
+    ///
+    /// The reader's progress store before this load, and a waiting runner's `waiters`
+    /// increment before its progress load, are all `SeqCst`: with weaker orderings both
+    /// sides could read the old value (store buffering) and the wake-up would be lost.
     fn reader_progressed(&self) {
-        if self.waiters.load(Ordering::Acquire) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
             self.progressed.notify_waiters();
         }
     }
@@ -114,7 +118,7 @@ struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
     fn new(waiters: &'a AtomicUsize) -> Self {
-        waiters.fetch_add(1, Ordering::AcqRel);
+        waiters.fetch_add(1, Ordering::SeqCst);
         Self(waiters)
     }
 }
@@ -171,6 +175,10 @@ impl OutputChannel {
             .get_or_insert_with(|| broadcast::channel(self.capacity).0);
         let rx = Some(sender.subscribe());
         let progress = Arc::new(AtomicU64::new(next_index));
+        // Forget subscriptions that are gone (a silent task never checks its backlog).
+        state
+            .readers
+            .retain(|progress| Arc::strong_count(progress) > 1);
         state.readers.push(Arc::clone(&progress));
         OutputSubscription {
             rx,
@@ -326,11 +334,11 @@ impl OutputTarget for OutputChannel {
         self.send_lines(&mut state, batch);
     }
 
-    /// More than half the buffer's worth of events (`capacity / 2`) is still unread by the
-    /// slowest subscriber: the runner may pause reading its pipes briefly so a reader that
-    /// keeps up loses nothing.
+    /// A quarter of the capacity (at most [`MAX_BATCH`]): a runner publishing stdout and
+    /// stderr in batches of this size, each pausing while more than half the capacity is
+    /// unread, keeps a reader that keeps up within its buffer.
     fn batch_hint(&self) -> usize {
-        self.max_batch
+        (self.capacity / 4).clamp(1, MAX_BATCH)
     }
 
     /// Waits for a subscriber to take a batch (or leave) until none is backlogged: no
@@ -351,6 +359,9 @@ impl OutputTarget for OutputChannel {
         })
     }
 
+    /// More than half the buffer's worth of events (`capacity / 2`) is still unread by the
+    /// slowest subscriber: the runner may pause reading its pipes briefly so a reader that
+    /// keeps up loses nothing.
     fn backlogged(&self) -> bool {
         let mut state = self.lock();
         if state.sender.is_none() {
@@ -365,7 +376,7 @@ impl OutputTarget for OutputChannel {
         let Some(slowest) = state
             .readers
             .iter()
-            .map(|progress| progress.load(Ordering::Acquire))
+            .map(|progress| progress.load(Ordering::SeqCst))
             .min()
         else {
             return false;
@@ -399,8 +410,10 @@ impl fmt::Debug for OutputChannel {
 /// then the next attempt. A subscriber that falls more than
 /// [`StateConfig::output_capacity`](crate::StateConfig::output_capacity) events behind gets
 /// [`OutputEvent::Lagged`] with the number of events it missed, and continues with the
-/// oldest of the last `output_capacity` events. The runner is never slowed down by a subscriber. Dropping
-/// the subscription frees it at once.
+/// oldest of the last `output_capacity` events. Publishing never waits for a subscriber; a
+/// runner that chooses to pace itself ([`OutputTarget::backlogged`]) waits for a slow one at
+/// most briefly (the subprocess runner: 200 ms without progress, then it lags). Dropping the
+/// subscription frees it at once.
 pub struct OutputSubscription {
     rx: Option<broadcast::Receiver<Batch>>,
     /// Delivered before anything from `rx`: the `RunStarted` of the run in progress when
@@ -513,7 +526,7 @@ impl OutputSubscription {
     /// Makes `batch` the one handed out next.
     fn start(&mut self, batch: Batch) {
         self.expected = batch.first + batch.payload.len() as u64;
-        self.progress.store(self.expected, Ordering::Release);
+        self.progress.store(self.expected, Ordering::SeqCst);
         self.shared.reader_progressed();
         // The broadcast slot lets go of its copy once every subscriber has read it, so the
         // last (usually the only) subscriber takes the batch without cloning it.
@@ -572,7 +585,9 @@ impl OutputSubscription {
                 return self.next_buffered().map(OutputBatch::Event);
             }
         };
-        drop(lines.split_to(pos));
+        if pos > 0 {
+            drop(lines.split_to(pos));
+        }
         (!lines.is_empty()).then_some(OutputBatch::Lines(lines))
     }
 
@@ -597,7 +612,7 @@ impl OutputSubscription {
 impl Drop for OutputSubscription {
     fn drop(&mut self) {
         // A runner may be waiting for this reader: it no longer counts once pruned.
-        self.progress.store(u64::MAX, Ordering::Release);
+        self.progress.store(u64::MAX, Ordering::SeqCst);
         self.shared.reader_progressed();
     }
 }
@@ -874,7 +889,7 @@ mod tests {
     #[tokio::test]
     async fn lines_are_paced_by_the_slowest_reader() {
         let ch = OutputChannel::new(8);
-        assert_eq!(ch.batch_hint(), 4);
+        assert_eq!(ch.batch_hint(), 2);
         let mut fast = ch.subscribe();
         let slow = ch.subscribe();
         ch.publish_lines(line_batch(0, "a\nb\nc\nd\ne\n"));
@@ -908,5 +923,15 @@ mod tests {
             "woken when the reader leaves"
         );
         assert_eq!(ch.shared.waiters.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn departed_subscribers_are_not_kept_while_the_task_is_silent() {
+        let ch = OutputChannel::new(4);
+        let _stay = ch.subscribe();
+        for _ in 0..1000 {
+            drop(ch.subscribe());
+        }
+        assert!(ch.lock().readers.len() <= 2, "{}", ch.lock().readers.len());
     }
 }

@@ -90,38 +90,45 @@ impl LineSplitter {
             return;
         };
         let limit = self.scanned + j + 1;
-        // One vectorised pass finds every LF; the walk below then splits pieces off.
-        let mut lfs = std::mem::take(&mut self.lfs);
-        lfs.clear();
-        find_lfs(&self.buf[..limit], &mut lfs);
+        // LFs are found a window of about one piece at a time (so the scratch list stays
+        // small), and each window's lines are split off before the next is searched.
         // Offsets are in the coordinates of `buf` before the walk; `base` is how much of
-        // it was split off already, `start` where the next line starts.
+        // it was split off already, `start` where the next line starts, `scan` how far
+        // LFs were searched.
+        let mut lfs = std::mem::take(&mut self.lfs);
         let mut base = 0;
         let mut start = 0;
+        let mut scan = 0;
         let mut spans = Vec::new();
-        for (n, &lf) in lfs.iter().enumerate() {
-            let mut end = lf;
-            if end > start && self.buf[end - 1 - base] == b'\r' {
-                end -= 1;
-            }
-            if end - start > self.max {
-                // Lines before this one go out first, then the cut line on its own.
-                self.emit_lines(start - base, &mut spans, emit);
-                let mut head = self.buf.split_to(lf + 1 - start);
-                head.truncate(self.max);
-                emit(Piece::Cut(with_marker(head)));
-                base = lf + 1;
-            } else {
-                if spans.capacity() == 0 {
-                    spans.reserve_exact(self.slice.min(lfs.len() - n));
+        while scan < limit {
+            lfs.clear();
+            let window = scan;
+            scan += find_lfs(&self.buf[scan - base..limit - base], self.slice, &mut lfs);
+            for (n, &rel) in lfs.iter().enumerate() {
+                let lf = window + rel;
+                let mut end = lf;
+                if end > start && self.buf[end - 1 - base] == b'\r' {
+                    end -= 1;
                 }
-                spans.push((offset(start - base), offset(end - base)));
-                if spans.len() == self.slice {
-                    self.emit_lines(lf + 1 - base, &mut spans, emit);
+                if end - start > self.max {
+                    // Lines before this one go out first, then the cut line on its own.
+                    self.emit_lines(start - base, &mut spans, emit);
+                    let mut head = self.buf.split_to(lf + 1 - start);
+                    head.truncate(self.max);
+                    emit(Piece::Cut(with_marker(head)));
                     base = lf + 1;
+                } else {
+                    if spans.capacity() == 0 {
+                        spans.reserve_exact(self.slice.min(lfs.len() - n));
+                    }
+                    spans.push((offset(start - base), offset(end - base)));
+                    if spans.len() == self.slice {
+                        self.emit_lines(lf + 1 - base, &mut spans, emit);
+                        base = lf + 1;
+                    }
                 }
+                start = lf + 1;
             }
-            start = lf + 1;
         }
         self.emit_lines(start - base, &mut spans, emit);
         self.lfs = lfs;
@@ -207,13 +214,16 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
-/// Appends the position of every LF in `bytes` to `out`, in order.
+/// Appends the positions of the LFs in `bytes` to `out`, in order, stopping once at least
+/// `max` were found; returns how many bytes were searched (all of `bytes`, or up to the end
+/// of the eight-byte word holding the `max`-th LF: every LF in those bytes is in `out`).
 ///
 /// Output lines are short, so LFs are dense: testing eight bytes at a time and walking the
 /// matches of each word beats restarting a SIMD search after every match (`memchr_iter`).
-fn find_lfs(bytes: &[u8], out: &mut Vec<usize>) {
+fn find_lfs(bytes: &[u8], max: usize, out: &mut Vec<usize>) -> usize {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let found = out.len();
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in words.by_ref() {
@@ -228,12 +238,16 @@ fn find_lfs(bytes: &[u8], out: &mut Vec<usize>) {
             zeros &= zeros - 1;
         }
         at += 8;
+        if out.len() - found >= max {
+            return at;
+        }
     }
     for (i, &b) in words.remainder().iter().enumerate() {
         if b == b'\n' {
             out.push(at + i);
         }
     }
+    bytes.len()
 }
 
 /// A span offset; pieces are far below 4 GiB (a read adds at most `READ_RESERVE` bytes to
@@ -335,13 +349,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn lf_scratch_is_not_kept_at_a_read_size() {
+        let mut s = LineSplitter::new(1024, 128);
+        let mut lines = 0;
+        s.push(&vec![b'\n'; 64 * 1024], &mut |p| {
+            if let Piece::Lines(l) = p {
+                lines += l.len();
+            }
+        });
+        assert_eq!(lines, 64 * 1024);
+        assert!(
+            s.lfs.capacity() <= 1024,
+            "kept {} offsets",
+            s.lfs.capacity()
+        );
+    }
+
     proptest! {
+        /// Searching in windows of at most `max` LFs finds them all.
+        #[test]
+        fn windowed_lf_search_finds_every_lf(data in proptest::collection::vec(prop_oneof![
+            Just(b'\n'), any::<u8>()], 0..200), max in 1usize..20) {
+            let mut got = Vec::new();
+            let mut at = 0;
+            while at < data.len() {
+                let mut window = Vec::new();
+                let searched = find_lfs(&data[at..], max, &mut window);
+                prop_assert!(searched > 0);
+                got.extend(window.into_iter().map(|i| at + i));
+                at += searched;
+            }
+            let want: Vec<usize> = data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+            prop_assert_eq!(got, want);
+        }
+
         /// The word-at-a-time LF search agrees with a byte loop.
         #[test]
         fn lf_search_matches_a_byte_loop(data in proptest::collection::vec(prop_oneof![
             Just(b'\n'), Just(0x8a_u8), Just(0x0b_u8), Just(0x09_u8), any::<u8>()], 0..200)) {
             let mut got = Vec::new();
-            find_lfs(&data, &mut got);
+            assert_eq!(find_lfs(&data, usize::MAX, &mut got), data.len());
             let want: Vec<usize> = data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
             prop_assert_eq!(got, want);
         }

@@ -77,6 +77,8 @@ pub struct DiscardOutput;
 
 impl OutputTarget for DiscardOutput {
     fn publish(&self, _event: OutputEvent) {}
+
+    fn publish_lines(&self, _batch: LineBatch) {}
 }
 
 /// A task's output publisher, handed to a runner at build time.

@@ -5,6 +5,7 @@ use std::{io, time::Duration};
 use solti_model::{OutputStream, TaskId};
 use solti_runner::OutputSink;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio_util::sync::CancellationToken;
 
 use crate::lines::{Escaped, LineSplitter, Piece};
 
@@ -18,13 +19,17 @@ use crate::lines::{Escaped, LineSplitter, Piece};
 /// backlogged reader ([`OutputSink::backlogged`]) the pump also waits for it (woken by the
 /// hub when the reader takes a batch, [`OutputSink::readers_caught_up`]), up to
 /// [`STALL_LIMIT`] per slice; a reader that makes no progress for that long is treated as
-/// stalled and no longer waited for (it lags instead) until the backlog clears.
+/// stalled and no longer waited for (it lags instead) until the backlog clears. Once
+/// `unpace` is cancelled (the attempt's drain time after the process tree died is up)
+/// nobody is waited for: what is left in the pipe is published at once, so the end of the
+/// output is never cut off for every subscriber because one was slow.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(
     mut pipe: R,
     stream: OutputStream,
     sink: OutputSink,
     max_line_bytes: usize,
     task_id: TaskId,
+    unpace: CancellationToken,
 ) {
     let mut splitter = LineSplitter::new(max_line_bytes, sink.batch_hint());
     let mut pieces = Vec::new();
@@ -55,7 +60,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
                 Piece::Cut(line) => sink.line(stream, line),
             }
             tokio::task::yield_now().await;
-            pace(&sink, &mut reader_stalled).await;
+            pace(&sink, &mut reader_stalled, &unpace).await;
         }
     }
 }
@@ -78,7 +83,10 @@ fn log_piece(piece: &Piece, stream: OutputStream, sink: &OutputSink, task_id: &T
 /// microseconds, so the pump first yields a bounded number of times; then it sleeps until
 /// the hub wakes it because the reader took a batch ([`OutputSink::readers_caught_up`]). For
 /// a target without that wake-up (its wait resolves at once) it sleeps in 1 ms steps.
-async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
+async fn pace(sink: &OutputSink, reader_stalled: &mut bool, unpace: &CancellationToken) {
+    if unpace.is_cancelled() {
+        return;
+    }
     if !sink.backlogged() {
         *reader_stalled = false;
         return;
@@ -94,11 +102,12 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool) {
     }
     let deadline = tokio::time::Instant::now() + STALL_LIMIT;
     while sink.backlogged() {
-        if tokio::time::Instant::now() >= deadline
-            || tokio::time::timeout_at(deadline, sink.readers_caught_up())
-                .await
-                .is_err()
-        {
+        let caught_up = tokio::select! {
+            caught_up = tokio::time::timeout_at(deadline, sink.readers_caught_up()) => caught_up.is_ok(),
+            // The process is gone: publish the rest without waiting.
+            () = unpace.cancelled() => return,
+        };
+        if !caught_up || tokio::time::Instant::now() >= deadline {
             *reader_stalled = true;
             return;
         }
@@ -114,3 +123,45 @@ const STALL_LIMIT: Duration = Duration::from_millis(200);
 const PACE_SPINS: u32 = 256;
 /// Sleep steps while backlogged for a target without a wake-up.
 const PACE_SLEEP: Duration = Duration::from_millis(1);
+
+#[cfg(test)]
+mod tests {
+    use std::{future::Future, pin::Pin, sync::Arc};
+
+    use solti_model::OutputEvent;
+    use solti_runner::{OutputPublisher, OutputTarget};
+
+    use super::*;
+
+    /// A reader that is always behind and never catches up.
+    struct Stuck;
+
+    impl OutputTarget for Stuck {
+        fn publish(&self, _event: OutputEvent) {}
+        fn backlogged(&self) -> bool {
+            true
+        }
+        fn readers_caught_up(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_stops_once_the_process_is_gone() {
+        let sink = OutputPublisher::new(TaskId::generate(), Arc::new(Stuck)).sink();
+        let unpace = CancellationToken::new();
+        let mut stalled = false;
+        // While the process runs, a reader that makes no progress is waited for, bounded.
+        let started = tokio::time::Instant::now();
+        pace(&sink, &mut stalled, &unpace).await;
+        assert!(stalled);
+        assert_eq!(started.elapsed(), STALL_LIMIT);
+        // Once the tree is dead, not at all.
+        stalled = false;
+        unpace.cancel();
+        let started = tokio::time::Instant::now();
+        pace(&sink, &mut stalled, &unpace).await;
+        assert!(!stalled);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+}

@@ -140,7 +140,7 @@ impl Drop for AttemptCgroup {
         self.procs = None;
         let job = super::reaper::Job::Cgroup(std::mem::take(&mut self.dir));
         if let Err(job) = super::reaper::hand_off(job) {
-            super::reaper::finish_blocking(job);
+            super::reaper::finish_inline(job);
         }
     }
 }

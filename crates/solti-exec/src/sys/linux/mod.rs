@@ -473,7 +473,7 @@ impl Drop for Child {
         }
         self.reaped = true;
         if let Err(job) = reaper::hand_off(reaper::Job::Child(self.pid)) {
-            reaper::finish_blocking(job);
+            reaper::finish_inline(job);
         }
     }
 }

@@ -183,6 +183,23 @@ pub(crate) fn reap_blocking(pid: libc::pid_t) -> Option<c_int> {
     }
 }
 
+/// Reaps `pid` if it has exited, without waiting; `true` when it is reaped (or is no longer
+/// our child to wait for).
+pub(crate) fn reap_nohang(pid: libc::pid_t) -> bool {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer; `pid` is our own unreaped child.
+        let r = unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) };
+        if r == 0 {
+            return false;
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return true;
+    }
+}
+
 /// Values read by the child. Raw pointers only: the child must not allocate or lock.
 struct ChildArgs {
     program: *const libc::c_char,
