@@ -88,8 +88,10 @@ impl LogStream {
         }
     }
 
-    /// The next part of the output: the rest of a batch of lines, or one event.
-    pub(crate) fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
+    /// The next part of the output: the rest of a batch of lines, or one event. For
+    /// transports that encode lines read together in one go (the SSE response does); the
+    /// same stream as polling events one at a time, and the two may be mixed.
+    pub fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
         if let Some((mut lines, pos)) = self.lines.take() {
             if pos > 0 {
                 drop(lines.split_to(pos));
