@@ -227,13 +227,7 @@ async fn unwritable_script_dir(ctx: &Ctx, report: &mut Report) -> Result<()> {
     });
     let id = api.submit(&spec).await?;
     let task = terminal(&api, &id, Duration::from_secs(20)).await;
-    let phase = task.as_ref().map(phase_of).unwrap_or_default();
-    let error = task
-        .as_ref()
-        .and_then(|t| t.pointer("/status/error"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let (phase, error) = phase_and_error(task.as_ref());
     report.check(
         "script-dir-unwritable",
         phase == "TASK_STATUS_FAILED" && !error.is_empty(),
@@ -282,13 +276,7 @@ async fn disk_full(ctx: &Ctx, report: &mut Report) -> Result<()> {
         });
         let id = api.submit(&spec).await?;
         let task = terminal(&api, &id, Duration::from_secs(20)).await;
-        let phase = task.as_ref().map(phase_of).unwrap_or_default();
-        let error = task
-            .as_ref()
-            .and_then(|t| t.pointer("/status/error"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let (phase, error) = phase_and_error(task.as_ref());
         report.check(
             "disk-full",
             phase == "TASK_STATUS_FAILED" && !error.is_empty(),
@@ -326,13 +314,7 @@ async fn runner_panic(ctx: &Ctx, report: &mut Report) -> Result<()> {
     spec["labels"] = json!({ "chaos": "panic" });
     let id = api.submit(&spec).await?;
     let task = terminal(&api, &id, Duration::from_secs(20)).await;
-    let phase = task.as_ref().map(phase_of).unwrap_or_default();
-    let error = task
-        .as_ref()
-        .and_then(|t| t.pointer("/status/error"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let (phase, error) = phase_and_error(task.as_ref());
     let runs = api.runs(&id).await.unwrap_or_default();
     let run_status = |r: &Value| {
         r.get("status")
@@ -517,4 +499,15 @@ async fn kill9_agent(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
     stop_agent(second, report).await;
     Ok(())
+}
+
+/// The phase and the error text (empty when none) of a task, if there is one.
+fn phase_and_error(task: Option<&Value>) -> (String, String) {
+    let phase = task.map(phase_of).unwrap_or_default();
+    let error = task
+        .and_then(|t| t.pointer("/status/error"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    (phase, error)
 }
