@@ -46,7 +46,12 @@ pub(super) async fn metrics_size(agent: &crate::agent::Agent) -> usize {
 
 pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let n: usize = ctx.size(1_000, 10_000);
-    let agent = ctx.agent("load").await?;
+    // Trim freed heap every second (the default is 10 s), so the RSS read 2 s after each
+    // round's deletes reflects what the agent still holds, not when the last trim ran.
+    let mut opts = ctx.opts("load")?;
+    opts.args
+        .extend(["--malloc-trim-ms".to_owned(), "1000".to_owned()]);
+    let agent = crate::agent::Agent::start(&opts).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = agent.rss_kib();
     let metrics_before = metrics_size(&agent).await;
