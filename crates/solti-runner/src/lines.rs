@@ -145,7 +145,11 @@ impl Lines {
         let n = n.min(self.spans.len());
         let rest = self.spans.split_off(n);
         let head = std::mem::replace(&mut self.spans, rest);
-        let head_bytes = head.iter().map(|&(s, e)| (e - s) as usize).sum();
+        let head_bytes = if self.spans.is_empty() {
+            self.bytes
+        } else {
+            head.iter().map(|&(s, e)| (e - s) as usize).sum()
+        };
         self.bytes -= head_bytes;
         Self {
             buf: self.buf.clone(),
