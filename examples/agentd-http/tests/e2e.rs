@@ -244,6 +244,27 @@ async fn sigterm_stops_tasks_reaps_children_and_exits_zero() {
     }
 }
 
+/// A connection that never sends a byte does not hold the agent's exit until the drain bound
+/// (here 31 s: shutdown grace 30 s + 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_silent_connection_exits_promptly() {
+    let mut agent = start("silent", &["--shutdown-grace-ms", "30000"]);
+    let _silent = std::net::TcpStream::connect(agent.api_addr()).unwrap();
+    // The agent has accepted it once a request on another connection is answered.
+    let base = format!("http://{}", agent.api_addr());
+    let resp = reqwest::get(format!("{base}/api/v1/tasks")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = std::time::Instant::now();
+    agent.send_sigterm().unwrap();
+    let status = tokio::task::block_in_place(|| agent.wait_exit(Duration::from_secs(60))).unwrap();
+    assert!(status.success(), "agent exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exit took {:?}: the silent connection held the drain",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn agent_id_survives_restart_and_unsafe_listen_is_refused() {
     let dir = scratch("identity");

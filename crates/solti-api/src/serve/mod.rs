@@ -35,6 +35,7 @@ use tokio::{
     net::TcpListener,
     task::JoinSet,
 };
+use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 #[cfg(feature = "tls")]
@@ -138,6 +139,9 @@ impl ServeConfig {
     {
         let builder = Arc::new(self.builder());
         let graceful = GracefulShutdown::new();
+        // Cancelled when accepting stops: a connection that has not sent its first bytes
+        // yet is closed then, instead of holding the graceful shutdown until its timeout.
+        let stopping = CancellationToken::new();
         let mut conns = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -152,6 +156,7 @@ impl ServeConfig {
                             service.clone(),
                             self.header_read_timeout,
                             graceful.watcher(),
+                            stopping.clone(),
                         );
                         conns.spawn(conn);
                     }
@@ -163,6 +168,7 @@ impl ServeConfig {
             }
         }
         drop(listener);
+        stopping.cancel();
         // Ask every connection to finish its in-flight requests, then cut the rest.
         if tokio::time::timeout(self.shutdown_grace, graceful.shutdown())
             .await
@@ -213,6 +219,7 @@ async fn serve_connection<I, S, B>(
     service: S,
     first_bytes: Duration,
     watcher: Watcher,
+    stopping: CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -225,7 +232,15 @@ async fn serve_connection<I, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let io = match tokio::time::timeout(first_bytes, io::Prefixed::read_preface(io)).await {
+    let preface = tokio::select! {
+        biased;
+        () = stopping.cancelled() => {
+            tracing::debug!("shutting down; closing a connection that sent nothing yet");
+            return;
+        }
+        preface = tokio::time::timeout(first_bytes, io::Prefixed::read_preface(io)) => preface,
+    };
+    let io = match preface {
         Ok(Ok(io)) => io,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "connection failed before its first request");
