@@ -84,3 +84,9 @@ pub use error::CoreError;
 pub use output::{OutputBatch, OutputSubscription};
 #[doc(inline)]
 pub use supervisor::SupervisorApi;
+
+/// How long [`SupervisorApi::shutdown`] may take beyond the supervisor's grace: after
+/// taskvisor stops (or force-aborts) the tasks, it waits this long at most for their last
+/// outcomes to be recorded, then ends every output stream. A server that keeps log streams
+/// open during shutdown should let them drain for at least the grace plus this.
+pub const SHUTDOWN_SLACK: std::time::Duration = supervisor::REQUEST_WAIT;

@@ -190,8 +190,9 @@ pub struct Config {
     #[arg(long, env = "SOLTI_TASK_TTL_MS", default_value_t = 3_600_000)]
     pub task_ttl_ms: u64,
 
-    /// How often the sweep of expired runs and tasks runs, in milliseconds (1 ms to 365
-    /// days).
+    /// How often the sweep of expired runs and tasks runs, in milliseconds (100 ms to 365
+    /// days; each sweep walks every task under the state lock, so it is not meant to be
+    /// continuous).
     #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
     pub sweep_interval_ms: u64,
 
@@ -200,6 +201,9 @@ pub struct Config {
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
     pub insecure_allow_unauthenticated: bool,
 }
+
+/// The shortest sweep interval accepted: each sweep walks every task under the state lock.
+const MIN_SWEEP_INTERVAL_MS: u64 = 100;
 
 impl Config {
     /// The API listen address for `transport`.
@@ -234,21 +238,28 @@ impl Config {
     /// `--sweep-interval-ms`) over the supervisor's other defaults.
     ///
     /// # Errors
-    /// When a value is 0 or above 365 days; the message names the flag and its variable.
+    /// When a value is 0 (a sweep interval below 100 ms) or above 365 days; the message names
+    /// the flag and its variable.
     pub fn state_config(&self) -> Result<StateConfig> {
-        let ms = |value: u64, flag: &str, env: &str| -> Result<Duration> {
-            if value == 0 || value > MAX_DURATION_MS {
+        let ms = |value: u64, min: u64, flag: &str, env: &str| -> Result<Duration> {
+            if value < min || value > MAX_DURATION_MS {
                 bail!(
-                    "{flag} / {env}: expected 1 to {MAX_DURATION_MS} milliseconds (365 days), got {value}"
+                    "{flag} / {env}: expected {min} to {MAX_DURATION_MS} milliseconds (365 days), got {value}"
                 );
             }
             Ok(Duration::from_millis(value))
         };
         Ok(StateConfig::default()
-            .with_run_ttl(ms(self.run_ttl_ms, "--run-ttl-ms", "SOLTI_RUN_TTL_MS")?)
-            .with_task_ttl(ms(self.task_ttl_ms, "--task-ttl-ms", "SOLTI_TASK_TTL_MS")?)
+            .with_run_ttl(ms(self.run_ttl_ms, 1, "--run-ttl-ms", "SOLTI_RUN_TTL_MS")?)
+            .with_task_ttl(ms(
+                self.task_ttl_ms,
+                1,
+                "--task-ttl-ms",
+                "SOLTI_TASK_TTL_MS",
+            )?)
             .with_sweep_interval(ms(
                 self.sweep_interval_ms,
+                MIN_SWEEP_INTERVAL_MS,
                 "--sweep-interval-ms",
                 "SOLTI_SWEEP_INTERVAL_MS",
             )?))
@@ -434,6 +445,11 @@ mod tests {
                 assert!(err.contains(&format!("got {bad}")), "{err}");
             }
         }
+        let err = parse(&["--sweep-interval-ms", "99"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected 100 to"), "{err}");
         let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
     }

@@ -71,10 +71,6 @@ where
     config.check_safe_listen(listen, "task API")?;
     let server_tls = server_tls(&config)?;
     let state = config.state_config()?;
-    let agent_id = match &config.agent_id {
-        Some(id) => AgentId::try_new(id).context("--agent-id")?,
-        None => load_or_create_agent_id(&config.state_dir())?,
-    };
 
     // Metrics first, so the runner and supervisor report into them from the start.
     let registry = prometheus::Registry::new();
@@ -84,6 +80,11 @@ where
     router.set_metrics(metrics.runner());
     solti_exec::register_subprocess_runner(&mut router, "default").context("subprocess runner")?;
     runners(&mut router).context("register extra runners")?;
+    // After everything that can refuse to start, so a failed start leaves no new id file.
+    let agent_id = match &config.agent_id {
+        Some(id) => AgentId::try_new(id).context("--agent-id")?,
+        None => load_or_create_agent_id(&config.state_dir())?,
+    };
 
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let supervisor = SupervisorApi::new(
@@ -178,8 +179,9 @@ where
 
     // On shutdown the server stops accepting at once and drains open connections while the
     // tasks are cancelled: a client streaming a task's log then sees its last lines, the
-    // `run-finished` and the end of the stream. The drain outlasts the supervisor's grace.
-    let drain = grace + Duration::from_secs(1);
+    // `run-finished` and the end of the stream. The drain outlasts the supervisor's
+    // shutdown (its grace, then at most SHUTDOWN_SLACK for the last outcomes).
+    let drain = grace + solti_core::SHUTDOWN_SLACK + Duration::from_secs(1);
     let server = serve::api(
         transport,
         api_listener,

@@ -15,7 +15,10 @@ use crate::TransportKind;
 
 /// Serves the API of `transport` until `shutdown` is cancelled, then stops accepting and
 /// drains open connections for up to `drain` (log streams end when their task does).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one agent, passed once from `run`"
+)]
 pub(crate) async fn api(
     transport: TransportKind,
     listener: TcpListener,
