@@ -387,33 +387,38 @@ async fn supervisor_lines_with(lines: u64, capacity: usize, batched: bool) -> (f
     .unwrap();
     let id = api.submit(&spec).await.unwrap();
     let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
-    let (mut got, mut lagged) = (0u64, 0u64);
-    // Timed from the first line received to the end of the stream, like the raw reader.
-    let mut start = None;
-    if batched {
-        while let Some(batch) = sub.recv_batch().await {
-            if got == 0 {
-                start = Some(Instant::now());
-            }
-            match batch {
-                OutputBatch::Lines(batch) => {
-                    for line in batch.lines().slices() {
-                        std::hint::black_box(line);
-                    }
-                    got += batch.len() as u64;
+    // The subscriber runs as a runtime task, like the agent's SSE and gRPC streams.
+    let reader = tokio::spawn(async move {
+        let (mut got, mut lagged) = (0u64, 0u64);
+        // Timed from the first line received to the end of the stream, like the raw reader.
+        let mut start = None;
+        if batched {
+            while let Some(batch) = sub.recv_batch().await {
+                if got == 0 {
+                    start = Some(Instant::now());
                 }
-                OutputBatch::Event(ev) => tally(&ev, &mut got, &mut lagged),
-                _ => {}
+                match batch {
+                    OutputBatch::Lines(batch) => {
+                        for line in batch.lines().slices() {
+                            std::hint::black_box(line);
+                        }
+                        got += batch.len() as u64;
+                    }
+                    OutputBatch::Event(ev) => tally(&ev, &mut got, &mut lagged),
+                    _ => {}
+                }
+            }
+        } else {
+            while let Some(ev) = sub.recv().await {
+                if got == 0 {
+                    start = Some(Instant::now());
+                }
+                tally(&ev, &mut got, &mut lagged);
             }
         }
-    } else {
-        while let Some(ev) = sub.recv().await {
-            if got == 0 {
-                start = Some(Instant::now());
-            }
-            tally(&ev, &mut got, &mut lagged);
-        }
-    }
+        (start, got, lagged)
+    });
+    let (start, got, lagged) = reader.await.unwrap();
     let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
     api.shutdown().await.unwrap();
     (got as f64 / elapsed.as_secs_f64(), got, lagged)
