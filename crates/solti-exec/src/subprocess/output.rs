@@ -107,13 +107,19 @@ async fn pace(sink: &OutputSink, reader_stalled: &mut bool, unpace: &Cancellatio
             // The process is gone: publish the rest without waiting.
             () = unpace.cancelled() => return,
         };
-        if !caught_up || tokio::time::Instant::now() >= deadline {
+        if !caught_up {
             *reader_stalled = true;
             return;
         }
-        if sink.backlogged() {
-            tokio::time::sleep(PACE_SLEEP).await;
+        if !sink.backlogged() {
+            return;
         }
+        // Still behind although the wait resolved: a target without a wake-up.
+        if tokio::time::Instant::now() >= deadline {
+            *reader_stalled = true;
+            return;
+        }
+        tokio::time::sleep(PACE_SLEEP).await;
     }
 }
 
