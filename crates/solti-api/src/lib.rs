@@ -53,6 +53,8 @@ mod error;
 mod generated;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(any(feature = "http", feature = "grpc"))]
+mod guard;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
@@ -69,6 +71,9 @@ pub use generated::pb;
 #[cfg(feature = "grpc")]
 #[doc(inline)]
 pub use grpc::{GrpcApi, serve_grpc};
+#[cfg(any(feature = "http", feature = "grpc"))]
+#[doc(inline)]
+pub use guard::HostPolicy;
 #[doc(inline)]
 pub use handler::{ApiHandler, LogStream};
 #[cfg(feature = "http")]

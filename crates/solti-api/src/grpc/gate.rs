@@ -16,7 +16,9 @@ use tower::Service;
 
 use super::{MAX_MESSAGE_BYTES, service::TaskServiceImpl};
 use crate::{
-    ApiError, ApiObserver, Transport, UNMATCHED_ROUTE, auth::bearer_matches,
+    ApiError, ApiObserver, HostPolicy, Transport, UNMATCHED_ROUTE,
+    auth::bearer_matches,
+    guard::{self, BodyType},
     pb::task_service_server::TaskServiceServer,
 };
 
@@ -26,6 +28,7 @@ pub struct GrpcService<H> {
     inner: TaskServiceServer<TaskServiceImpl<H>>,
     auth: Option<Arc<Token>>,
     observer: Arc<dyn ApiObserver>,
+    host_policy: HostPolicy,
 }
 
 impl<H> GrpcService<H> {
@@ -33,11 +36,13 @@ impl<H> GrpcService<H> {
         inner: TaskServiceServer<TaskServiceImpl<H>>,
         auth: Option<Token>,
         observer: Arc<dyn ApiObserver>,
+        host_policy: HostPolicy,
     ) -> Self {
         Self {
             inner,
             auth: auth.map(Arc::new),
             observer,
+            host_policy,
         }
     }
 }
@@ -57,6 +62,16 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         let observer = Arc::clone(&self.observer);
         let started = Instant::now();
         observer.request_started(Transport::Grpc, method, route);
+        // Browser defences first (a page can POST HTTP/1.1 to this port too), then auth.
+        let refused = guard::check(
+            self.host_policy,
+            BodyType::Grpc,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            !hyper::body::Body::is_end_stream(req.body()),
+        )
+        .err();
         let authorized = self.auth.as_ref().is_none_or(|token| {
             bearer_matches(
                 token,
@@ -67,7 +82,9 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         });
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            let mut res = if authorized {
+            let mut res = if let Some(e) = refused {
+                Status::from(e).into_http()
+            } else if authorized {
                 match inner.call(req).await {
                     Ok(res) => res,
                     Err(never) => match never {},
@@ -99,6 +116,7 @@ impl<H> Clone for GrpcService<H> {
             inner: self.inner.clone(),
             auth: self.auth.clone(),
             observer: Arc::clone(&self.observer),
+            host_policy: self.host_policy,
         }
     }
 }

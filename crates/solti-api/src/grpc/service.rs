@@ -147,6 +147,8 @@ impl From<ApiError> for Status {
                 Code::Unimplemented
             }
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Forbidden(_) | ApiError::MisdirectedRequest(_) => Code::PermissionDenied,
+            ApiError::UnsupportedMediaType(_) => Code::InvalidArgument,
         };
         Self::new(code, err.to_string())
     }

@@ -28,8 +28,8 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, msg: &T) -> Response {
 
 /// Decodes a proto3 JSON request body.
 ///
-/// A missing `Content-Type` is accepted; a present one must be `application/json` or
-/// `application/*+json` (curl's `-d` without `-H` sends a form type and gets a 400 saying so).
+/// The browser guard (`http::guard`) has already refused a body without
+/// `Content-Type: application/json` (415); this check stays for routers built without it.
 pub(crate) fn decode<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,

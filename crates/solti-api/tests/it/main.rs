@@ -7,6 +7,7 @@
 )]
 
 mod auth;
+mod browser;
 mod fuzz;
 mod grpc;
 mod harness;
