@@ -199,7 +199,7 @@ async fn a_disconnecting_client_frees_its_subscription() {
     }));
 
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    sock.write_all(b"GET /api/v1/tasks/tsk_1/logs HTTP/1.1\r\nhost: x\r\n\r\n")
+    sock.write_all(b"GET /api/v1/tasks/tsk_1/logs HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 512];
