@@ -58,8 +58,10 @@ impl HostPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyType {
     /// `application/json` or `application/<x>+json`.
+    #[cfg_attr(not(feature = "http"), expect(dead_code, reason = "HTTP only"))]
     Json,
     /// `application/grpc` or `application/grpc+<codec>`.
+    #[cfg_attr(not(feature = "grpc"), expect(dead_code, reason = "gRPC only"))]
     Grpc,
 }
 

@@ -4,6 +4,7 @@ mod gate;
 mod guard;
 mod reply;
 mod routes;
+mod shape;
 mod sse;
 
 use std::{fmt, future::Future, sync::Arc};

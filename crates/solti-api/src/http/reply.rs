@@ -58,6 +58,8 @@ pub(crate) fn decode<T: DeserializeOwned>(
     if body.is_empty() {
         return Err(ApiError::invalid("body", "required: a JSON object"));
     }
+    // Lists over their field's limit are refused before decoding allocates every entry.
+    super::shape::check(&body)?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
 }

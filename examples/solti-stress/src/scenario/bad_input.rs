@@ -64,7 +64,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
 
     // Huge header.
     let big = "a".repeat(100 * 1024);
-    let req = format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n").into_bytes();
+    let req = format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n")
+        .into_bytes();
     let out = exchange(addr, req, RAW_WAIT).await;
     let ok = out
         .as_ref()
@@ -78,7 +79,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let huge = "a".repeat(1024 * 1024);
     let out = exchange(
         addr,
-        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n").into_bytes(),
+        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n")
+            .into_bytes(),
         RAW_WAIT,
     )
     .await;
@@ -121,8 +123,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "/api/v1/tasks/../../etc/passwd",
         "/api/v1/tasks/a%00b",
     ] {
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .into_bytes();
         let out = exchange(addr, req, RAW_WAIT).await;
         let ok = out
             .as_ref()
@@ -131,7 +133,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         s.after(&mut agent, path).await;
     }
     let mut req =
-        b"GET /api/v1/tasks/\xff\xfe\xfd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec();
+        b"GET /api/v1/tasks/\xff\xfe\xfd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            .to_vec();
     let out = exchange(addr, req.clone(), RAW_WAIT).await;
     let ok = out
         .as_ref()
