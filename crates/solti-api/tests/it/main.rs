@@ -12,5 +12,6 @@ mod fuzz;
 mod grpc;
 mod harness;
 mod http;
+mod limits;
 mod sse;
 mod tls;
