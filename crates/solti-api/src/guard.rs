@@ -52,6 +52,17 @@ impl HostPolicy {
             Self::Any
         }
     }
+
+    /// Whether a request whose authority (`:authority` or `Host`; `None` when absent) is
+    /// `authority` passes this policy. For servers of your own next to the API (the agents'
+    /// `/metrics` server uses it).
+    #[must_use]
+    pub fn allows(self, authority: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Loopback => authority.is_none_or(is_loopback_authority),
+        }
+    }
 }
 
 /// Which bodies a transport accepts.
