@@ -112,11 +112,18 @@ mod tests {
         )
         .unwrap();
         let (tmp, _f) = create_temp(&dir).unwrap();
-        assert!(!std::fs::symlink_metadata(&tmp).unwrap().file_type().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(&tmp)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         let id = load_or_create_agent_id(&dir).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(
-            std::fs::read_to_string(dir.join(AGENT_ID_FILE)).unwrap().trim(),
+            std::fs::read_to_string(dir.join(AGENT_ID_FILE))
+                .unwrap()
+                .trim(),
             id.as_str()
         );
         std::fs::remove_dir_all(&dir).unwrap();
