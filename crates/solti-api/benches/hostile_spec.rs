@@ -24,7 +24,7 @@ use tower::ServiceExt as _;
 /// The largest body the API reads.
 const LIMIT: usize = solti_api::http::MAX_BODY_BYTES;
 
-fn spec_with(kind: Value, extra: &[(&str, Value)]) -> Value {
+fn spec_with(kind: &Value, extra: &[(&str, Value)]) -> Value {
     let mut spec = json!({ "slot": "hostile", "kind": kind, "timeoutMs": 1000 });
     for (k, v) in extra {
         spec[*k] = v.clone();
@@ -32,7 +32,7 @@ fn spec_with(kind: Value, extra: &[(&str, Value)]) -> Value {
     json!({ "spec": spec })
 }
 
-fn command(args: Vec<String>, env: Vec<Value>) -> Value {
+fn command(args: &[String], env: &[Value]) -> Value {
     json!({ "subprocess": { "command": { "command": "true", "args": args }, "env": env } })
 }
 
@@ -58,24 +58,21 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         .collect();
     let big_args: Vec<String> = (0..4096).map(|_| "a".repeat(1000)).collect();
     let cases = vec![
-        ("env_1024_x_3.9k", spec_with(command(vec![], big_env), &[])),
-        ("args_4096_x_1k", spec_with(command(big_args, vec![]), &[])),
-        ("env_125k_distinct", spec_with(command(vec![], env), &[])),
+        ("env_1024_x_3.9k", spec_with(&command(&[], &big_env), &[])),
+        ("args_4096_x_1k", spec_with(&command(&big_args, &[]), &[])),
+        ("env_125k_distinct", spec_with(&command(&[], &env), &[])),
         (
             "env_125k_same_key",
-            spec_with(command(vec![], same_key), &[]),
+            spec_with(&command(&[], &same_key), &[]),
         ),
-        ("args_450k", spec_with(command(args, vec![]), &[])),
+        ("args_450k", spec_with(&command(&args, &[]), &[])),
         (
             "labels_250k",
-            spec_with(
-                command(vec![], vec![]),
-                &[("labels", Value::Object(labels))],
-            ),
+            spec_with(&command(&[], &[]), &[("labels", Value::Object(labels))]),
         ),
         (
             "selector_values_400k",
-            spec_with(command(vec![], vec![]), &[("runnerSelector", selector)]),
+            spec_with(&command(&[], &[]), &[("runnerSelector", selector)]),
         ),
     ];
     cases
