@@ -85,9 +85,17 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
             let mut res = if let Some(e) = refused {
                 Status::from(e).into_http()
             } else if authorized {
-                match inner.call(req).await {
-                    Ok(res) => res,
-                    Err(never) => match never {},
+                let req = if matches!(method, "SubmitTask" | "ApplyTask") {
+                    prescan(req).await
+                } else {
+                    Ok(req)
+                };
+                match req {
+                    Ok(req) => match inner.call(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    },
+                    Err(status) => status.into_http(),
                 }
             } else {
                 Status::new(Code::Unauthenticated, ApiError::Unauthenticated.to_string())
@@ -127,6 +135,41 @@ impl<H> fmt::Debug for GrpcService<H> {
             .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Reads a `SubmitTask` / `ApplyTask` request (one message, at most the message limit) and
+/// refuses it when a list in the spec is over its limit, before prost decodes it; the request
+/// goes on with the same bytes otherwise. Compressed or malformed frames are left to tonic.
+async fn prescan(req: Request<Body>) -> Result<Request<Body>, Status> {
+    use http_body_util::BodyExt as _;
+
+    let (parts, body) = req.into_parts();
+    let collected = http_body_util::Limited::new(body, MAX_MESSAGE_BYTES + 5)
+        .collect()
+        .await;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Status::resource_exhausted(format!(
+                "message must be at most {MAX_MESSAGE_BYTES} bytes"
+            )));
+        }
+        Err(e) => {
+            return Err(Status::invalid_argument(format!(
+                "could not read the request: {e}"
+            )));
+        }
+    };
+    if let [0, a, b, c, d, rest @ ..] = &bytes[..] {
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        if let Some(message) = rest.get(..len) {
+            super::shape::check(message).map_err(Status::from)?;
+        }
+    }
+    Ok(Request::from_parts(
+        parts,
+        Body::new(http_body_util::Full::new(bytes)),
+    ))
 }
 
 /// The status a response head carries (`OK` when the status comes later in trailers),

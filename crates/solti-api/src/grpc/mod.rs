@@ -2,6 +2,7 @@
 
 mod gate;
 mod service;
+mod shape;
 
 use std::{fmt, future::Future, sync::Arc};
 
