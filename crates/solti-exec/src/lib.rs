@@ -83,7 +83,9 @@ pub mod subprocess;
 mod sys;
 
 #[doc(inline)]
-pub use config::{DEFAULT_KILL_GRACE, DEFAULT_MAX_LINE_BYTES, SubprocessBackendConfig};
+pub use config::{
+    DEFAULT_KILL_GRACE, DEFAULT_MAX_LINE_BYTES, DEFAULT_SPAWN_TIMEOUT, SubprocessBackendConfig,
+};
 #[doc(inline)]
 pub use error::ExecError;
 #[doc(inline)]

@@ -147,7 +147,7 @@ impl Runner for SubprocessRunner {
             ));
         };
         let plan = Arc::new(
-            TaskPlan::new(sub, ctx, self.shared.config.inherit_env).map_err(|e| {
+            TaskPlan::new(sub, ctx, &self.shared).map_err(|e| {
                 ctx.metrics().runner_error(&self.name, e.metric_reason());
                 RunnerError::build(self.name.as_ref(), e)
             })?,
@@ -207,7 +207,7 @@ pub(crate) enum Program {
 }
 
 impl TaskPlan {
-    fn new(sub: &SubprocessSpec, ctx: &BuildContext, inherit_env: bool) -> Result<Self, ExecError> {
+    fn new(sub: &SubprocessSpec, ctx: &BuildContext, shared: &Shared) -> Result<Self, ExecError> {
         let program = match &sub.mode {
             SubprocessMode::Command { command, args } => Program::Command {
                 command: command.clone(),
@@ -238,14 +238,11 @@ impl TaskPlan {
             }
         };
         let task_env = ctx.env().merge(&sub.env);
-        let env = if inherit_env {
-            let agent: TaskEnv = std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect();
-            task_env.merged_over(&agent)
-        } else {
-            task_env
-        };
+        let mut base = agent_env(shared.config.inherit_env);
+        if let Some(home) = shared.isolation.task_home() {
+            base.push("HOME", home);
+        }
+        let env = task_env.merged_over(&base);
         Ok(Self {
             program,
             env: env
@@ -257,3 +254,24 @@ impl TaskPlan {
         })
     }
 }
+
+/// The part of the agent's environment a child starts from: all of it but the agents' own
+/// `SOLTI_*` settings when `inherit`, otherwise only [`PASSED_ENV`]. Variables that are not
+/// valid UTF-8 are skipped.
+fn agent_env(inherit: bool) -> TaskEnv {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| {
+            if inherit {
+                !k.starts_with(AGENT_PREFIX)
+            } else {
+                PASSED_ENV.contains(&k.as_str())
+            }
+        })
+        .collect()
+}
+
+/// Agent variables a child gets when the environment is not inherited.
+pub(crate) const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+/// Prefix of the agents' own settings (the API token among them): never inherited.
+const AGENT_PREFIX: &str = "SOLTI_";
