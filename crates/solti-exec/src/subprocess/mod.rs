@@ -238,7 +238,7 @@ impl TaskPlan {
             }
         };
         let task_env = ctx.env().merge(&sub.env);
-        let mut base = agent_env(shared.config.inherit_env);
+        let mut base = agent_env(std::env::vars_os(), shared.config.inherit_env);
         if let Some(home) = shared.isolation.task_home() {
             base.push("HOME", home);
         }
@@ -255,12 +255,14 @@ impl TaskPlan {
     }
 }
 
-/// The part of the agent's environment a child starts from: all of it but the agents' own
-/// `SOLTI_*` settings when `inherit`, otherwise only [`PASSED_ENV`]. Variables that are not
-/// valid UTF-8 are skipped.
-fn agent_env(inherit: bool) -> TaskEnv {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+/// The part of the agent's environment `vars` a child starts from: all of it but the
+/// agents' own `SOLTI_*` settings when `inherit`, otherwise only [`PASSED_ENV`]. Variables
+/// that are not valid UTF-8 are skipped.
+fn agent_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    inherit: bool,
+) -> TaskEnv {
+    vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| {
             if inherit {
                 !k.starts_with(AGENT_PREFIX)
@@ -275,3 +277,42 @@ fn agent_env(inherit: bool) -> TaskEnv {
 pub(crate) const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
 /// Prefix of the agents' own settings (the API token among them): never inherited.
 const AGENT_PREFIX: &str = "SOLTI_";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+        [
+            ("PATH", "/bin"),
+            ("HOME", "/root"),
+            ("LANG", "C.UTF-8"),
+            ("TZ", "UTC"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("SOLTI_AGENT_TOKEN", "y"),
+            ("SOLTI_TOKEN", "z"),
+            ("LC_ALL", "C"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+    }
+
+    fn keys(env: &TaskEnv) -> Vec<&str> {
+        env.iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn clean_environment_passes_only_the_listed_variables() {
+        let env = agent_env(vars(), false);
+        assert_eq!(keys(&env), ["PATH", "HOME", "LANG", "TZ"]);
+    }
+
+    #[test]
+    fn inherited_environment_never_carries_agent_settings() {
+        let env = agent_env(vars(), true);
+        assert_eq!(
+            keys(&env),
+            ["PATH", "HOME", "LANG", "TZ", "AWS_SECRET_ACCESS_KEY", "LC_ALL"]
+        );
+    }
+}
