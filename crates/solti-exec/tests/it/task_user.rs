@@ -293,9 +293,11 @@ async fn sibling_escape(parent: &Path, config: SubprocessBackendConfig) -> (i32,
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let report = dir.path().join("report");
+    // The escapee reports only once it leads its own session, so DELETE cannot catch it
+    // in the task's process group by coming early.
     let body = format!(
         r#"sh -c 'if echo $$ > "$1/cgroup.procs" 2>/dev/null; then m=moved; else m=stayed; fi
-echo "$$ $m" > "$2.tmp"; mv "$2.tmp" "$2"; exec setsid sleep 1000' escapee {sib} {rep} &
+exec setsid sh -c "echo \$\$ $m > $2.tmp; mv $2.tmp $2; exec sleep 1000"' escapee {sib} {rep} &
 sleep 1000"#,
         sib = sibling.display(),
         rep = report.display()
