@@ -273,8 +273,8 @@ impl SubprocessBackendConfig {
     /// Runs every process of this runner as user `uid` and group `gid`, with no
     /// supplementary groups (`setgroups(0)`, `setgid`, `setuid` in the child before
     /// `execve`; the working directory is entered as that user). Needs `CAP_SETUID` and
-    /// `CAP_SETGID` in the agent (in practice: the agent runs as root) unless the ids are
-    /// the agent's own; registration fails otherwise.
+    /// `CAP_SETGID` in the agent (in practice: the agent runs as root); registration fails
+    /// with [`ExecError::RunAs`] otherwise.
     ///
     /// With a task user other than the agent's, tasks cannot write the cgroup files that
     /// bound them: attempt cgroups are created by the agent and stay owned by it, so
@@ -359,8 +359,7 @@ impl SubprocessBackendConfig {
                 "a keep-list needs drop_all_capabilities(true); without it nothing is dropped",
             ));
         }
-        if self.spawn_timeout < Duration::from_millis(1) || self.spawn_timeout > MAX_SPAWN_TIMEOUT
-        {
+        if self.spawn_timeout < Duration::from_millis(1) || self.spawn_timeout > MAX_SPAWN_TIMEOUT {
             return Err(ExecError::invalid(
                 "spawn_timeout",
                 format!("must be 1 ms ..= 1 h, got {:?}", self.spawn_timeout),

@@ -2,7 +2,7 @@
 //! the task succeeds once descriptors are free again.
 //!
 //! Its own test binary (one test) because it fills this process's descriptor table.
-#![expect(
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test setup failures panic"
@@ -42,10 +42,8 @@ async fn emfile_at_spawn_is_retried_by_the_restart_policy() {
         rlim_max: 256.max(current_hard_limit()),
     };
     // SAFETY: `limit` is a valid rlimit for the duration of the call.
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) },
-        0
-    );
+    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) };
+    assert_eq!(set, 0);
 
     let mut router = RunnerRouter::new();
     solti_exec::register_subprocess_runner(&mut router, "default").unwrap();

@@ -27,7 +27,10 @@ fn start(name: &str, extra: &[&str], log: Option<std::fs::File>) -> AgentProcess
         Path::new(env!("CARGO_BIN_EXE_agentd-http")),
         &scratch(name).join("state"),
         extra,
-        &[("AWS_SECRET_ACCESS_KEY", AWS_SECRET), ("SOLTI_AGENT_TOKEN", TOKEN)],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+            ("SOLTI_AGENT_TOKEN", TOKEN),
+        ],
         log,
     )
     .unwrap()
@@ -136,7 +139,11 @@ async fn task_user_runs_tasks_as_that_user() {
         eprintln!("SKIPPED task user test: switching users needs an agent running as root");
         return;
     }
-    let agent = start("user", &["--task-user", "65534", "--task-group", "65534"], None);
+    let agent = start(
+        "user",
+        &["--task-user", "65534", "--task-group", "65534"],
+        None,
+    );
     assert_eq!(task_output(&agent, "id -u").await, ["65534"]);
     assert_eq!(task_output(&agent, "id -G").await, ["65534"]);
 }

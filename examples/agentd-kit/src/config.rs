@@ -532,7 +532,10 @@ mod tests {
     #[test]
     fn task_user_and_group_resolve_names_and_numbers() {
         assert_eq!(parse(&[]).task_identity().unwrap(), None);
-        let id = parse(&["--task-user", "root"]).task_identity().unwrap().unwrap();
+        let id = parse(&["--task-user", "root"])
+            .task_identity()
+            .unwrap()
+            .unwrap();
         assert_eq!((id.uid, id.gid), (0, 0));
         let id = parse(&["--task-user", "0", "--task-group", "12345"])
             .task_identity()

@@ -55,7 +55,9 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
             args,
             ..
         } => {
-            let path = write_script(&a.shared, &a.plan).await.map_err(not_started)?;
+            let path = write_script(&a.shared, &a.plan)
+                .await
+                .map_err(not_started)?;
             let mut argv: Vec<String> = flag.iter().cloned().collect();
             argv.push(path.to_string_lossy().into_owned());
             argv.extend(args.iter().cloned());

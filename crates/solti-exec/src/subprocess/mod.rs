@@ -146,12 +146,10 @@ impl Runner for SubprocessRunner {
                 ),
             ));
         };
-        let plan = Arc::new(
-            TaskPlan::new(sub, ctx, &self.shared).map_err(|e| {
-                ctx.metrics().runner_error(&self.name, e.metric_reason());
-                RunnerError::build(self.name.as_ref(), e)
-            })?,
-        );
+        let plan = Arc::new(TaskPlan::new(sub, ctx, &self.shared).map_err(|e| {
+            ctx.metrics().runner_error(&self.name, e.metric_reason());
+            RunnerError::build(self.name.as_ref(), e)
+        })?);
         let shared = Arc::clone(&self.shared);
         let publisher = ctx.output().clone();
         let metrics = Arc::clone(ctx.metrics());
@@ -312,7 +310,14 @@ mod tests {
         let env = agent_env(vars(), true);
         assert_eq!(
             keys(&env),
-            ["PATH", "HOME", "LANG", "TZ", "AWS_SECRET_ACCESS_KEY", "LC_ALL"]
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "TZ",
+                "AWS_SECRET_ACCESS_KEY",
+                "LC_ALL"
+            ]
         );
     }
 }

@@ -125,7 +125,8 @@ async fn hung_program_lookup_and_cwd_do_not_block_the_runtime() {
     mount.abort();
     let e = cwd_attempt.await.unwrap().unwrap_err();
     assert!(
-        e.to_string().contains("(chdir): Transport endpoint is not connected"),
+        e.to_string()
+            .contains("(chdir): Transport endpoint is not connected"),
         "{e}"
     );
     let e = path_attempt.await.unwrap().unwrap_err();
@@ -153,8 +154,9 @@ async fn hung_spawn_fails_retryably_after_spawn_timeout() {
     let e = b.task.spawn(TaskContext::detached()).await.unwrap_err();
     assert!(!e.is_fatal(), "{e:?}");
     assert!(
-        e.to_string()
-            .contains("starting \"sh\" took longer than 200ms (is the program or cwd on a hung mount?)"),
+        e.to_string().contains(
+            "starting \"sh\" took longer than 200ms (is the program or cwd on a hung mount?)"
+        ),
         "{e}"
     );
     drop(mount);

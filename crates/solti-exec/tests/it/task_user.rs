@@ -37,7 +37,10 @@ fn as_task_user() -> SubprocessBackendConfig {
     fast().run_as(TASK_UID, TASK_GID)
 }
 
-async fn stdout_of(config: SubprocessBackendConfig, sub: solti_model::SubprocessSpec) -> Vec<String> {
+async fn stdout_of(
+    config: SubprocessBackendConfig,
+    sub: solti_model::SubprocessSpec,
+) -> Vec<String> {
     let b = build_with(&spec(sub), config, TaskEnv::new());
     let r = b.task.spawn(TaskContext::detached()).await;
     assert!(r.is_ok(), "{r:?} stderr {:?}", b.out.stderr());
@@ -100,10 +103,7 @@ async fn run_as_enters_cwd_as_the_task_user() {
     let b = build_with(&spec(s), as_task_user(), TaskEnv::new());
     let e = b.task.spawn(TaskContext::detached()).await.unwrap_err();
     assert!(e.is_fatal(), "{e:?}");
-    assert!(
-        e.to_string().contains("(chdir): Permission denied"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("(chdir): Permission denied"), "{e}");
 }
 
 #[tokio::test]
@@ -139,7 +139,9 @@ async fn run_as_keeps_listed_capabilities_through_the_ambient_set() {
     }
     // Without a keep-list a task user holds nothing.
     let out = stdout_of(
-        as_task_user().drop_all_capabilities(true).no_new_privs(true),
+        as_task_user()
+            .drop_all_capabilities(true)
+            .no_new_privs(true),
         cmd("cat", &["/proc/self/status"]),
     )
     .await;
@@ -174,7 +176,11 @@ async fn clean_environment_by_default() {
     }
 
     // Opt-in inheritance passes the rest of the agent's environment.
-    let b = build_with(&spec(cmd("env", &[])), fast().inherit_env(true), TaskEnv::new());
+    let b = build_with(
+        &spec(cmd("env", &[])),
+        fast().inherit_env(true),
+        TaskEnv::new(),
+    );
     b.task.spawn(TaskContext::detached()).await.unwrap();
     let inherited = b.out.stdout();
     if let Ok(v) = std::env::var("CARGO_MANIFEST_DIR") {
@@ -338,7 +344,10 @@ sleep 1000"#,
         tokio::time::sleep(Duration::from_millis(5)).await;
         left = attempt_cgroups(parent);
     }
-    assert!(left.is_empty(), "attempt cgroups left after DELETE: {left:?}");
+    assert!(
+        left.is_empty(),
+        "attempt cgroups left after DELETE: {left:?}"
+    );
     let survived = !gone(&[pid], Duration::from_secs(3)).await;
     api.shutdown().await.unwrap();
     // Clean up what escaped (the control case).
@@ -366,7 +375,10 @@ async fn task_user_cannot_escape_to_a_sibling_cgroup_and_delete_leaves_nothing()
 
     // Control: as the agent's user (root) the same task escapes and survives DELETE.
     let (pid, moved, survived) = sibling_escape(&parent, fast()).await;
-    assert!(moved && survived, "control: pid {pid} moved={moved} survived={survived}");
+    assert!(
+        moved && survived,
+        "control: pid {pid} moved={moved} survived={survived}"
+    );
     let _ = std::fs::remove_dir(&parent);
 }
 
@@ -386,6 +398,9 @@ async fn run_as_refuses_a_cgroup_parent_the_task_user_can_write() {
     )
     .unwrap_err();
     assert!(matches!(e, ExecError::RunAs { .. }), "{e}");
-    assert!(e.to_string().contains("is writable by the task user"), "{e}");
+    assert!(
+        e.to_string().contains("is writable by the task user"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir(&parent);
 }

@@ -464,7 +464,11 @@ fn home_of(uid: u32) -> Option<String> {
         }
         // SAFETY: getpwuid_r succeeded, so pw_dir points to a NUL-terminated string in `buf`.
         let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
-        return dir.to_str().ok().filter(|d| !d.is_empty()).map(str::to_owned);
+        return dir
+            .to_str()
+            .ok()
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned);
     }
 }
 
