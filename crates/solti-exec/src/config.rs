@@ -365,6 +365,16 @@ impl SubprocessBackendConfig {
                 format!("must be 1 ms ..= 1 h, got {:?}", self.spawn_timeout),
             ));
         }
+        if let Some(RunAs { uid, gid }) = self.run_as
+            && (uid == u32::MAX || gid == u32::MAX)
+        {
+            return Err(ExecError::invalid(
+                "run_as",
+                format!(
+                    "uid and gid must be below 4294967295 (which means \"unchanged\"), got {uid}:{gid}"
+                ),
+            ));
+        }
         if let Some(p) = &self.cgroup_parent {
             clean_absolute("cgroup_parent", p)?;
         }
@@ -460,6 +470,8 @@ mod tests {
         assert!(err(&base().script_dir("/tmp/../etc")).contains("script_dir"));
         assert!(err(&base().spawn_timeout(Duration::ZERO)).contains("spawn_timeout: must be 1 ms"));
         assert!(err(&base().spawn_timeout(Duration::from_secs(7200))).contains("spawn_timeout"));
+        assert!(err(&base().run_as(u32::MAX, 0)).contains("run_as: uid and gid must be below"));
+        assert!(err(&base().run_as(0, u32::MAX)).contains("run_as"));
         assert!(err(&base().memory_max(0)).starts_with("invalid subprocess backend config: "));
     }
 

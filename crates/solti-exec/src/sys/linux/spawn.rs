@@ -334,13 +334,25 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
             // the change to every thread of a multi-threaded process (by signalling them),
             // and this child shares the agent's memory, so glibc would take the agent's
             // threads for its own. The raw calls change this child only.
-            if libc::syscall(libc::SYS_setgroups, 0, ptr::null::<libc::gid_t>()) != 0 {
+            if libc::syscall(libc::SYS_setgroups, NO_GROUPS, ptr::null::<libc::gid_t>()) != 0 {
                 return (c"setgroups", errno());
             }
-            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
+            if libc::syscall(
+                libc::SYS_setresgid,
+                libc::c_long::from(gid),
+                libc::c_long::from(gid),
+                libc::c_long::from(gid),
+            ) != 0
+            {
                 return (c"setgid", errno());
             }
-            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
+            if libc::syscall(
+                libc::SYS_setresuid,
+                libc::c_long::from(uid),
+                libc::c_long::from(uid),
+                libc::c_long::from(uid),
+            ) != 0
+            {
                 return (c"setuid", errno());
             }
             // A credential change clears the death signal: arm it again, and check again
@@ -439,5 +451,7 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// The group count given to `setgroups`: clear them all.
+const NO_GROUPS: libc::c_long = 0;
 /// Stack for the cloned child: it only runs `setup_and_exec`'s syscalls.
 const CHILD_STACK_BYTES: usize = 64 * 1024;
