@@ -272,7 +272,7 @@ fn agent_env(
 }
 
 /// Agent variables a child gets when the environment is not inherited.
-pub(crate) const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
 /// Prefix of the agents' own settings (the API token among them): never inherited.
 const AGENT_PREFIX: &str = "SOLTI_";
 

@@ -236,7 +236,7 @@ fn resolve(program: Program) -> Option<CString> {
 /// The first executable regular file `dir/name` over the entries of `path`. Empty entries
 /// (the current directory) are not searched: the child's cwd differs from ours and implicit
 /// cwd lookup is a classic hijack.
-pub(crate) fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
+fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
     path.split(':').filter(|d| !d.is_empty()).find_map(|dir| {
         let candidate = Path::new(dir).join(name);
         let meta = std::fs::metadata(&candidate).ok()?;
