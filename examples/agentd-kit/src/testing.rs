@@ -37,9 +37,7 @@ impl AgentProcess {
     /// # Errors
     /// When the process cannot start or exits before it is ready.
     pub fn start_with_state(binary: &Path, state_dir: &Path, extra: &[&str]) -> Result<Self> {
-        let mut args = vec!["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        Self::start_args(binary, state_dir, &args)
+        Self::start_custom(binary, state_dir, extra, &[], None)
     }
 
     /// Starts `binary` with `--state-dir state_dir` and exactly `args` (no default listen
@@ -47,14 +45,43 @@ impl AgentProcess {
     ///
     /// # Errors
     /// When the process cannot start or exits before it is ready.
-    pub fn start_args(binary: &Path, state_dir: &Path, extra: &[&str]) -> Result<Self> {
+    pub fn start_args(binary: &Path, state_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn(binary, state_dir, args, &[], None)
+    }
+
+    /// As [`start_with_state`](Self::start_with_state), with extra environment variables for
+    /// the agent and, when `stderr` is given, its log written to that file (otherwise
+    /// inherited).
+    ///
+    /// # Errors
+    /// When the process cannot start or exits before it is ready.
+    pub fn start_custom(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Result<Self> {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Self::spawn(binary, state_dir, &args, env, stderr)
+    }
+
+    fn spawn(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Result<Self> {
         let mut child = Command::new(binary)
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from))
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
         let stdout = child.stdout.take().context("agent stdout")?;
