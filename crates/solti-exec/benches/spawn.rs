@@ -265,7 +265,7 @@ async fn supervisor_rate(c: usize, n: usize, config: SubprocessBackendConfig) ->
             let spec = true_spec(&format!("w{w}"));
             for _ in 0..n / c {
                 let id = api.submit(&spec).await.unwrap();
-                let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+                let mut sub = api.subscribe_output(&id, solti_core::OutputStart::Live).await.unwrap().unwrap();
                 while sub.recv().await.is_some() {}
             }
         });
@@ -386,7 +386,7 @@ async fn supervisor_lines_with(lines: u64, capacity: usize, batched: bool) -> (f
     .build()
     .unwrap();
     let id = api.submit(&spec).await.unwrap();
-    let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+    let mut sub = api.subscribe_output(&id, solti_core::OutputStart::Live).await.unwrap().unwrap();
     // The subscriber runs as a runtime task, like the agent's SSE and gRPC streams.
     let reader = tokio::spawn(async move {
         let (mut got, mut lagged) = (0u64, 0u64);

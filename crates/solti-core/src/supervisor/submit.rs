@@ -49,10 +49,16 @@ impl SupervisorApi {
     pub async fn submit(&self, spec: &TaskSpec) -> Result<TaskId, CoreError> {
         self.check_open()?;
         let id = TaskId::generate();
-        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let output = self.shared().output.create(&id);
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let ctx = self.inner.router.context(publisher.clone());
-        let (task, runner) = self.inner.router.build(spec, &ctx)?;
+        let (task, runner) = match self.inner.router.build(spec, &ctx) {
+            Ok(built) => built,
+            Err(err) => {
+                self.shared().output.free(&id);
+                return Err(err.into());
+            }
+        };
         let prepared = Prepared {
             id,
             task,
@@ -88,7 +94,7 @@ impl SupervisorApi {
             )));
         }
         let id = TaskId::generate();
-        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let output = self.shared().output.create(&id);
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let prepared = Prepared {
             id,
@@ -102,6 +108,15 @@ impl SupervisorApi {
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
+        let id = p.id.clone();
+        let result = self.admit_prepared(spec, p).await;
+        if result.is_err() {
+            self.shared().output.free(&id);
+        }
+        result
+    }
+
+    async fn admit_prepared(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
         let shared = self.shared();
         let Prepared {
             id,
@@ -128,10 +143,11 @@ impl SupervisorApi {
             // refused through the watched outcome instead, a moment later.)
             let mut status = TaskStatus::new(TaskPhase::Canceled);
             status.error = Some(convert::slot_busy(spec.slot().as_str(), Some(&owner)));
-            shared.store.create(
+            let evicted = shared.store.create(
                 Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), status),
                 listed,
             )?;
+            free_output(shared, &evicted);
             output.close();
             return Ok(id);
         }
@@ -163,7 +179,8 @@ impl SupervisorApi {
             spec.clone(),
             TaskStatus::new(TaskPhase::Pending),
         );
-        shared.store.create(record, listed)?;
+        let evicted = shared.store.create(record, listed)?;
+        free_output(shared, &evicted);
         let replace = spec.admission() == AdmissionPolicy::Replace;
         let (entry, earlier) =
             shared
@@ -212,6 +229,13 @@ impl SupervisorApi {
             }
         }
         Ok(id)
+    }
+}
+
+/// Frees the output of tasks the store evicted.
+fn free_output(shared: &Shared, evicted: &[TaskId]) {
+    for id in evicted {
+        shared.output.free(id);
     }
 }
 
