@@ -70,6 +70,7 @@ async fn every_rpc_over_a_real_socket() {
     let mut stream = c
         .stream_task_logs(StreamTaskLogsRequest {
             task_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -159,7 +160,7 @@ async fn every_rpc_over_a_real_socket() {
         .into_inner();
     assert!(gone.task.is_none());
     let err = c
-        .stream_task_logs(StreamTaskLogsRequest { task_id: id })
+        .stream_task_logs(StreamTaskLogsRequest { task_id: id, ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -190,6 +191,7 @@ async fn bearer_token_is_required_on_every_rpc() {
     let err = c
         .stream_task_logs(StreamTaskLogsRequest {
             task_id: "tsk_x".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -203,6 +203,7 @@ async fn every_rpc_against_a_real_supervisor() {
     let err = client
         .stream_task_logs(pb::StreamTaskLogsRequest {
             task_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -348,6 +349,7 @@ async fn auth_on_every_rpc() {
             c.stream_task_logs(with_token(
                 pb::StreamTaskLogsRequest {
                     task_id: "tsk_1".into(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -376,6 +378,7 @@ async fn auth_on_every_rpc() {
         .stream_task_logs(with_token(
             pb::StreamTaskLogsRequest {
                 task_id: "tsk_1".into(),
+                ..Default::default()
             },
             ok,
         ))
@@ -428,7 +431,7 @@ async fn stream_spans_retries_with_run_markers() {
     let marker = dir.path().join("second");
     assert!(eventually(|| marker.exists()).await);
     let mut stream = c
-        .stream_task_logs(pb::StreamTaskLogsRequest { task_id: id })
+        .stream_task_logs(pb::StreamTaskLogsRequest { task_id: id, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -481,6 +484,7 @@ async fn a_cancelled_stream_frees_its_subscription() {
     let stream = c
         .stream_task_logs(pb::StreamTaskLogsRequest {
             task_id: "tsk_1".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -191,7 +191,11 @@ impl ApiHandler for FakeHandler {
         self.check()?;
         Ok(false)
     }
-    async fn stream_logs(&self, _id: TaskId) -> Result<Option<LogStream>, ApiError> {
+    async fn stream_logs(
+        &self,
+        _id: TaskId,
+        _query: solti_core::OutputQuery,
+    ) -> Result<Option<LogStream>, ApiError> {
         self.check()?;
         let events = self.events.lock().unwrap().clone();
         let tail: std::pin::Pin<Box<dyn Stream<Item = OutputEvent> + Send>> =
