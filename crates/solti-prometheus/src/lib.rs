@@ -56,6 +56,7 @@ mod guard;
 mod hooks;
 mod lifecycle;
 mod metrics;
+mod output;
 pub mod names;
 mod phase;
 mod process;
@@ -87,6 +88,10 @@ pub use phase::PhaseCollector;
 pub use process::{SDK_VERSION, register_build_info, register_process_metrics};
 #[doc(inline)]
 pub use runner::{ATTEMPT_BUCKETS, RunnerMetrics};
+#[doc(inline)]
+pub use output::{
+    OUTPUT_LAGGED_EVENTS_TOTAL, OUTPUT_RETAINED_BYTES, OUTPUT_TRIMMED_EVENTS_TOTAL, TRIM_REASONS,
+};
 #[doc(inline)]
 pub use server::{
     METRICS_PATH, METRICS_SLOT, encode_text, metrics_router, metrics_server, serve_metrics,

@@ -38,6 +38,8 @@ pub struct RunnerMetrics {
     duration: HistogramVec,
     in_flight: IntGaugeVec,
     errors: IntCounterVec,
+    /// The output hub's families (`solti_output_*`).
+    output: crate::output::OutputMetrics,
 }
 
 impl RunnerMetrics {
@@ -78,6 +80,7 @@ impl RunnerMetrics {
                 "Runner failures to build or start a task, by runner and reason.",
                 &[LABEL_RUNNER, LABEL_REASON],
             )?,
+            output: crate::output::OutputMetrics::new(registry)?,
         })
     }
 }
@@ -110,6 +113,18 @@ impl MetricsBackend for RunnerMetrics {
 
     fn runner_error(&self, runner: &str, reason: &'static str) {
         self.errors.with_label_values(&[runner, reason]).inc();
+    }
+
+    fn output_retained_bytes(&self, bytes: u64) {
+        self.output.retained(bytes);
+    }
+
+    fn output_trimmed(&self, reason: &'static str, events: u64) {
+        self.output.trimmed(reason, events);
+    }
+
+    fn output_lagged(&self, events: u64) {
+        self.output.lagged(events);
     }
 }
 

@@ -196,6 +196,18 @@ pub struct Config {
     #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
     pub sweep_interval_ms: u64,
 
+    /// Task output kept in memory per task, in bytes (each line costs its bytes + 16), so
+    /// `GET …/logs?tail=N` and resuming with `Last-Event-ID` work after the fact, also for
+    /// finished tasks until they are deleted or swept. 0 = live only. At most 1 GiB.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_BYTES", default_value_t = 1 << 20)]
+    pub log_retention_bytes: u64,
+
+    /// Task output kept in memory for all tasks together, in bytes; over it, the output of
+    /// the tasks that finished first is dropped first. At least --log-retention-bytes, at
+    /// most 64 GiB. Output is never written to disk.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub log_retention_total_bytes: u64,
+
     /// Serve a non-loopback address without any authentication. Anyone who can reach the port
     /// can run commands as this agent's user.
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
@@ -262,7 +274,28 @@ impl Config {
                 MIN_SWEEP_INTERVAL_MS,
                 "--sweep-interval-ms",
                 "SOLTI_SWEEP_INTERVAL_MS",
-            )?))
+            )?)
+            .with_output_retention_bytes(self.log_retention()?.0)
+            .with_output_retention_total_bytes(self.log_retention()?.1))
+    }
+
+    /// `--log-retention-bytes` and `--log-retention-total-bytes`, checked.
+    fn log_retention(&self) -> Result<(usize, usize)> {
+        const MAX_PER_TASK: u64 = 1 << 30;
+        const MAX_TOTAL: u64 = 64 << 30;
+        let (per_task, total) = (self.log_retention_bytes, self.log_retention_total_bytes);
+        if per_task > MAX_PER_TASK {
+            bail!(
+                "--log-retention-bytes / SOLTI_LOG_RETENTION_BYTES: expected 0 to {MAX_PER_TASK} bytes (1 GiB), got {per_task}"
+            );
+        }
+        if total > MAX_TOTAL || total < per_task {
+            bail!(
+                "--log-retention-total-bytes / SOLTI_LOG_RETENTION_TOTAL_BYTES: expected --log-retention-bytes ({per_task}) to {MAX_TOTAL} bytes (64 GiB), got {total}"
+            );
+        }
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok((size(per_task), size(total)))
     }
 
     /// The state directory.
@@ -452,6 +485,39 @@ mod tests {
         assert!(err.contains("expected 100 to"), "{err}");
         let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
+    }
+
+    #[test]
+    fn log_retention_flags() {
+        let c = parse(&[]).state_config().unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (1 << 20, 256 << 20)
+        );
+        let c = parse(&[
+            "--log-retention-bytes",
+            "0",
+            "--log-retention-total-bytes",
+            "1000",
+        ])
+        .state_config()
+        .unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (0, 1000)
+        );
+        let err = parse(&["--log-retention-bytes", "2000000000"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SOLTI_LOG_RETENTION_BYTES"), "{err}");
+        let err = parse(&["--log-retention-total-bytes", "10"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-retention-total-bytes"), "{err}");
+        let err = Config::try_parse_from(["agentd", "--log-retention-bytes", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("--log-retention-bytes"), "{err}");
     }
 
     #[test]
