@@ -155,6 +155,8 @@ struct HubShared {
     metrics: Arc<dyn MetricsBackend>,
     /// Ids for reader wake-up slots.
     next_reader: AtomicU64,
+    /// Channels freed since the terminal queue was last pruned.
+    freed_since_prune: AtomicUsize,
 }
 
 impl HubShared {
@@ -175,6 +177,40 @@ impl HubShared {
     fn trimmed(&self, why: Trim, events: u64) {
         if events > 0 {
             self.metrics.output_trimmed(why.label(), events);
+        }
+    }
+
+    /// Queues a channel that became terminal for the global budget, dropping entries of
+    /// channels that are gone (deleted or swept): a `Weak` keeps its allocation alive, and
+    /// thousands of those pin heap pages.
+    fn push_terminal(&self, channel: &Arc<OutputChannel>) {
+        let mut terminal = lock(&self.terminal);
+        while terminal.front().is_some_and(|w| w.strong_count() == 0) {
+            terminal.pop_front();
+        }
+        if terminal.len() >= terminal.capacity() && terminal.len() >= 64 {
+            // About to grow: prune first (amortised O(1) per push).
+            terminal.retain(|w| w.strong_count() > 0);
+            if terminal.len() < terminal.capacity() / 4 {
+                let keep = terminal.len() * 2;
+                terminal.shrink_to(keep);
+            }
+        }
+        terminal.push_back(Arc::downgrade(channel));
+    }
+
+    /// A channel was freed: once about half the terminal queue is dead, prune it (so the
+    /// allocations of freed channels are not kept alive by the queue).
+    fn note_freed(&self) {
+        let freed = self.freed_since_prune.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut terminal = lock(&self.terminal);
+        if freed * 2 >= terminal.len() {
+            terminal.retain(|w| w.strong_count() > 0);
+            if terminal.capacity() > 64 && terminal.len() < terminal.capacity() / 4 {
+                let keep = terminal.len() * 2;
+                terminal.shrink_to(keep);
+            }
+            self.freed_since_prune.store(0, Ordering::Release);
         }
     }
 
@@ -229,6 +265,7 @@ impl OutputHub {
                 terminal: Mutex::new(VecDeque::new()),
                 metrics,
                 next_reader: AtomicU64::new(0),
+                freed_since_prune: AtomicUsize::new(0),
             }),
             channels: Mutex::new(HashMap::new()),
         }
@@ -262,6 +299,8 @@ impl OutputHub {
         };
         if let Some(channel) = channel {
             channel.free();
+            drop(channel);
+            self.shared.note_freed();
         }
     }
 
@@ -636,7 +675,7 @@ impl OutputChannel {
         let wakers = window.take_wakers();
         drop(window);
         self.hub.sub(freed);
-        lock(&self.hub.terminal).push_back(Arc::downgrade(self));
+        self.hub.push_terminal(self);
         self.hub.enforce_budget(self);
         // Woken last: a reader that sees the end sees the budget enforced.
         wake(wakers);

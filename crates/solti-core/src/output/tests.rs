@@ -244,3 +244,20 @@ fn finished_windows_are_compacted() {
     assert_eq!(kept.lines().get(0).as_deref(), Some(&b"99"[..]));
     assert_eq!(kept.first_seq(), 99);
 }
+
+#[test]
+fn freed_channels_do_not_stay_in_the_terminal_queue() {
+    let hub = hub(1 << 20, 1 << 30);
+    let ids: Vec<TaskId> = (0..1000).map(|_| TaskId::generate()).collect();
+    for id in &ids {
+        let ch = hub.create(id);
+        ch.publish(started(1));
+        ch.close();
+    }
+    assert_eq!(lock(&hub.shared.terminal).len(), 1000);
+    for id in &ids {
+        hub.free(id);
+    }
+    assert!(lock(&hub.shared.terminal).len() <= 1, "pruned");
+    assert_eq!(hub.retained_bytes(), 0);
+}
