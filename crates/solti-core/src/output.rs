@@ -591,7 +591,10 @@ impl OutputChannel {
                         "after_offset",
                         format!(
                             "{offset} is beyond the newest event of this task (the newest offset is {})",
-                            window.next.checked_sub(1).map_or_else(|| "none yet".to_owned(), |n| n.to_string())
+                            window
+                                .next
+                                .checked_sub(1)
+                                .map_or_else(|| "none yet".to_owned(), |n| n.to_string())
                         ),
                     )));
                 }
@@ -860,7 +863,9 @@ impl OutputSubscription {
             return false;
         };
         let mut window = channel.lock();
-        let end = self.until.map_or(window.next, |until| until.min(window.next));
+        let end = self
+            .until
+            .map_or(window.next, |until| until.min(window.next));
         if window.freed || self.next >= end && (window.closed || self.until.is_some()) {
             drop(window);
             self.leave();
@@ -973,7 +978,10 @@ impl fmt::Debug for OutputSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutputSubscription")
             .field("next", &self.next)
-            .field("ended", &(self.channel.is_none() && self.pending.is_empty()))
+            .field(
+                "ended",
+                &(self.channel.is_none() && self.pending.is_empty()),
+            )
             .finish()
     }
 }
@@ -1036,9 +1044,11 @@ impl OutputBatch {
             Self::Event { offset, event } => (Some((offset, event)), None),
             Self::Lines { offset, lines } => (None, Some((offset, lines))),
         };
-        event.into_iter().chain(lines.into_iter().flat_map(|(offset, lines)| {
-            (0..lines.len()).filter_map(move |i| Some((offset + i as u64, lines.event(i)?)))
-        }))
+        event
+            .into_iter()
+            .chain(lines.into_iter().flat_map(|(offset, lines)| {
+                (0..lines.len()).filter_map(move |i| Some((offset + i as u64, lines.event(i)?)))
+            }))
     }
 }
 

@@ -190,7 +190,9 @@ enum Attached {
 /// for a reader, so the three should match.
 async fn reader_independence() {
     const LINES: u64 = 2_000_000;
-    println!("task run time of `seq 1 {LINES}` (ms, median of {OUTPUT_ROUNDS}; ratio = with reader / no reader)");
+    println!(
+        "task run time of `seq 1 {LINES}` (ms, median of {OUTPUT_ROUNDS}; ratio = with reader / no reader)"
+    );
     let mut times: [Vec<f64>; 3] = Default::default();
     let mut lagged = [0u64; 3];
     for _ in 0..OUTPUT_ROUNDS {
@@ -204,9 +206,13 @@ async fn reader_independence() {
         }
     }
     let base = median(times[0].clone());
-    for (i, label) in ["no reader", "stalled reader", "reader taking a batch every 150 ms"]
-        .iter()
-        .enumerate()
+    for (i, label) in [
+        "no reader",
+        "stalled reader",
+        "reader taking a batch every 150 ms",
+    ]
+    .iter()
+    .enumerate()
     {
         let t = median(times[i].clone());
         println!(
@@ -382,7 +388,11 @@ async fn supervisor_rate(c: usize, n: usize, config: SubprocessBackendConfig) ->
             let spec = true_spec(&format!("w{w}"));
             for _ in 0..n / c {
                 let id = api.submit(&spec).await.unwrap();
-                let mut sub = api.subscribe_output(&id, solti_core::OutputStart::Live).await.unwrap().unwrap();
+                let mut sub = api
+                    .subscribe_output(&id, solti_core::OutputStart::Live)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 while sub.recv().await.is_some() {}
             }
         });
@@ -519,9 +529,8 @@ async fn supervisor_lines_with(lines: u64, at: Reader, batched: bool) -> (f64, u
     let (start, got, lagged) = match at {
         Reader::Task => tokio::spawn(read_all(sub, batched)).await.unwrap(),
         Reader::Thread => {
-            let thread = std::thread::spawn(move || {
-                futures_executor_block_on(read_all(sub, batched))
-            });
+            let thread =
+                std::thread::spawn(move || futures_executor_block_on(read_all(sub, batched)));
             tokio::task::spawn_blocking(move || thread.join().unwrap())
                 .await
                 .unwrap()

@@ -56,8 +56,8 @@ mod guard;
 mod hooks;
 mod lifecycle;
 mod metrics;
-mod output;
 pub mod names;
+mod output;
 mod phase;
 mod process;
 mod runner;
@@ -83,15 +83,15 @@ pub use lifecycle::LifecycleMetrics;
 #[doc(inline)]
 pub use metrics::SoltiMetrics;
 #[doc(inline)]
+pub use output::{
+    OUTPUT_LAGGED_EVENTS_TOTAL, OUTPUT_RETAINED_BYTES, OUTPUT_TRIMMED_EVENTS_TOTAL, TRIM_REASONS,
+};
+#[doc(inline)]
 pub use phase::PhaseCollector;
 #[doc(inline)]
 pub use process::{SDK_VERSION, register_build_info, register_process_metrics};
 #[doc(inline)]
 pub use runner::{ATTEMPT_BUCKETS, RunnerMetrics};
-#[doc(inline)]
-pub use output::{
-    OUTPUT_LAGGED_EVENTS_TOTAL, OUTPUT_RETAINED_BYTES, OUTPUT_TRIMMED_EVENTS_TOTAL, TRIM_REASONS,
-};
 #[doc(inline)]
 pub use server::{
     METRICS_PATH, METRICS_SLOT, encode_text, metrics_router, metrics_server, serve_metrics,

@@ -96,6 +96,9 @@ mod tests {
             text.contains("solti_output_trimmed_events_total{reason=\"task_bytes\"} 0"),
             "{text}"
         );
-        assert!(text.contains("solti_output_lagged_events_total 42"), "{text}");
+        assert!(
+            text.contains("solti_output_lagged_events_total 42"),
+            "{text}"
+        );
     }
 }

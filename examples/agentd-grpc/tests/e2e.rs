@@ -160,7 +160,10 @@ async fn every_rpc_over_a_real_socket() {
         .into_inner();
     assert!(gone.task.is_none());
     let err = c
-        .stream_task_logs(StreamTaskLogsRequest { task_id: id, ..Default::default() })
+        .stream_task_logs(StreamTaskLogsRequest {
+            task_id: id,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

@@ -77,8 +77,7 @@ async fn wait_terminal(c: &mut TaskServiceClient<Channel>, id: &str) -> i32 {
                 .task
                 .unwrap();
             let phase = task.status.unwrap().phase;
-            if phase != pb::TaskStatus::Pending as i32 && phase != pb::TaskStatus::Running as i32
-            {
+            if phase != pb::TaskStatus::Pending as i32 && phase != pb::TaskStatus::Running as i32 {
                 return phase;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -182,7 +181,11 @@ async fn a_finished_task_is_readable_with_tail_all_and_resumable() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("afterOffset: "), "{}", err.message());
+    assert!(
+        err.message().starts_with("afterOffset: "),
+        "{}",
+        err.message()
+    );
     let err = c
         .stream_task_logs(StreamTaskLogsRequest {
             task_id: id.clone(),

@@ -61,7 +61,10 @@ async fn main() {
     let pid = agent.pid();
     let base = format!("http://{}", agent.api_addr());
     let metrics = agent.metrics_url();
-    let metrics = metrics.trim_end_matches('/').trim_end_matches("/metrics").to_owned();
+    let metrics = metrics
+        .trim_end_matches('/')
+        .trim_end_matches("/metrics")
+        .to_owned();
     let client = reqwest::Client::new();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let start_rss = rss_kib(pid);
@@ -117,7 +120,10 @@ async fn main() {
                     if phase == "TASK_STATUS_SUCCEEDED" {
                         break;
                     }
-                    assert!(phase.ends_with("PENDING") || phase.ends_with("RUNNING"), "{phase}");
+                    assert!(
+                        phase.ends_with("PENDING") || phase.ends_with("RUNNING"),
+                        "{phase}"
+                    );
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 if n % 500 == 0 {

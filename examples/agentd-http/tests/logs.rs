@@ -138,7 +138,11 @@ async fn a_finished_task_is_readable_with_tail_all() {
     let (status, events, _) = read_all(&client, &url, None).await;
     assert_eq!(status, 200);
     let names: Vec<_> = events.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["run-started", "chunk", "run-finished"], "{events:?}");
+    assert_eq!(
+        names,
+        ["run-started", "chunk", "run-finished"],
+        "{events:?}"
+    );
     assert_eq!(events[1].data["line"], "hello");
     assert_eq!(events[2].data["exitCode"], 0);
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
@@ -241,8 +245,7 @@ async fn a_reader_that_stops_reading_does_not_hold_the_task_and_learns_the_exact
     // A raw HTTP/1.1 reader that subscribes from the start, then stops reading.
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
     sock.write_all(
-        format!("GET /api/v1/tasks/{id}/logs?tail=all HTTP/1.1\r\nhost: {addr}\r\n\r\n")
-            .as_bytes(),
+        format!("GET /api/v1/tasks/{id}/logs?tail=all HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();

@@ -275,9 +275,7 @@ pub fn log_query_to_pb(task_id: &str, query: solti_core::OutputQuery) -> pb::Str
 /// encodes; `None` for an empty or unknown kind.
 #[cfg(feature = "grpc")]
 #[must_use]
-pub fn event_from_pb(
-    msg: pb::StreamTaskLogsResponse,
-) -> Option<(u64, solti_model::OutputEvent)> {
+pub fn event_from_pb(msg: pb::StreamTaskLogsResponse) -> Option<(u64, solti_model::OutputEvent)> {
     use pb::stream_task_logs_response::Kind;
     use solti_model::{OutputEvent, OutputStream};
     let event = match msg.kind? {
@@ -327,7 +325,12 @@ mod log_tests {
             since_ms: Some(2),
             ..Default::default()
         };
-        assert!(log_query_from_pb(&both).unwrap_err().to_string().starts_with("sinceMs: "));
+        assert!(
+            log_query_from_pb(&both)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sinceMs: ")
+        );
     }
 
     #[test]

@@ -104,17 +104,17 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         let req = req.into_inner();
         let id = convert::task_id("taskId", &req.task_id)?;
         let query = convert::log_query_from_pb(&req)?;
-        let stream = self
-            .handler
-            .stream_logs(id.clone(), query)
-            .await
-            .map_err(|err| match err {
-                ApiError::InvalidRequest(msg) => ApiError::InvalidRequest(
-                    msg.strip_prefix("after_offset:")
-                        .map_or(msg.clone(), |rest| format!("afterOffset:{rest}")),
-                ),
-                other => other,
-            })?;
+        let stream =
+            self.handler
+                .stream_logs(id.clone(), query)
+                .await
+                .map_err(|err| match err {
+                    ApiError::InvalidRequest(msg) => ApiError::InvalidRequest(
+                        msg.strip_prefix("after_offset:")
+                            .map_or(msg.clone(), |rest| format!("afterOffset:{rest}")),
+                    ),
+                    other => other,
+                })?;
         let stream = stream.ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
         Ok(Response::new(LogResponses { inner: stream }))
     }

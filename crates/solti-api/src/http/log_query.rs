@@ -55,7 +55,13 @@ pub(super) fn parse(params: &LogParams, headers: &HeaderMap) -> Result<OutputQue
                 raw.trim()
                     .parse::<u64>()
                     .map(OutputStart::After)
-                    .map_err(|_| bad("Last-Event-ID", "an event id of this stream (a non-negative integer)", &raw))?,
+                    .map_err(|_| {
+                        bad(
+                            "Last-Event-ID",
+                            "an event id of this stream (a non-negative integer)",
+                            &raw,
+                        )
+                    })?,
             )
         }
     };
@@ -123,8 +129,14 @@ mod tests {
             OutputQuery::new(OutputStart::All).follow(false)
         );
         assert_eq!(q(Some("5"), None, None, None).start, OutputStart::Tail(5));
-        assert_eq!(q(None, None, Some("1700000000000"), None).start, OutputStart::Since(1_700_000_000_000));
-        assert_eq!(q(Some("5"), None, None, Some("41")).start, OutputStart::After(41));
+        assert_eq!(
+            q(None, None, Some("1700000000000"), None).start,
+            OutputStart::Since(1_700_000_000_000)
+        );
+        assert_eq!(
+            q(Some("5"), None, None, Some("41")).start,
+            OutputStart::After(41)
+        );
     }
 
     #[test]

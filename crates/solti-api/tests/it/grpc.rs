@@ -431,7 +431,10 @@ async fn stream_spans_retries_with_run_markers() {
     let marker = dir.path().join("second");
     assert!(eventually(|| marker.exists()).await);
     let mut stream = c
-        .stream_task_logs(pb::StreamTaskLogsRequest { task_id: id, ..Default::default() })
+        .stream_task_logs(pb::StreamTaskLogsRequest {
+            task_id: id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

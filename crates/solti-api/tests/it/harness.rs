@@ -50,7 +50,11 @@ pub(crate) async fn adapter() -> (Arc<SupervisorApi>, Arc<SupervisorApiAdapter>)
 /// Waits until the task is terminal (its output subscription ends), without sleeping.
 pub(crate) async fn wait_terminal(sup: &SupervisorApi, id: &str) {
     let id = TaskId::try_new(id).unwrap();
-    if let Some(mut sub) = sup.subscribe_output(&id, solti_core::OutputStart::Live).await.unwrap() {
+    if let Some(mut sub) = sup
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+    {
         tokio::time::timeout(Duration::from_secs(20), async {
             while sub.recv().await.is_some() {}
         })

@@ -317,8 +317,19 @@ async fn history_tail_resume_and_bad_parameters() {
             .filter(|b| !b.is_empty())
             .map(|b| {
                 let mut f = b.split('\n');
-                let event = f.next().unwrap().strip_prefix("event: ").unwrap().to_owned();
-                let id = f.next().unwrap().strip_prefix("id: ").unwrap().parse().unwrap();
+                let event = f
+                    .next()
+                    .unwrap()
+                    .strip_prefix("event: ")
+                    .unwrap()
+                    .to_owned();
+                let id = f
+                    .next()
+                    .unwrap()
+                    .strip_prefix("id: ")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 (id, event)
             })
             .collect()
@@ -348,6 +359,9 @@ async fn history_tail_resume_and_bad_parameters() {
     ] {
         let (status, body) = get(format!("{base}{query}"), last).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query} {last:?}: {body}");
-        assert!(body.contains(&format!("{name}: ")), "{query} {last:?}: {body}");
+        assert!(
+            body.contains(&format!("{name}: ")),
+            "{query} {last:?}: {body}"
+        );
     }
 }

@@ -5,7 +5,10 @@ use solti_runner::NoOpMetrics;
 use super::*;
 
 fn hub(per_task: usize, total: usize) -> OutputHub {
-    OutputHub::new(Retention { per_task, total }, Arc::new(NoOpMetrics::default()))
+    OutputHub::new(
+        Retention { per_task, total },
+        Arc::new(NoOpMetrics::default()),
+    )
 }
 
 fn started(attempt: u32) -> OutputEvent {
@@ -100,10 +103,19 @@ fn tail_since_and_after_start_where_asked() {
             .collect()
     };
     assert_eq!(offsets(OutputQuery::new(OutputStart::Tail(2))), [9, 10, 11]);
-    assert_eq!(offsets(OutputQuery::new(OutputStart::Tail(0))), Vec::<u64>::new());
+    assert_eq!(
+        offsets(OutputQuery::new(OutputStart::Tail(0))),
+        Vec::<u64>::new()
+    );
     assert_eq!(offsets(OutputQuery::new(OutputStart::Tail(100))).len(), 12);
-    assert_eq!(offsets(OutputQuery::new(OutputStart::After(8))), [9, 10, 11]);
-    assert_eq!(offsets(OutputQuery::new(OutputStart::After(11))), Vec::<u64>::new());
+    assert_eq!(
+        offsets(OutputQuery::new(OutputStart::After(8))),
+        [9, 10, 11]
+    );
+    assert_eq!(
+        offsets(OutputQuery::new(OutputStart::After(11))),
+        Vec::<u64>::new()
+    );
     assert_eq!(offsets(OutputQuery::new(OutputStart::Since(1))), [11]);
     let err = ch
         .subscribe(OutputQuery::new(OutputStart::After(12)))
@@ -170,10 +182,16 @@ fn the_global_budget_trims_the_oldest_terminal_windows_first() {
     assert_eq!(hub.retained_bytes(), 3 * per);
     assert_eq!(chans[0].lock().bytes, 0);
     assert_eq!(chans[1].lock().bytes, per);
-    let (events, _) = drain(&mut chans[0].subscribe(OutputQuery::new(OutputStart::After(0))).unwrap());
+    let (events, _) = drain(
+        &mut chans[0]
+            .subscribe(OutputQuery::new(OutputStart::After(0)))
+            .unwrap(),
+    );
     assert_eq!(events, [(9, OutputEvent::Lagged { skipped: 9 })]);
     // Freeing a task gives its bytes back and ends its readers.
-    let mut reader = chans[1].subscribe(OutputQuery::new(OutputStart::All)).unwrap();
+    let mut reader = chans[1]
+        .subscribe(OutputQuery::new(OutputStart::All))
+        .unwrap();
     hub.free(&ids[1]);
     assert_eq!(hub.retained_bytes(), 2 * per);
     assert_eq!(drain(&mut reader), (vec![], true));

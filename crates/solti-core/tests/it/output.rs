@@ -24,7 +24,11 @@ async fn markers_and_lines_across_attempts_then_end() {
         .build()
         .unwrap();
     let id = api.submit(&s).await.unwrap();
-    let mut sub = api.subscribe_output(&id, solti_core::OutputStart::Live).await.unwrap().unwrap();
+    let mut sub = api
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
     api.cancel_task(&blocker).await.unwrap();
 
     let mut events = Vec::new();
@@ -81,10 +85,13 @@ async fn markers_and_lines_across_attempts_then_end() {
         None
     );
     assert!(
-        api.subscribe_output(&solti_model::TaskId::generate(), solti_core::OutputStart::Live)
-            .await
-            .unwrap()
-            .is_none()
+        api.subscribe_output(
+            &solti_model::TaskId::generate(),
+            solti_core::OutputStart::Live
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 }
 
@@ -159,12 +166,12 @@ async fn finished_output_is_retained_until_deleted() {
     let everything = all(OutputStart::All.into()).await;
     assert_eq!(everything.len(), 7, "{everything:?}");
     assert!(matches!(everything[0], (0, OutputEvent::RunStarted { .. })));
-    assert!(matches!(everything[6], (6, OutputEvent::RunFinished { .. })));
+    assert!(matches!(
+        everything[6],
+        (6, OutputEvent::RunFinished { .. })
+    ));
     let tail = all(OutputStart::Tail(2).into()).await;
-    assert_eq!(
-        tail.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
-        [4, 5, 6]
-    );
+    assert_eq!(tail.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [4, 5, 6]);
     let resumed = all(OutputStart::After(3).into()).await;
     assert_eq!(resumed, everything[4..]);
     assert!(matches!(

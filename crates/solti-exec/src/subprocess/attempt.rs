@@ -69,13 +69,7 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
         ] {
-            let reader = output::pump(
-                pipe,
-                stream,
-                a.sink.clone(),
-                max,
-                a.task_id.clone(),
-            );
+            let reader = output::pump(pipe, stream, a.sink.clone(), max, a.task_id.clone());
             guard.readers.push(a.shared.tracker.spawn(reader));
         }
     }
