@@ -17,12 +17,13 @@ pub struct StateConfig {
     pub sweep_interval: Duration,
     /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
     pub max_runs_per_task: usize,
-    /// Output kept per task, in bytes: each retained event is charged its line bytes plus
-    /// 16 (so empty lines and run markers are bounded too). The newest events are kept;
-    /// readers can start from the last N lines, a timestamp or an offset, and one that
-    /// falls behind the window gets `Lagged`. A finished task's window stays readable until
-    /// the task is deleted or swept. 0 = live only: nothing is kept for later readers
-    /// (live readers share a 256 KiB buffer while they read). Default: 1 MiB.
+    /// Output kept per task, in bytes: each retained line is charged its bytes plus 16, and
+    /// each retained publish (a run marker, a batch of lines read together) 128 more, so the
+    /// charge bounds the memory held also for empty lines and restart loops. The newest
+    /// events are kept; readers can start from the last N lines, a timestamp or an offset,
+    /// and one that falls behind the window gets `Lagged`. A finished task's window stays
+    /// readable until the task is deleted or swept. 0 = live only: nothing is kept for later
+    /// readers (live readers share a 256 KiB buffer while they read). Default: 1 MiB.
     pub output_retention_bytes: usize,
     /// Output kept for all tasks together, in the same bytes. When exceeded, the windows of
     /// the tasks that became terminal first are trimmed first; when only running tasks are

@@ -35,9 +35,15 @@ use solti_runner::{LineBatch, Lines, MetricsBackend, OutputTarget};
 
 use crate::CoreError;
 
-/// What one retained event costs beyond its line bytes (span, offsets, bookkeeping), so that
-/// empty lines and run markers are bounded too.
+/// What one retained line costs beyond its bytes (its span and line ending), so that empty
+/// lines are bounded too.
 pub(crate) const EVENT_OVERHEAD: usize = 16;
+/// What one retained publish (a run marker, a line published alone, a batch of lines) costs
+/// beyond its lines: its slot in the window and its headers, so that the charge stays an
+/// upper bound of the memory held, also for a task that restarts in a loop or prints one
+/// line per read.
+pub(crate) const ITEM_OVERHEAD: usize = 128;
+const _: () = assert!(size_of::<Entry>() + 16 <= ITEM_OVERHEAD);
 /// The live buffer of a task while someone reads it, when retention is 0 (live only).
 const LIVE_ONLY_BYTES: usize = 256 * 1024;
 /// Most window entries a reader takes under one lock.
@@ -342,7 +348,9 @@ impl Item {
     fn charge(&self) -> usize {
         match self {
             Self::Event(event) => event_charge(event),
-            Self::Lines(lines) => lines.lines().line_bytes() + lines.len() * EVENT_OVERHEAD,
+            Self::Lines(lines) => {
+                ITEM_OVERHEAD + lines.lines().line_bytes() + lines.len() * EVENT_OVERHEAD
+            }
         }
     }
 
@@ -369,8 +377,8 @@ impl Item {
 
 fn event_charge(event: &OutputEvent) -> usize {
     match event {
-        OutputEvent::Chunk { line, .. } => line.len() + EVENT_OVERHEAD,
-        _ => EVENT_OVERHEAD,
+        OutputEvent::Chunk { line, .. } => ITEM_OVERHEAD + line.len() + EVENT_OVERHEAD,
+        _ => ITEM_OVERHEAD,
     }
 }
 
@@ -439,6 +447,14 @@ impl Window {
             while drop_bytes < over && n < lines.len() {
                 drop_bytes += lines.lines().line_len(n).unwrap_or(0) + EVENT_OVERHEAD;
                 n += 1;
+            }
+            if n == lines.len() {
+                // Every line must go: drop the whole entry (its overhead too).
+                self.bytes -= charge;
+                freed += charge;
+                events += n as u64;
+                self.entries.pop_front();
+                continue;
             }
             drop(lines.split_to(n));
             front.first += n as u64;

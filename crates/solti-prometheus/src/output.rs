@@ -7,7 +7,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use crate::{MetricsError, family};
 
 /// `solti_output_retained_bytes` (gauge): bytes of task output kept in memory for all tasks
-/// (each line charged its bytes + 16).
+/// (each line charged its bytes + 16, each stored publish 128 more).
 pub const OUTPUT_RETAINED_BYTES: &str = "solti_output_retained_bytes";
 /// `solti_output_trimmed_events_total` (counter; `reason` = `task_bytes` | `global_bytes`):
 /// events dropped from the front of a task's output window by the per-task bound or the
@@ -34,7 +34,7 @@ impl OutputMetrics {
             retained: family::gauge(
                 registry,
                 OUTPUT_RETAINED_BYTES,
-                "Bytes of task output kept in memory for all tasks (line bytes + 16 per line).",
+                "Bytes of task output kept in memory for all tasks (line bytes + 16 per line + 128 per publish).",
             )?,
             trimmed: family::counter_vec(
                 registry,

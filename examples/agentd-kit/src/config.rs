@@ -196,7 +196,7 @@ pub struct Config {
     #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
     pub sweep_interval_ms: u64,
 
-    /// Task output kept in memory per task, in bytes (each line costs its bytes + 16), so
+    /// Task output kept in memory per task, in bytes (a line costs its bytes + 16, a run marker or a batch of lines 128 more), so
     /// `GET …/logs?tail=N` and resuming with `Last-Event-ID` work after the fact, also for
     /// finished tasks until they are deleted or swept. 0 = live only. At most 1 GiB.
     #[arg(long, env = "SOLTI_LOG_RETENTION_BYTES", default_value_t = 1 << 20)]

@@ -139,10 +139,15 @@ fn no_follow_ends_at_what_was_retained() {
     assert_eq!((events.len(), ended), (3, false));
 }
 
+/// The charge of one line of `len` bytes published alone.
+const fn single(len: usize) -> usize {
+    ITEM_OVERHEAD + len + EVENT_OVERHEAD
+}
+
 #[test]
 fn a_reader_behind_the_window_gets_the_exact_count_then_the_oldest_retained() {
-    // 10 lines of 1-2 bytes, charged 17-18 each: a bound of 60 keeps the last 3.
-    let hub = hub(60, 1 << 30);
+    // 10 one-digit lines published one by one: the bound keeps the last 3.
+    let hub = hub(3 * single(1) + 10, 1 << 30);
     let ch = hub.create(&TaskId::generate());
     let mut sub = ch.subscribe(OutputQuery::live()).unwrap();
     for i in 0..10 {
@@ -153,22 +158,22 @@ fn a_reader_behind_the_window_gets_the_exact_count_then_the_oldest_retained() {
     assert_eq!(events[0], (6, OutputEvent::Lagged { skipped: 7 }));
     let rest: Vec<u64> = events[1..].iter().map(|(o, _)| *o).collect();
     assert_eq!(rest, [7, 8, 9]);
-    assert_eq!(ch.lock().bytes, 3 * (1 + EVENT_OVERHEAD));
+    assert_eq!(ch.lock().bytes, 3 * single(1));
 }
 
 #[test]
 fn a_batch_is_trimmed_line_by_line() {
-    let hub = hub(5 * (1 + EVENT_OVERHEAD), 1 << 30);
+    let hub = hub(ITEM_OVERHEAD + 5 * (1 + EVENT_OVERHEAD), 1 << 30);
     let ch = hub.create(&TaskId::generate());
     ch.publish_lines(numbered(0, 10));
     let window = ch.lock();
     assert_eq!((window.start(), window.next), (5, 10));
-    assert_eq!(window.bytes, 5 * (1 + EVENT_OVERHEAD));
+    assert_eq!(window.bytes, ITEM_OVERHEAD + 5 * (1 + EVENT_OVERHEAD));
 }
 
 #[test]
 fn the_global_budget_trims_the_oldest_terminal_windows_first() {
-    let per = numbered(0, 10).lines().line_bytes() + 10 * EVENT_OVERHEAD;
+    let per = ITEM_OVERHEAD + numbered(0, 10).lines().line_bytes() + 10 * EVENT_OVERHEAD;
     let hub = hub(1 << 20, 3 * per);
     let ids: Vec<TaskId> = (0..4).map(|_| TaskId::generate()).collect();
     let chans: Vec<_> = ids.iter().map(|id| hub.create(id)).collect();
@@ -244,6 +249,21 @@ async fn a_waiting_reader_is_woken_by_a_publish_and_by_close() {
     ch.publish(finished(1));
     ch.close();
     assert_eq!(reader.await.unwrap(), [0, 1, 2, 3]);
+}
+
+#[test]
+fn markers_are_charged_what_they_hold() {
+    // A task restarting in a loop without output: 1000 markers stay within the bound.
+    let bound = 64 * ITEM_OVERHEAD;
+    let hub = hub(bound, 1 << 30);
+    let ch = hub.create(&TaskId::generate());
+    for attempt in 0..500 {
+        ch.publish(started(attempt));
+        ch.publish(finished(attempt));
+    }
+    let window = ch.lock();
+    assert_eq!(window.entries.len(), 64);
+    assert_eq!(window.bytes, bound);
 }
 
 #[test]
