@@ -74,6 +74,8 @@ fn echo_spec(slot: &str) -> pb::CreateSpec {
             })),
         }),
         timeout_ms: 10_000,
+        restart: pb::RestartStrategy::Never.into(),
+        admission: pb::AdmissionStrategy::DropIfRunning.into(),
         ..Default::default()
     }
 }

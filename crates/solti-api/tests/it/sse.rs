@@ -29,6 +29,7 @@ pub(crate) fn two_attempt_spec(dir: &std::path::Path) -> serde_json::Value {
         "kind": { "subprocess": { "command": { "command": "sh", "args": ["-c", script] }, "failOnNonZero": true } },
         "timeoutMs": 20000,
         "restart": "RESTART_STRATEGY_ON_FAILURE",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
         "backoff": { "jitter": "JITTER_STRATEGY_NONE", "firstMs": 1, "maxMs": 1, "factor": 1 }
     })
 }
@@ -227,7 +228,8 @@ async fn a_slow_reader_gets_lagged_while_other_requests_stay_fast() {
     let body = json!({ "spec": {
         "slot": "chatty",
         "kind": { "subprocess": { "command": { "command": "sh", "args": ["-c", script] } } },
-        "timeoutMs": 20000
+        "timeoutMs": 20000,
+        "restart": "RESTART_STRATEGY_NEVER", "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }})
     .to_string();
     let (_, res) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
