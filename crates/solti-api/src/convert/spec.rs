@@ -10,7 +10,7 @@ use crate::{ApiError, pb};
 
 /// Decodes and validates a submitted spec. `field` is the wire path of the spec (`spec`).
 ///
-/// Strict enums (`wire-contract.md` §5): `restart`, `admission`, `backoff.jitter` (when
+/// Strict enums (see `api_v1.md`, "The spec"): `restart`, `admission`, `backoff.jitter` (when
 /// `backoff` is present), the script runtime and a selector `operator` must name an accepted
 /// value; `*_UNSPECIFIED`, an omitted field and an unknown number are refused with the
 /// accepted names (see [`StrictEnum`]). Zero backoff durations and factor still mean "not

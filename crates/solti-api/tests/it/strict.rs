@@ -1,4 +1,4 @@
-//! Strict enums (`wire-contract.md` §5): every enum of `CreateSpec` that has no default is
+//! Strict enums (`api_v1.md`, "The spec"): every enum of `CreateSpec` that has no default is
 //! refused when it is `*_UNSPECIFIED`, omitted or unknown, with the same message over HTTP
 //! (400 `InvalidRequest`) and gRPC (`INVALID_ARGUMENT`), on submit and on apply.
 
