@@ -40,6 +40,16 @@ pub trait MetricsBackend: Send + Sync + 'static {
     /// A runner failed to build or start a task; `reason` is a short fixed label
     /// (e.g. `spawn`, `script_write`, `cgroup`).
     fn runner_error(&self, runner: &str, reason: &'static str);
+    /// The supervisor took a submission to admission (it passed validation): every task the
+    /// supervisor is asked to run, embedded ones included, whether it is then admitted or
+    /// refused. Default: nothing.
+    fn task_submitted(&self) {}
+    /// The supervisor refused a submission before its task ran; `reason` is a short fixed
+    /// label (`slot_busy`, `slot_full`, `superseded`, `removed`, `shutting_down`,
+    /// `add_failed`, `resource_limit`, `other`). Default: nothing.
+    fn task_rejected(&self, reason: &'static str) {
+        let _ = reason;
+    }
 }
 
 /// Discards every measurement. The default.

@@ -112,7 +112,7 @@ async fn main() {
                         .text()
                         .await
                         .unwrap();
-                    assert!(body.contains("solti_tasks"));
+                    assert!(body.contains("solti_sv_tasks_by_phase"));
                     scrapes += 1;
                 }
                 scrapes
