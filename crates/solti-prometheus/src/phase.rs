@@ -53,7 +53,10 @@ impl PhaseCollector {
         F: Fn() -> BTreeMap<TaskPhase, u64> + Send + Sync + 'static,
     {
         let gauge = IntGaugeVec::new(
-            Opts::new(SV_TASKS_BY_PHASE, "Listed tasks by phase, read at scrape time."),
+            Opts::new(
+                SV_TASKS_BY_PHASE,
+                "Listed tasks by phase, read at scrape time.",
+            ),
             &[LABEL_PHASE],
         )
         .map_err(|source| MetricsError::Register {

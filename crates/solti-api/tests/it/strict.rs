@@ -83,7 +83,10 @@ fn unspecified(pointer: &str) -> &'static str {
 /// number, an unknown name, `null`, and the field left out.
 fn refused_values(field: &Field) -> Vec<(String, Option<Value>)> {
     vec![
-        ("unspecified name".into(), Some(json!(unspecified(field.pointer)))),
+        (
+            "unspecified name".into(),
+            Some(json!(unspecified(field.pointer))),
+        ),
         ("unspecified number".into(), Some(json!(0))),
         ("unknown number".into(), Some(json!(99))),
         ("unknown name".into(), Some(json!("SOMETIMES"))),
@@ -127,7 +130,11 @@ async fn http_refuses_each_unset_or_unknown_strict_enum_on_submit_and_apply() {
 async fn http_snake_case_keys_get_the_canonical_field_name() {
     let app = HttpApi::new(Arc::new(FakeHandler::default())).router();
     let mut spec = valid_spec();
-    let sel = spec.as_object_mut().unwrap().remove("runnerSelector").unwrap();
+    let sel = spec
+        .as_object_mut()
+        .unwrap()
+        .remove("runnerSelector")
+        .unwrap();
     let exprs = sel["matchExpressions"].clone();
     spec["runner_selector"] = json!({ "match_expressions": exprs });
     spec["runner_selector"]["match_expressions"][0]["operator"] = json!(7);

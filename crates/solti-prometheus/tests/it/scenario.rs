@@ -97,7 +97,11 @@ fn run_scenario(metrics: &SoltiMetrics) {
         "201",
         Duration::from_millis(2),
     );
-    api.request_started("grpc", "GetTaskStatus", "/solti.task.v1.TaskService/GetTaskStatus");
+    api.request_started(
+        "grpc",
+        "GetTaskStatus",
+        "/solti.task.v1.TaskService/GetTaskStatus",
+    );
     api.request_finished(
         "grpc",
         "GetTaskStatus",
