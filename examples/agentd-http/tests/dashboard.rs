@@ -137,7 +137,14 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     submit(spec("slow", "sleep 30", 200, NEVER, DROP)).await;
     // A busy slot: a queued submission waits, a DROP_IF_RUNNING one is refused.
     submit(spec("busy", &wait_gate, 20_000, NEVER, DROP)).await;
-    submit(spec("busy", "true", 10_000, NEVER, "ADMISSION_STRATEGY_QUEUE")).await;
+    submit(spec(
+        "busy",
+        "true",
+        10_000,
+        NEVER,
+        "ADMISSION_STRATEGY_QUEUE",
+    ))
+    .await;
     submit(spec("busy", "true", 10_000, NEVER, DROP)).await;
     // An invalid request and an unknown task also count as API traffic.
     let bad = client
@@ -177,9 +184,15 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
                 "solti_runner_tasks_completed_total",
                 &[default, ("outcome", "timeout")],
                 1.0,
-            ) && done("solti_sv_task_backoff_count_total", &[("source", "failure")], 1.0)
-                && done("solti_discover_outcomes_total", &[("outcome", "success")], 2.0)
-            {
+            ) && done(
+                "solti_sv_task_backoff_count_total",
+                &[("source", "failure")],
+                1.0,
+            ) && done(
+                "solti_discover_outcomes_total",
+                &[("outcome", "success")],
+                2.0,
+            ) {
                 return s;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -196,7 +209,13 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     );
     assert_eq!(values(&s, "solti_build_info", &[]).len(), 1);
     // Health, fleet, activity.
-    assert!(sum(&s, "solti_runner_tasks_started_total", &[("runner", "default")]) >= 5.0);
+    assert!(
+        sum(
+            &s,
+            "solti_runner_tasks_started_total",
+            &[("runner", "default")]
+        ) >= 5.0
+    );
     for outcome in ["success", "failure", "timeout", "canceled"] {
         sum(
             &s,
@@ -204,7 +223,13 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
             &[("outcome", outcome)],
         );
     }
-    assert!(sum(&s, "solti_runner_task_duration_seconds_bucket", &[("le", "+Inf")]) >= 5.0);
+    assert!(
+        sum(
+            &s,
+            "solti_runner_task_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ) >= 5.0
+    );
     sum(&s, "solti_sv_tasks_in_flight", &[]);
     assert!(sum(&s, "solti_discover_last_success_timestamp_seconds", &[]) > 1.7e9);
     // Workload.
@@ -221,15 +246,37 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     }
     assert!(sum(&s, "solti_sv_tasks_by_phase", &[("phase", "canceled")]) >= 1.0);
     // Lifecycle.
-    sum(&s, "solti_sv_task_backoff_count_total", &[("source", "success")]);
-    assert!(sum(&s, "solti_sv_task_terminal_total", &[("reason", "exhausted")]) >= 1.0);
+    sum(
+        &s,
+        "solti_sv_task_backoff_count_total",
+        &[("source", "success")],
+    );
+    assert!(
+        sum(
+            &s,
+            "solti_sv_task_terminal_total",
+            &[("reason", "exhausted")]
+        ) >= 1.0
+    );
     sum(&s, "solti_sv_task_terminal_total", &[("reason", "fatal")]);
     assert!(sum(&s, "solti_sv_task_timeouts_total", &[]) >= 1.0);
     assert!(sum(&s, "solti_sv_task_restarts_total", &[]) >= 1.0);
     // Admission.
     assert!(sum(&s, "solti_ctrl_submissions_total", &[]) >= 6.0);
-    assert!(sum(&s, "solti_ctrl_rejections_total", &[("reason", "slot_busy")]) >= 1.0);
-    for reason in ["slot_full", "superseded", "removed", "shutting_down", "add_failed"] {
+    assert!(
+        sum(
+            &s,
+            "solti_ctrl_rejections_total",
+            &[("reason", "slot_busy")]
+        ) >= 1.0
+    );
+    for reason in [
+        "slot_full",
+        "superseded",
+        "removed",
+        "shutting_down",
+        "add_failed",
+    ] {
         sum(&s, "solti_ctrl_rejections_total", &[("reason", reason)]);
     }
     // Event bus.
@@ -252,8 +299,16 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     );
     sum(&s, "solti_api_in_flight_requests", &[("transport", "http")]);
     // Discovery.
-    sum(&s, "solti_discover_outcomes_total", &[("outcome", "failure")]);
-    sum(&s, "solti_discover_failures_total", &[("reason", "timeout")]);
+    sum(
+        &s,
+        "solti_discover_outcomes_total",
+        &[("outcome", "failure")],
+    );
+    sum(
+        &s,
+        "solti_discover_failures_total",
+        &[("reason", "timeout")],
+    );
     // Host.
     for family in [
         "process_resident_memory_bytes",

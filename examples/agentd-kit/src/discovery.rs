@@ -65,3 +65,65 @@ pub(crate) fn config(
         .build()
         .context("--control-plane / --advertise / --heartbeat-ms")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use solti_discover::{DiscoveryTransport, HttpDialect};
+
+    use super::*;
+
+    /// Every agent kind × heartbeat transport × dialect: the advertised `endpoint_type` is the
+    /// agent's own API, the Sync goes over `--podium-transport` (default: the API kind).
+    #[tokio::test]
+    async fn endpoint_type_is_the_agents_own_api_kind() {
+        let registry = prometheus::Registry::new();
+        let metrics = SoltiMetrics::new(&registry).unwrap();
+        let id = AgentId::new("agent-1");
+        for (kind, api) in [
+            (TransportKind::Http, DiscoveryTransport::Http),
+            (TransportKind::Grpc, DiscoveryTransport::Grpc),
+        ] {
+            for heartbeat in [None, Some("http"), Some("grpc")] {
+                for dialect in ["proto", "legacy"] {
+                    let mut args = vec![
+                        "agentd",
+                        "--control-plane",
+                        "http://127.0.0.1:9",
+                        "--podium-dialect",
+                        dialect,
+                    ];
+                    if let Some(h) = heartbeat {
+                        args.extend(["--podium-transport", h]);
+                    }
+                    let cfg = Config::try_parse_from(args).unwrap();
+                    let advertise = cfg.advertise(kind, "127.0.0.1:8085".parse().unwrap());
+                    let d = config(
+                        &cfg,
+                        kind,
+                        &id,
+                        &advertise,
+                        None,
+                        &metrics,
+                        std::time::Instant::now(),
+                    )
+                    .unwrap();
+                    let case = format!("{kind:?} heartbeat={heartbeat:?} {dialect}");
+                    assert_eq!(d.endpoint_type(), api, "{case}");
+                    let want = match heartbeat {
+                        None => api,
+                        Some("http") => DiscoveryTransport::Http,
+                        Some(_) => DiscoveryTransport::Grpc,
+                    };
+                    assert_eq!(d.transport(), want, "{case}");
+                    let want = if dialect == "legacy" {
+                        HttpDialect::Legacy
+                    } else {
+                        HttpDialect::Proto
+                    };
+                    assert_eq!(d.dialect(), want, "{case}");
+                }
+            }
+        }
+    }
+}
