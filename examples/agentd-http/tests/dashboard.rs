@@ -126,14 +126,15 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     let wait_gate = format!("while [ ! -f {} ]; do sleep 0.01; done", gate.display());
 
     submit(spec("ok", "echo hello", 10_000, NEVER, DROP)).await;
-    submit(spec(
+    let mut retry = spec(
         "retry",
         "exit 3",
         10_000,
         "RESTART_STRATEGY_ON_FAILURE",
         DROP,
-    ))
-    .await;
+    );
+    retry["maxRetries"] = json!(2);
+    submit(retry).await;
     submit(spec("slow", "sleep 30", 200, NEVER, DROP)).await;
     // A busy slot: a queued submission waits, a DROP_IF_RUNNING one is refused.
     submit(spec("busy", &wait_gate, 20_000, NEVER, DROP)).await;
@@ -157,6 +158,7 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
     std::fs::write(&gate, b"").unwrap();
 
     // Poll the scrape until the workload has played out (no fixed sleeps).
+    let last = std::sync::Mutex::new(String::new());
     let scrape = async {
         loop {
             let text = client
@@ -168,6 +170,7 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
                 .await
                 .unwrap();
             let s = parse(&text);
+            *last.lock().unwrap() = text;
             let done = |name: &str, labels: &[(&str, &str)], at_least: f64| {
                 values(&s, name, labels).iter().sum::<f64>() >= at_least
             };
@@ -198,9 +201,17 @@ async fn every_family_the_dashboard_reads_has_series_after_a_mixed_workload() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    let s = tokio::time::timeout(Duration::from_secs(60), scrape)
-        .await
-        .expect("the workload shows in the metrics");
+    let Ok(s) = tokio::time::timeout(Duration::from_secs(60), scrape).await else {
+        let text = last.lock().unwrap().clone();
+        let solti: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("solti_") && !l.contains("_bucket"))
+            .collect();
+        panic!(
+            "the workload did not show in the metrics:\n{}",
+            solti.join("\n")
+        );
+    };
 
     // The agent selector and every join.
     assert_eq!(
