@@ -1,6 +1,9 @@
 //! [`RunnerMetrics`]: the [`MetricsBackend`] runners and the supervisor report through.
 
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::{
+    sync::{PoisonError, RwLock},
+    time::Duration,
+};
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 use solti_runner::{AttemptOutcome, MetricsBackend};
@@ -47,8 +50,9 @@ pub struct RunnerMetrics {
     errors: IntCounterVec,
     submissions: IntCounter,
     rejections: IntCounterVec,
-    /// Runners whose series exist already.
-    known: Mutex<HashSet<String>>,
+    /// Runners whose series exist already: a handful of short names, scanned on each
+    /// attempt start and runner error, written once per runner.
+    known: RwLock<Vec<Box<str>>>,
 }
 
 impl RunnerMetrics {
@@ -101,7 +105,7 @@ impl RunnerMetrics {
                 "Submissions refused before their task ran, by reason.",
                 &[LABEL_REASON],
             )?,
-            known: Mutex::new(HashSet::new()),
+            known: RwLock::new(Vec::new()),
         };
         for reason in REJECTION_REASONS {
             metrics.rejections.with_label_values(&[reason]);
@@ -113,15 +117,16 @@ impl RunnerMetrics {
     /// outcome, and errors for every error label. Idempotent; the agent calls it for each
     /// runner it registers, so dashboards have series before the first task.
     pub fn register_runner(&self, runner: &str) {
+        let is_known = |known: &[Box<str>]| known.iter().any(|k| &**k == runner);
+        if is_known(&self.known.read().unwrap_or_else(PoisonError::into_inner)) {
+            return;
+        }
         {
-            let mut known = self
-                .known
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if known.contains(runner) {
+            let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+            if is_known(&known) {
                 return;
             }
-            known.insert(runner.to_owned());
+            known.push(runner.into());
         }
         self.started.with_label_values(&[runner]);
         for outcome in OUTCOMES {
@@ -149,7 +154,7 @@ impl MetricsBackend for RunnerMetrics {
         outcome: AttemptOutcome,
         duration: Duration,
     ) {
-        self.register_runner(runner);
+        // The series exist since this attempt's start.
         let labels = [runner, outcome.as_label()];
         self.completed.with_label_values(&labels).inc();
         self.duration
