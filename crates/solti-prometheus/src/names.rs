@@ -28,7 +28,7 @@ pub const RUNNER_TASKS_COMPLETED_TOTAL: &str = "solti_runner_tasks_completed_tot
 /// Histogram: attempt duration in seconds, by `runner` and `outcome`.
 pub const RUNNER_TASK_DURATION_SECONDS: &str = "solti_runner_task_duration_seconds";
 /// Counter: runner failures to build or start a task, by `runner` and `error` (`spawn`,
-/// `not_found`, `script_write`, `cgroup`, `isolation`, `config`, `spec`).
+/// `spawn_timeout`, `not_found`, `script_write`, `cgroup`, `isolation`, `config`, `spec`).
 pub const RUNNER_ERRORS_TOTAL: &str = "solti_runner_errors_total";
 /// Gauge (*ours*): attempts currently running, by `runner` and `kind`.
 pub const RUNNER_ATTEMPTS_IN_FLIGHT: &str = "solti_runner_attempts_in_flight";

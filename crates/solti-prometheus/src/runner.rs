@@ -196,8 +196,9 @@ const OUTCOMES: [AttemptOutcome; 4] = [
 ];
 
 /// The runner error labels of the subprocess runner, pre-created per runner.
-pub const RUNNER_ERRORS: [&str; 7] = [
+pub const RUNNER_ERRORS: [&str; 8] = [
     "spawn",
+    "spawn_timeout",
     "not_found",
     "script_write",
     "cgroup",

@@ -16,7 +16,8 @@ pub mod testing;
 mod trim;
 
 pub use config::{
-    Config, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret, TransportKind,
+    Config, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret, TaskIdentity,
+    TransportKind,
 };
 pub use identity::load_or_create_agent_id;
 pub use run::{main, main_with, run, run_with};
