@@ -59,6 +59,17 @@ pub trait MetricsBackend: Send + Sync + 'static {
     fn output_lagged(&self, events: u64) {
         let _ = events;
     }
+
+    /// The supervisor took a submission to admission (it passed validation): every task the
+    /// supervisor is asked to run, embedded ones included, whether it is then admitted or
+    /// refused. Default: nothing.
+    fn task_submitted(&self) {}
+    /// The supervisor refused a submission before its task ran; `reason` is a short fixed
+    /// label (`slot_busy`, `slot_full`, `superseded`, `removed`, `shutting_down`,
+    /// `add_failed`, `resource_limit`, `other`). Default: nothing.
+    fn task_rejected(&self, reason: &'static str) {
+        let _ = reason;
+    }
 }
 
 /// Discards every measurement. The default.

@@ -42,6 +42,7 @@ fn spec(slot: &str, script: &str) -> CreateSpec {
         }),
         timeout_ms: 30_000,
         restart: pb::RestartStrategy::OnFailure as i32,
+        admission: pb::AdmissionStrategy::DropIfRunning as i32,
         max_retries: Some(1),
         backoff: Some(pb::BackoffStrategy {
             jitter: pb::JitterStrategy::None as i32,

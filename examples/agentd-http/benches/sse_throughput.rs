@@ -27,7 +27,9 @@ async fn sse_round(base: &str, client: &reqwest::Client, round: usize) -> (f64, 
         "slot": format!("seq-{round}"),
         "kind": {"subprocess": {"command": {"command": "sh",
             "args": ["-c", format!("sleep 0.2; exec seq 1 {LINES}")]}}},
-        "timeoutMs": "60000"
+        "timeoutMs": "60000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }});
     let resp = client
         .post(format!("{base}/api/v1/tasks"))

@@ -47,7 +47,25 @@ pub enum LogFormatArg {
     Journald,
 }
 
-/// Podium HTTP dialect.
+/// Log timestamp zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogTimezoneArg {
+    /// The host's local offset (`+02:00`), re-read hourly (daylight saving).
+    Local,
+    /// UTC (`Z`).
+    Utc,
+}
+
+/// How heartbeats reach the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PodiumTransportArg {
+    /// `POST {control-plane}/api/v1/discovery/sync` with JSON.
+    Http,
+    /// `solti.discover.v1.DiscoverService/Sync`.
+    Grpc,
+}
+
+/// Podium dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DialectArg {
     /// The shared-proto JSON (camelCase, int64 as strings).
@@ -99,7 +117,8 @@ pub struct Config {
     #[arg(long, env = "SOLTI_CONTROL_PLANE")]
     pub control_plane: Option<String>,
 
-    /// Podium HTTP dialect.
+    /// Podium dialect: JSON shape over HTTP and `endpoint_type` numbers (legacy: 0 = gRPC,
+    /// 1 = HTTP; proto: 1 = gRPC, 2 = HTTP) on both heartbeat transports.
     #[arg(
         long,
         env = "SOLTI_PODIUM_DIALECT",
@@ -107,6 +126,11 @@ pub struct Config {
         default_value = "proto"
     )]
     pub podium_dialect: DialectArg,
+
+    /// Transport of the heartbeats to the control plane [default: the agent's own API kind].
+    /// Whatever it is, the agent advertises its own API kind as `endpoint_type`.
+    #[arg(long, env = "SOLTI_PODIUM_TRANSPORT", value_enum)]
+    pub podium_transport: Option<PodiumTransportArg>,
 
     /// Heartbeat interval to the control plane, in milliseconds (>= 1000).
     #[arg(long, env = "SOLTI_HEARTBEAT_MS", default_value_t = 10_000)]
@@ -165,6 +189,10 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "SOLTI_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormatArg,
+
+    /// Zone of the log timestamps (text and JSON formats).
+    #[arg(long, env = "SOLTI_LOG_TIMEZONE", value_enum, default_value = "local")]
+    pub log_timezone: LogTimezoneArg,
 
     /// Log level, as a tracing env-filter expression (e.g. `info,solti_exec=debug`).
     #[arg(long, env = "SOLTI_LOG_LEVEL", default_value = "info")]
@@ -475,6 +503,21 @@ mod tests {
             "127.0.0.1:9090"
         );
         assert_eq!(c.heartbeat_ms, 10_000);
+        assert_eq!(c.log_timezone, LogTimezoneArg::Local);
+        assert_eq!(c.podium_transport, None);
+    }
+
+    #[test]
+    fn log_timezone_and_podium_transport() {
+        assert_eq!(
+            parse(&["--log-timezone", "utc"]).log_timezone,
+            LogTimezoneArg::Utc
+        );
+        assert!(Config::try_parse_from(["agentd", "--log-timezone", "mars"]).is_err());
+        assert_eq!(
+            parse(&["--podium-transport", "grpc"]).podium_transport,
+            Some(PodiumTransportArg::Grpc)
+        );
     }
 
     #[test]

@@ -13,6 +13,49 @@ use crate::{ApiError, pb};
 
 pub(crate) use spec::{spec_from_pb, spec_to_pb};
 
+/// Words a JSON decoding error of a request body. `path` is where it happened
+/// (`spec.restart`, `.` for the whole body), with the client's key spelling.
+///
+/// A strict enum of the spec that holds an unknown name, an out-of-range number or `null`
+/// gets the same message as an unset one ([`spec::StrictEnum::refusal`]), so both transports
+/// answer alike; anything else is `invalid JSON body: <serde's text> (at <path>)`.
+#[cfg(feature = "http")]
+pub(crate) fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
+    let path = camel_case_path(path);
+    if err.is_data()
+        && let Some(strict) = spec::StrictEnum::at_json_path(&path)
+    {
+        return strict.refusal(&path);
+    }
+    if path == "." || path.is_empty() || !err.is_data() {
+        ApiError::InvalidRequest(format!("invalid JSON body: {err}"))
+    } else {
+        ApiError::InvalidRequest(format!("invalid JSON body: {err} (at {path})"))
+    }
+}
+
+/// `spec.runner_selector.match_expressions[0].operator` →
+/// `spec.runnerSelector.matchExpressions[0].operator` (proto3 JSON accepts both spellings;
+/// messages use the canonical one). Keys are the client's, so the result is cut at 256
+/// characters.
+#[cfg(feature = "http")]
+fn camel_case_path(path: &str) -> String {
+    const MAX_PATH_CHARS: usize = 256;
+    let mut out = String::new();
+    let mut upper = false;
+    for c in path.chars().take(MAX_PATH_CHARS) {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Decodes the spec of an `ApplyTask`: like [`spec_from_pb`], then admission is forced to
 /// `Replace`.
 pub(crate) fn apply_spec_from_pb(spec: Option<pb::CreateSpec>) -> Result<TaskSpec, ApiError> {

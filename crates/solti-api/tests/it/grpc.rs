@@ -74,6 +74,8 @@ fn echo_spec(slot: &str) -> pb::CreateSpec {
             })),
         }),
         timeout_ms: 10_000,
+        restart: pb::RestartStrategy::Never.into(),
+        admission: pb::AdmissionStrategy::DropIfRunning.into(),
         ..Default::default()
     }
 }
@@ -278,13 +280,13 @@ async fn every_rpc_against_a_real_supervisor() {
         Transport::Grpc,
         "SubmitTask".into(),
         "/solti.task.v1.TaskService/SubmitTask",
-        "OK".into()
+        "0".into()
     )));
     assert!(finished.contains(&(
         Transport::Grpc,
         "StreamTaskLogs".into(),
         "/solti.task.v1.TaskService/StreamTaskLogs",
-        "NOT_FOUND".into()
+        "5".into()
     )));
     server.stop().await;
 }

@@ -116,7 +116,9 @@ pub(crate) fn submit_body(slot: &str, command: &str, args: &[&str]) -> String {
         "spec": {
             "slot": slot,
             "kind": { "subprocess": { "command": { "command": command, "args": args }, "failOnNonZero": true } },
-            "timeoutMs": 10000
+            "timeoutMs": 10000,
+            "restart": "RESTART_STRATEGY_NEVER",
+            "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
         }
     })
     .to_string()

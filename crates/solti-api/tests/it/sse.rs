@@ -29,6 +29,7 @@ pub(crate) fn two_attempt_spec(dir: &std::path::Path) -> serde_json::Value {
         "kind": { "subprocess": { "command": { "command": "sh", "args": ["-c", script] }, "failOnNonZero": true } },
         "timeoutMs": 20000,
         "restart": "RESTART_STRATEGY_ON_FAILURE",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
         "backoff": { "jitter": "JITTER_STRATEGY_NONE", "firstMs": 1, "maxMs": 1, "factor": 1 }
     })
 }
@@ -244,7 +245,8 @@ async fn a_reader_that_does_not_read_gets_everything_retained_afterwards() {
     let body = json!({ "spec": {
         "slot": "chatty",
         "kind": { "subprocess": { "command": { "command": "sh", "args": ["-c", script] } } },
-        "timeoutMs": 20000
+        "timeoutMs": 20000,
+        "restart": "RESTART_STRATEGY_NEVER", "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }})
     .to_string();
     let (_, res) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;

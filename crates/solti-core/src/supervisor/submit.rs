@@ -135,9 +135,13 @@ impl SupervisorApi {
                 ),
             )));
         }
+        shared.metrics.task_submitted();
         if spec.admission() == AdmissionPolicy::DropIfRunning
             && let Some(owner) = shared.runtime.slot_owner(spec.slot())
         {
+            shared
+                .metrics
+                .task_rejected(convert::rejection_label(tv::RejectionKind::SlotBusy));
             // The slot is visibly busy: refuse at once, so the acknowledged task is already
             // terminal when the caller looks. (A slot that only taskvisor still sees busy is
             // refused through the watched outcome instead, a moment later.)
@@ -258,6 +262,11 @@ async fn intake(
 /// runtime entry and ends its output stream (after the last `RunFinished`).
 async fn finalize(shared: Arc<Shared>, id: TaskId, entry: Arc<Active>, waiter: tv::TaskWaiter) {
     let outcome = waiter.wait().await;
+    if let Ok(tv::TaskOutcome::Rejected { kind, .. }) = &outcome {
+        shared
+            .metrics
+            .task_rejected(convert::rejection_label(*kind));
+    }
     let stop_reason = entry.stop_reason().or_else(|| {
         // Submitted while shutdown was naming reasons: it is stopped by the shutdown too.
         shared
