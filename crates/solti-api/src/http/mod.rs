@@ -2,6 +2,7 @@
 
 mod gate;
 mod guard;
+mod log_query;
 mod reply;
 mod routes;
 mod shape;

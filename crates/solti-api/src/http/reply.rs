@@ -60,8 +60,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
     }
     // Lists over their field's limit are refused before decoding allocates every entry.
     super::shape::check(&body)?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| crate::convert::json_error(&e.path().to_string(), e.inner()))?;
+    json.end()
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 /// Maps a failure to read the body: over the limit → 413, anything else → 400.

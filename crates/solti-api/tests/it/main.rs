@@ -14,4 +14,5 @@ mod harness;
 mod http;
 mod limits;
 mod sse;
+mod strict;
 mod tls;
