@@ -21,7 +21,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
-const SPEC: &str = r#"{"spec":{"slot":"sec","kind":{"subprocess":{"command":{"command":"true"}}},"timeoutMs":"10000"}}"#;
+const SPEC: &str = r#"{"spec":{"slot":"sec","kind":{"subprocess":{"command":{"command":"true"}}},"timeoutMs":"10000","restart":"RESTART_STRATEGY_NEVER","admission":"ADMISSION_STRATEGY_DROP_IF_RUNNING"}}"#;
 
 /// One HTTP/1.1 exchange on `io` (the request asks to close the connection).
 async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
