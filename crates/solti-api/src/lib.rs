@@ -9,7 +9,7 @@
 //!
 //! # How it fits together
 //! - [`ApiHandler`] is the transport-agnostic set of operations (submit, apply, get, list,
-//!   runs, delete, stream logs) in domain types; [`SupervisorApiAdapter`] implements it.
+//!   runs, delete, cancel, stream logs) in domain types; [`SupervisorApiAdapter`] implements it.
 //! - [`HttpApi`] turns a handler into an [`axum::Router`]; [`GrpcApi`] into the
 //!   `solti.task.v1.TaskService` tonic service. Both decode and validate with the same
 //!   conversions, map failures through the one [`ApiError`], check the optional bearer
@@ -61,7 +61,7 @@ mod observe;
 mod serve;
 
 #[doc(inline)]
-pub use adapter::SupervisorApiAdapter;
+pub use adapter::{CANCEL_WAIT, SupervisorApiAdapter};
 #[doc(inline)]
 pub use error::ApiError;
 #[cfg(feature = "_proto")]

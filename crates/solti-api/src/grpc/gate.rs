@@ -163,13 +163,14 @@ const DECODE_FAILURES: [&str; 5] = [
 
 /// The RPC name and route template of a request path.
 fn method_of(path: &str) -> (&'static str, &'static str) {
-    const ROUTES: [(&str, &str); 7] = [
+    const ROUTES: [(&str, &str); 8] = [
         ("SubmitTask", "/solti.task.v1.TaskService/SubmitTask"),
         ("ApplyTask", "/solti.task.v1.TaskService/ApplyTask"),
         ("GetTaskStatus", "/solti.task.v1.TaskService/GetTaskStatus"),
         ("ListTasks", "/solti.task.v1.TaskService/ListTasks"),
         ("ListTaskRuns", "/solti.task.v1.TaskService/ListTaskRuns"),
         ("DeleteTask", "/solti.task.v1.TaskService/DeleteTask"),
+        ("CancelTask", "/solti.task.v1.TaskService/CancelTask"),
         (
             "StreamTaskLogs",
             "/solti.task.v1.TaskService/StreamTaskLogs",

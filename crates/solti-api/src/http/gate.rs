@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
+use super::{ROUTE_CANCEL, ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
 use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE, auth::bearer_matches};
 
 /// Reports the request to the observer (outermost, so 401s and 413s are seen too).
@@ -79,6 +79,7 @@ fn route_template(matched: Option<&MatchedPath>) -> &'static str {
         Some(ROUTE_TASK) => ROUTE_TASK,
         Some(ROUTE_RUNS) => ROUTE_RUNS,
         Some(ROUTE_LOGS) => ROUTE_LOGS,
+        Some(ROUTE_CANCEL) => ROUTE_CANCEL,
         _ => UNMATCHED_ROUTE,
     }
 }

@@ -28,6 +28,8 @@ pub const ROUTE_TASK: &str = "/api/v1/tasks/{id}";
 pub const ROUTE_RUNS: &str = "/api/v1/tasks/{id}/runs";
 /// Route template of `GET /api/v1/tasks/{id}/logs` (SSE).
 pub const ROUTE_LOGS: &str = "/api/v1/tasks/{id}/logs";
+/// Route template of `POST /api/v1/tasks/{id}/cancel`.
+pub const ROUTE_CANCEL: &str = "/api/v1/tasks/{id}/cancel";
 
 /// Builds the HTTP/JSON API as an [`axum::Router`].
 ///
@@ -106,6 +108,7 @@ impl<H: ApiHandler> HttpApi<H> {
             )
             .route(ROUTE_RUNS, get(routes::runs::<H>))
             .route(ROUTE_LOGS, get(routes::logs::<H>))
+            .route(ROUTE_CANCEL, post(routes::cancel::<H>))
             .fallback(gate::route_not_found)
             .method_not_allowed_fallback(gate::method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -7,6 +7,7 @@
 )]
 
 mod auth;
+mod cancel;
 mod fuzz;
 mod grpc;
 mod harness;
