@@ -54,6 +54,7 @@ mod generated;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod handler;
+mod health;
 #[cfg(feature = "http")]
 pub mod http;
 mod observe;
@@ -71,6 +72,8 @@ pub use generated::pb;
 pub use grpc::{GrpcApi, serve_grpc};
 #[doc(inline)]
 pub use handler::{ApiHandler, LogStream};
+#[doc(inline)]
+pub use health::{Health, Readiness};
 #[cfg(feature = "http")]
 #[doc(inline)]
 pub use http::{HttpApi, serve_http};

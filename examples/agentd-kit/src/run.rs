@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
+use solti_api::Health;
 use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
 use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
@@ -65,6 +66,9 @@ where
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
+    // `/readyz` and gRPC health answer "starting" until the listeners are bound and the
+    // supervisor runs, and "shutting down" from the first signal on.
+    let health = Health::new();
 
     let token = load_token(&config)?;
     let listen = config.listen_addr(transport);
@@ -106,7 +110,12 @@ where
         .with_context(|| format!("--listen: cannot bind {listen}"))?;
     let api_addr = api_listener.local_addr().context("API listener address")?;
 
-    let metrics_url = match config.metrics_addr()? {
+    // The metrics port (with `/healthz` and `/readyz`) is served by the agent itself, not
+    // as a supervisor task, so it keeps answering (`/readyz` 503) while the supervisor shuts
+    // down; it stops after that. Dropping the guard (an early error return) stops it too.
+    let metrics_stop = CancellationToken::new();
+    let _metrics_guard = metrics_stop.clone().drop_guard();
+    let (metrics_url, metrics_server) = match config.metrics_addr()? {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -115,14 +124,16 @@ where
                 "http://{}/metrics",
                 listener.local_addr().context("metrics listener address")?
             );
-            let (task, spec) = solti_prometheus::metrics_server(listener, registry.clone());
-            supervisor
-                .submit_with_task(task, &spec)
-                .await
-                .context("start the metrics server")?;
-            url
+            let stop = metrics_stop.clone();
+            let server = tokio::spawn(solti_prometheus::serve_metrics_with(
+                listener,
+                registry.clone(),
+                solti_api::http::health_router(health.clone()),
+                async move { stop.cancelled().await },
+            ));
+            (url, Some(server))
         }
-        None => "off".to_owned(),
+        None => ("off".to_owned(), None),
     };
 
     if config.malloc_trim_ms > 0 {
@@ -168,6 +179,9 @@ where
         (TransportKind::Grpc, false) => "grpc",
         (TransportKind::Grpc, true) => "grpcs",
     };
+    // Listeners bound (connections wait in their backlog until the accept loop runs), the
+    // supervisor running: ready.
+    health.set_ready();
     // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
     println!(
         "{} ready: api={scheme}://{api_addr} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
@@ -189,6 +203,7 @@ where
         token,
         server_tls,
         metrics.api(),
+        health.clone(),
         shutdown.clone(),
         drain,
     );
@@ -198,12 +213,21 @@ where
         () = shutdown.cancelled() => None,
     };
     // Whatever ended the server (a signal or an error), stop everything in order.
+    health.set_shutting_down();
     shutdown.cancel();
     tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
     let (stopped, served) = match ended_early {
         Some(served) => (supervisor.shutdown().await, served),
         None => tokio::join!(supervisor.shutdown(), server),
     };
+    metrics_stop.cancel();
+    if let Some(server) = metrics_server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics server failed"),
+            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+        }
+    }
     signals.abort();
     let _ = signals.await;
     served?;

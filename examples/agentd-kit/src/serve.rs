@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
-use solti_api::{GrpcApi, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener};
+use solti_api::{GrpcApi, Health, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener};
 use solti_core::SupervisorApi;
 use solti_model::Token;
 use solti_prometheus::ApiMetrics;
@@ -26,6 +26,7 @@ pub(crate) async fn api(
     token: Option<Token>,
     tls: Option<ServerTlsConfig>,
     metrics: Arc<ApiMetrics>,
+    health: Health,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> Result<()> {
@@ -34,7 +35,9 @@ pub(crate) async fn api(
     let stop = async move { shutdown.cancelled().await };
     let served = match transport {
         TransportKind::Http => {
-            let mut api = HttpApi::new(handler).with_observer(metrics.clone());
+            let mut api = HttpApi::new(handler)
+                .with_observer(metrics.clone())
+                .with_health(health);
             if let Some(token) = token {
                 api = api.with_auth(token);
             }
@@ -49,7 +52,9 @@ pub(crate) async fn api(
             }
         }
         TransportKind::Grpc => {
-            let mut api = GrpcApi::new(handler).with_observer(metrics.clone());
+            let mut api = GrpcApi::new(handler)
+                .with_observer(metrics.clone())
+                .with_health(health);
             if let Some(token) = token {
                 api = api.with_auth(token);
             }

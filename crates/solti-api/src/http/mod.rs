@@ -1,6 +1,7 @@
 //! The HTTP/JSON binding (`/api/v1`) on axum, with SSE live logs.
 
 mod gate;
+mod health;
 mod reply;
 mod routes;
 mod sse;
@@ -15,7 +16,9 @@ use axum::{
 };
 use solti_model::Token;
 
-use crate::{ApiHandler, ApiObserver, Listener, NoOpApiObserver, ServeConfig};
+pub use health::{ROUTE_HEALTHZ, ROUTE_READYZ, health_router};
+
+use crate::{ApiHandler, ApiObserver, Health, Listener, NoOpApiObserver, ServeConfig};
 
 /// Largest accepted request body: 4 MiB. Larger bodies get `413 PayloadTooLarge`.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -37,7 +40,8 @@ pub const ROUTE_CANCEL: &str = "/api/v1/tasks/{id}/cancel";
 /// `{"error":"<Label>","message":"…"}` (also for unknown routes, wrong methods, bad JSON and
 /// oversized bodies), the body limit is [`MAX_BODY_BYTES`], and with
 /// [`with_auth`](Self::with_auth) every request, including the log stream and unknown routes,
-/// must carry `Authorization: Bearer <token>`.
+/// must carry `Authorization: Bearer <token>`; only the probes `GET /healthz` and
+/// `GET /readyz` ([`with_health`](Self::with_health)) answer without it.
 ///
 /// ```no_run
 /// # async fn demo(supervisor: solti_core::SupervisorApi) -> std::io::Result<()> {
@@ -57,6 +61,7 @@ pub struct HttpApi<H> {
     handler: Arc<H>,
     auth: Option<Token>,
     observer: Arc<dyn ApiObserver>,
+    health: Health,
 }
 
 impl<H: ApiHandler> HttpApi<H> {
@@ -66,7 +71,18 @@ impl<H: ApiHandler> HttpApi<H> {
             handler,
             auth: None,
             observer: Arc::new(NoOpApiObserver),
+            health: Health::ready(),
         }
+    }
+
+    /// Answers `GET /healthz` and `GET /readyz` from `health` (see [`health_router`]).
+    /// These two routes need no token and are not reported to the observer.
+    ///
+    /// # Default
+    /// [`Health::ready`]: `/readyz` answers 200 whenever the router serves.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every request (compared in constant time).
@@ -95,7 +111,7 @@ impl<H: ApiHandler> HttpApi<H> {
             auth: self.auth,
             observer: self.observer,
         });
-        Router::new()
+        let api = Router::new()
             .route(
                 ROUTE_TASKS,
                 post(routes::submit::<H>)
@@ -120,7 +136,9 @@ impl<H: ApiHandler> HttpApi<H> {
                 Arc::clone(&shared),
                 gate::observe::<H>,
             ))
-            .with_state(shared)
+            .with_state(shared);
+        // The probes sit outside the auth and observation layers.
+        health_router(self.health).merge(api)
     }
 }
 
