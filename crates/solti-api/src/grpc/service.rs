@@ -159,7 +159,9 @@ impl From<ApiError> for Status {
             ApiError::Unauthenticated => Code::Unauthenticated,
             ApiError::TaskNotFound(_) => Code::NotFound,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
-            ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::PayloadTooLarge { .. } | ApiError::CapacityExhausted(_) => {
+                Code::ResourceExhausted
+            }
             ApiError::ShuttingDown => Code::Unavailable,
             ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {
                 Code::Unimplemented

@@ -12,7 +12,8 @@ use crate::{
     harness::{adapter, assert_error, call, request, send, submit_body},
 };
 
-/// Waits (without sleeping) until the task printed its first line: it is running then.
+/// Waits (without sleeping) until the task prints a line (it prints one every 200 ms): it
+/// is running then.
 async fn wait_first_line(sup: &solti_core::SupervisorApi, id: &str) {
     let id = TaskId::try_new(id).unwrap();
     let mut sub = sup.subscribe_output(&id).await.unwrap().unwrap();
@@ -32,7 +33,7 @@ async fn wait_first_line(sup: &solti_core::SupervisorApi, id: &str) {
 async fn http_cancel_keeps_the_task_and_its_history() {
     let (sup, handler) = adapter().await;
     let app = HttpApi::new(handler).router();
-    let body = submit_body("cx", "sh", &["-c", "echo started; exec sleep 30"]);
+    let body = submit_body("cx", "sh", &["-c", "while :; do echo running; sleep 0.2; done"]);
     let (status, created) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["taskId"].as_str().unwrap().to_owned();
@@ -120,7 +121,7 @@ async fn grpc_cancel_task() {
             kind: Some(pb::task_kind::Kind::Subprocess(pb::SubprocessTask {
                 mode: Some(pb::subprocess_task::Mode::Command(pb::CommandMode {
                     command: "sh".into(),
-                    args: vec!["-c".into(), "echo started; exec sleep 30".into()],
+                    args: vec!["-c".into(), "while :; do echo running; sleep 0.2; done".into()],
                 })),
                 ..Default::default()
             })),

@@ -13,4 +13,5 @@ mod grpc;
 mod harness;
 mod http;
 mod sse;
+mod status;
 mod tls;
