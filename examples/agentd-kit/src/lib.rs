@@ -9,6 +9,7 @@
 mod config;
 mod discovery;
 mod identity;
+mod notify;
 mod run;
 mod serve;
 mod signals;

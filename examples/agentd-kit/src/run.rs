@@ -188,6 +188,16 @@ where
         transport.binary_name()
     );
 
+    let notifier = crate::notify::notifier();
+    notifier.send(&format!(
+        "READY=1\nSTATUS=serving {scheme}://{api_addr}, metrics {metrics_url}"
+    ));
+    let watchdog_stop = CancellationToken::new();
+    let _watchdog_guard = watchdog_stop.clone().drop_guard();
+    let watchdog = notifier
+        .watchdog_interval()
+        .map(|every| tokio::spawn(crate::notify::watchdog(every, watchdog_stop.clone())));
+
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(signals.shutdown_on_signal(shutdown.clone()));
 
@@ -214,6 +224,7 @@ where
     };
     // Whatever ended the server (a signal or an error), stop everything in order.
     health.set_shutting_down();
+    notifier.send("STOPPING=1\nSTATUS=shutting down: stopping tasks");
     shutdown.cancel();
     tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
     let (stopped, served) = match ended_early {
@@ -227,6 +238,10 @@ where
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics server failed"),
             Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
         }
+    }
+    watchdog_stop.cancel();
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
     }
     signals.abort();
     let _ = signals.await;
@@ -310,6 +325,7 @@ where
     let mut config = Config::from_arg_matches(&matches)?;
     pick_token_source(&mut config, &matches)?;
     scrub_secret_env();
+    crate::notify::take_from_env();
     // The local UTC offset can only be read reliably before other threads exist.
     let _ = solti_observe::init_local_offset();
     let runtime = tokio::runtime::Builder::new_multi_thread()

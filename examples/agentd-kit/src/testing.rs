@@ -37,11 +37,25 @@ impl AgentProcess {
     /// # Errors
     /// When the process cannot start or exits before it is ready.
     pub fn start_with_state(binary: &Path, state_dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(binary, state_dir, extra, &[])
+    }
+
+    /// As [`start_with_state`](Self::start_with_state) with extra environment variables.
+    ///
+    /// # Errors
+    /// When the process cannot start or exits before it is ready.
+    pub fn start_with_env(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -112,6 +126,15 @@ impl AgentProcess {
     pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus> {
         self.send_sigterm()?;
         self.wait_exit(within)
+    }
+
+    /// Sends `signal` to the agent.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).context("pid")?);
+        nix::sys::signal::kill(pid, signal).with_context(|| format!("send {signal}"))
     }
 
     /// Sends SIGTERM without waiting (see [`Self::wait_exit`]).

@@ -33,7 +33,11 @@ async fn wait_first_line(sup: &solti_core::SupervisorApi, id: &str) {
 async fn http_cancel_keeps_the_task_and_its_history() {
     let (sup, handler) = adapter().await;
     let app = HttpApi::new(handler).router();
-    let body = submit_body("cx", "sh", &["-c", "while :; do echo running; sleep 0.2; done"]);
+    let body = submit_body(
+        "cx",
+        "sh",
+        &["-c", "while :; do echo running; sleep 0.2; done"],
+    );
     let (status, created) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["taskId"].as_str().unwrap().to_owned();
@@ -121,7 +125,10 @@ async fn grpc_cancel_task() {
             kind: Some(pb::task_kind::Kind::Subprocess(pb::SubprocessTask {
                 mode: Some(pb::subprocess_task::Mode::Command(pb::CommandMode {
                     command: "sh".into(),
-                    args: vec!["-c".into(), "while :; do echo running; sleep 0.2; done".into()],
+                    args: vec![
+                        "-c".into(),
+                        "while :; do echo running; sleep 0.2; done".into(),
+                    ],
                 })),
                 ..Default::default()
             })),
