@@ -82,8 +82,11 @@ where
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
-    solti_exec::register_subprocess_runner(&mut router, "default").context("subprocess runner")?;
+    let backend = config.backend_config()?;
+    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", backend)
+        .context("subprocess runner (--cgroup-parent, --task-*-max, --rlimit-*, capabilities)")?;
     runners(&mut router).context("register extra runners")?;
+    let capabilities = crate::discovery::capabilities(&router);
     // After everything that can refuse to start, so a failed start leaves no new id file.
     let agent_id = match &config.agent_id {
         Some(id) => AgentId::try_new(id).context("--agent-id")?,
@@ -91,8 +94,15 @@ where
     };
 
     let grace = Duration::from_millis(config.shutdown_grace_ms);
+    // The internal tasks (the sweep, the timezone sync, and the allocator trim and discovery
+    // when enabled) each take a running place: the bound covers tasks on top of them.
+    let internal =
+        2 + usize::from(config.malloc_trim_ms > 0) + usize::from(config.control_plane.is_some());
+    let max_running = config.max_running().and_then(|n| n.checked_add(internal));
     let supervisor = SupervisorApi::new(
-        SupervisorConfig::default().with_grace(grace),
+        SupervisorConfig::default()
+            .with_grace(grace)
+            .with_max_concurrent(max_running),
         ControllerConfig::default(),
         vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
         router,
@@ -156,6 +166,7 @@ where
             let advertise = config.advertise(transport, api_addr);
             let discover = crate::discovery::config(
                 &config,
+                &capabilities,
                 transport,
                 &agent_id,
                 &advertise,
@@ -308,9 +319,41 @@ pub fn main_with<F>(transport: TransportKind, runners: F) -> Result<()>
 where
     F: FnOnce(&mut RunnerRouter) -> Result<()>,
 {
-    use clap::{CommandFactory as _, FromArgMatches as _};
+    use clap::FromArgMatches as _;
 
-    let matches = Config::command()
+    let cmd = command(transport);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match crate::file::parse(&cmd, &argv) {
+        Ok(parsed) => parsed,
+        // --help, --version and usage errors print as clap prints them.
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(other) => return Err(other),
+        },
+    };
+    let matches = &parsed.matches;
+    if matches.get_flag("print_config") {
+        print!("{}", crate::file::render(&cmd, &parsed));
+        return Ok(());
+    }
+    let mut config = Config::from_arg_matches(matches)?;
+    pick_token_source(&mut config, matches)?;
+    scrub_secret_env();
+    crate::notify::take_from_env();
+    // The local UTC offset can only be read reliably before other threads exist.
+    let _ = solti_observe::init_local_offset();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(run_with(config, transport, runners))
+}
+
+/// The command line of the agent serving `transport`: [`Config`]'s flags, named after the
+/// binary.
+pub(crate) fn command(transport: TransportKind) -> clap::Command {
+    use clap::CommandFactory as _;
+    Config::command()
         .name(transport.binary_name())
         .bin_name(transport.binary_name())
         .about(match transport {
@@ -321,18 +364,6 @@ where
                 "Solti agent: runs supervised tasks, serves the gRPC task API (solti.task.v1)"
             }
         })
-        .get_matches();
-    let mut config = Config::from_arg_matches(&matches)?;
-    pick_token_source(&mut config, &matches)?;
-    scrub_secret_env();
-    crate::notify::take_from_env();
-    // The local UTC offset can only be read reliably before other threads exist.
-    let _ = solti_observe::init_local_offset();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
-    runtime.block_on(run_with(config, transport, runners))
 }
 
 /// Removes secrets that may have come through the environment, so tasks (which inherit the
