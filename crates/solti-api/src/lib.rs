@@ -44,7 +44,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
-#[cfg(any(feature = "http", feature = "grpc"))]
 mod auth;
 #[cfg(feature = "_proto")]
 mod convert;
@@ -64,6 +63,8 @@ mod serve;
 #[doc(inline)]
 pub use adapter::{CANCEL_WAIT, SupervisorApiAdapter};
 #[doc(inline)]
+pub use auth::SharedToken;
+#[doc(inline)]
 pub use error::ApiError;
 #[cfg(feature = "_proto")]
 pub use generated::pb;
@@ -79,12 +80,12 @@ pub use health::{Health, Readiness};
 pub use http::{HttpApi, serve_http};
 #[doc(inline)]
 pub use observe::{ApiObserver, NoOpApiObserver, Transport, UNMATCHED_ROUTE};
-#[cfg(feature = "tls")]
-#[doc(inline)]
-pub use serve::TlsListener;
 #[cfg(feature = "_serve")]
 #[doc(inline)]
 pub use serve::{Listener, MAX_HEADER_BYTES, ServeConfig};
+#[cfg(feature = "tls")]
+#[doc(inline)]
+pub use serve::{TlsListener, TlsReloader};
 
 /// The version of the task API this crate serves (`api_version` in discovery).
 pub const API_VERSION: i32 = 1;

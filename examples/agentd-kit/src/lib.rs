@@ -11,6 +11,7 @@ mod discovery;
 mod file;
 mod identity;
 mod notify;
+mod reload;
 mod run;
 mod serve;
 mod signals;

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
-use solti_api::Health;
+use solti_api::{Health, SharedToken, TlsListener};
 use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
 use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
@@ -66,6 +66,9 @@ where
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
+    // SIGHUP reloads; without a handler its default action would kill the agent.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("install the SIGHUP handler")?;
     // `/readyz` and gRPC health answer "starting" until the listeners are bound and the
     // supervisor runs, and "shutting down" from the first signal on.
     let health = Health::new();
@@ -217,12 +220,31 @@ where
     // `run-finished` and the end of the stream. The drain outlasts the supervisor's
     // shutdown (its grace, then at most SHUTDOWN_SLACK for the last outcomes).
     let drain = grace + solti_core::SHUTDOWN_SLACK + Duration::from_secs(1);
+    let token = token.map(SharedToken::new);
+    let (api_listener, tls_reloader) = match &server_tls {
+        Some(tls) => {
+            let listener = TlsListener::new(api_listener, tls);
+            let reloader = listener.reloader();
+            (serve::ApiListener::Tls(listener), Some(reloader))
+        }
+        None => (serve::ApiListener::Plain(api_listener), None),
+    };
+    let reload_stop = CancellationToken::new();
+    let _reload_guard = reload_stop.clone().drop_guard();
+    let reloader = tokio::spawn(crate::reload::on_hangup(
+        hangup,
+        crate::reload::Reloadable {
+            config: config.clone(),
+            token: token.clone(),
+            tls: tls_reloader,
+        },
+        reload_stop.clone(),
+    ));
     let server = serve::api(
         transport,
         api_listener,
         Arc::new(supervisor.clone()),
         token,
-        server_tls,
         metrics.api(),
         health.clone(),
         shutdown.clone(),
@@ -250,6 +272,8 @@ where
             Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
         }
     }
+    reload_stop.cancel();
+    let _ = reloader.await;
     watchdog_stop.cancel();
     if let Some(watchdog) = watchdog {
         let _ = watchdog.await;
@@ -274,7 +298,7 @@ fn load_token(config: &Config) -> Result<Option<Token>> {
     }
 }
 
-fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
+pub(crate) fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
@@ -332,10 +356,16 @@ where
         },
     };
     let matches = &parsed.matches;
+    let rendered = crate::file::render(&cmd, &parsed);
     if matches.get_flag("print_config") {
-        print!("{}", crate::file::render(&cmd, &parsed));
+        print!("{rendered}");
         return Ok(());
     }
+    crate::reload::set_origin(crate::reload::Origin {
+        cmd,
+        argv,
+        rendered,
+    });
     let mut config = Config::from_arg_matches(matches)?;
     pick_token_source(&mut config, matches)?;
     scrub_secret_env();

@@ -3,12 +3,19 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
-use solti_api::{GrpcApi, Health, HttpApi, ServeConfig, SupervisorApiAdapter, TlsListener};
+use solti_api::{
+    GrpcApi, Health, HttpApi, ServeConfig, SharedToken, SupervisorApiAdapter, TlsListener,
+};
 use solti_core::SupervisorApi;
-use solti_model::Token;
 use solti_prometheus::ApiMetrics;
-use solti_tls::ServerTlsConfig;
 use tokio::net::TcpListener;
+
+/// The API listener: plain, or TLS (whose certificate a reload can swap).
+#[derive(Debug)]
+pub(crate) enum ApiListener {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
 use tokio_util::sync::CancellationToken;
 
 use crate::TransportKind;
@@ -21,10 +28,9 @@ use crate::TransportKind;
 )]
 pub(crate) async fn api(
     transport: TransportKind,
-    listener: TcpListener,
+    listener: ApiListener,
     supervisor: Arc<SupervisorApi>,
-    token: Option<Token>,
-    tls: Option<ServerTlsConfig>,
+    token: Option<SharedToken>,
     metrics: Arc<ApiMetrics>,
     health: Health,
     shutdown: CancellationToken,
@@ -39,16 +45,12 @@ pub(crate) async fn api(
                 .with_observer(metrics.clone())
                 .with_health(health);
             if let Some(token) = token {
-                api = api.with_auth(token);
+                api = api.with_shared_auth(token);
             }
             let router = api.router();
-            match tls {
-                Some(tls) => {
-                    serve
-                        .serve(TlsListener::new(listener, &tls), router, stop)
-                        .await
-                }
-                None => serve.serve(listener, router, stop).await,
+            match listener {
+                ApiListener::Tls(tls) => serve.serve(tls, router, stop).await,
+                ApiListener::Plain(tcp) => serve.serve(tcp, router, stop).await,
             }
         }
         TransportKind::Grpc => {
@@ -56,16 +58,12 @@ pub(crate) async fn api(
                 .with_observer(metrics.clone())
                 .with_health(health);
             if let Some(token) = token {
-                api = api.with_auth(token);
+                api = api.with_shared_auth(token);
             }
             let routes = api.into_routes();
-            match tls {
-                Some(tls) => {
-                    serve
-                        .serve(TlsListener::new(listener, &tls), routes, stop)
-                        .await
-                }
-                None => serve.serve(listener, routes, stop).await,
+            match listener {
+                ApiListener::Tls(tls) => serve.serve(tls, routes, stop).await,
+                ApiListener::Plain(tcp) => serve.serve(tcp, routes, stop).await,
             }
         }
     };

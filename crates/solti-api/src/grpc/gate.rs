@@ -10,13 +10,12 @@ use std::{
 
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response, header};
-use solti_model::Token;
 use tonic::{Code, Status, body::Body, server::NamedService};
 use tower::Service;
 
 use super::{MAX_MESSAGE_BYTES, service::TaskServiceImpl};
 use crate::{
-    ApiError, ApiObserver, Transport, UNMATCHED_ROUTE, auth::bearer_matches,
+    ApiError, ApiObserver, SharedToken, Transport, UNMATCHED_ROUTE,
     pb::task_service_server::TaskServiceServer,
 };
 
@@ -24,19 +23,19 @@ use crate::{
 /// [`GrpcApi::into_service`](super::GrpcApi::into_service).
 pub struct GrpcService<H> {
     inner: TaskServiceServer<TaskServiceImpl<H>>,
-    auth: Option<Arc<Token>>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
 }
 
 impl<H> GrpcService<H> {
     pub(super) fn new(
         inner: TaskServiceServer<TaskServiceImpl<H>>,
-        auth: Option<Token>,
+        auth: Option<SharedToken>,
         observer: Arc<dyn ApiObserver>,
     ) -> Self {
         Self {
             inner,
-            auth: auth.map(Arc::new),
+            auth,
             observer,
         }
     }
@@ -58,8 +57,7 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         let started = Instant::now();
         observer.request_started(Transport::Grpc, method, route);
         let authorized = self.auth.as_ref().is_none_or(|token| {
-            bearer_matches(
-                token,
+            token.matches(
                 req.headers()
                     .get(header::AUTHORIZATION)
                     .map(HeaderValue::as_bytes),

@@ -12,7 +12,7 @@ use tonic::service::Routes;
 pub use gate::GrpcService;
 
 use crate::{
-    ApiHandler, ApiObserver, Health, Listener, NoOpApiObserver, ServeConfig,
+    ApiHandler, ApiObserver, Health, Listener, NoOpApiObserver, ServeConfig, SharedToken,
     pb::task_service_server::TaskServiceServer,
 };
 
@@ -43,7 +43,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 #[must_use]
 pub struct GrpcApi<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     health: Health,
 }
@@ -75,6 +75,15 @@ impl<H: ApiHandler> GrpcApi<H> {
     /// # Default
     /// No auth.
     pub fn with_auth(mut self, token: Token) -> Self {
+        self.auth = Some(SharedToken::new(token));
+        self
+    }
+
+    /// As [`with_auth`](Self::with_auth) with a token that can be replaced while serving.
+    ///
+    /// # Default
+    /// No auth.
+    pub fn with_shared_auth(mut self, token: SharedToken) -> Self {
         self.auth = Some(token);
         self
     }

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{ROUTE_CANCEL, ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
-use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE, auth::bearer_matches};
+use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE};
 
 /// Reports the request to the observer (outermost, so 401s and 413s are seen too).
 pub(super) async fn observe<H: ApiHandler>(
@@ -47,7 +47,7 @@ pub(super) async fn auth<H: ApiHandler>(
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        if !bearer_matches(token, header) {
+        if !token.matches(header) {
             return ApiError::Unauthenticated.into_response();
         }
     }

@@ -18,7 +18,7 @@ use solti_model::Token;
 
 pub use health::{ROUTE_HEALTHZ, ROUTE_READYZ, health_router};
 
-use crate::{ApiHandler, ApiObserver, Health, Listener, NoOpApiObserver, ServeConfig};
+use crate::{ApiHandler, ApiObserver, Health, Listener, NoOpApiObserver, ServeConfig, SharedToken};
 
 /// Largest accepted request body: 4 MiB. Larger bodies get `413 PayloadTooLarge`.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -59,7 +59,7 @@ pub const ROUTE_CANCEL: &str = "/api/v1/tasks/{id}/cancel";
 #[must_use]
 pub struct HttpApi<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     health: Health,
 }
@@ -90,6 +90,15 @@ impl<H: ApiHandler> HttpApi<H> {
     /// # Default
     /// No auth.
     pub fn with_auth(mut self, token: Token) -> Self {
+        self.auth = Some(SharedToken::new(token));
+        self
+    }
+
+    /// As [`with_auth`](Self::with_auth) with a token that can be replaced while serving.
+    ///
+    /// # Default
+    /// No auth.
+    pub fn with_shared_auth(mut self, token: SharedToken) -> Self {
         self.auth = Some(token);
         self
     }
@@ -169,6 +178,6 @@ pub async fn serve_http<L: Listener>(
 /// What every route and middleware shares.
 struct Shared<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
 }
