@@ -349,6 +349,17 @@ mod tests {
         assert_eq!(render(&cmd(), &p2).lines().count(), text.lines().count());
     }
 
+    /// The example shipped with the systemd unit is a file the agent accepts.
+    #[test]
+    fn the_deploy_example_is_valid() {
+        let text = include_str!("../../../docs/deploy/agent.toml");
+        let p = with_file(text, &[]).unwrap();
+        assert_eq!(p.sources["task_memory_max"], Source::File);
+        let c = Config::from_arg_matches(&p.matches).unwrap();
+        assert_eq!(c.task_memory_max, Some(512 << 20));
+        let _ = c.backend_config().unwrap();
+    }
+
     /// docs/configuration.md lists every key, with its flag, variable and default, and
     /// nothing else.
     #[test]
