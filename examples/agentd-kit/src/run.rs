@@ -18,6 +18,13 @@ use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_i
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
 ///
+/// Tasks of the built-in subprocess runner get a clean environment (the agent's `PATH`,
+/// `HOME`, `LANG` and `TZ`, then their own `env`) unless `--inherit-env` is set, and never
+/// the agent's `SOLTI_*` variables (the API token among them), whichever entry point started
+/// the agent. With `--task-user` they run as that user and group. The agent process is
+/// marked non-dumpable, so a task running as the agent's own user cannot read its memory or
+/// `/proc/<pid>/environ` either.
+///
 /// # Errors
 /// Configuration errors (each names the flag), and start-up failures (ports, files).
 pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
@@ -73,7 +80,9 @@ where
     // supervisor runs, and "shutting down" from the first signal on.
     let health = Health::new();
 
+    protect_agent_memory();
     let token = load_token(&config)?;
+    let task_identity = config.task_identity()?;
     let listen = config.listen_addr(transport);
     config.check_safe_listen(listen, "task API")?;
     let server_tls = server_tls(&config)?;
@@ -85,9 +94,24 @@ where
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
-    let backend = config.backend_config()?;
-    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", backend)
-        .context("subprocess runner (--cgroup-parent, --task-*-max, --rlimit-*, capabilities)")?;
+    let mut exec = config.backend_config()?.inherit_env(config.inherit_env);
+    if let Some(id) = &task_identity {
+        exec = exec.run_as(id.uid, id.gid);
+    }
+    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", exec).context(
+        "subprocess runner (--task-user, --task-group, --cgroup-parent, --task-*-max, \
+             --rlimit-*, capabilities)",
+    )?;
+    match &task_identity {
+        Some(id) => tracing::info!(user = %id.user, uid = id.uid, gid = id.gid,
+            "tasks run as another user; they cannot write the cgroup files that bound them"),
+        None if nix::unistd::geteuid().is_root() => tracing::warn!(
+            "the agent runs as root and tasks run as root too: a task can lift its own limits, leave \
+             its cgroup and outlive DELETE; set --task-user (SOLTI_TASK_USER) to run them as an \
+             unprivileged user"
+        ),
+        None => {}
+    }
     runners(&mut router).context("register extra runners")?;
     let capabilities = crate::discovery::capabilities(&router);
     // After everything that can refuse to start, so a failed start leaves no new id file.
@@ -396,8 +420,10 @@ pub(crate) fn command(transport: TransportKind) -> clap::Command {
         })
 }
 
-/// Removes secrets that may have come through the environment, so tasks (which inherit the
-/// agent's environment) cannot read them. Their values already live in `Config`.
+/// Removes the token from the process environment when it came through it (its value
+/// already lives in `Config`), so nothing the agent starts later inherits it. Only `main_with`
+/// can do this (before any thread exists); tasks never receive `SOLTI_*` variables either way
+/// (solti-exec filters them).
 fn scrub_secret_env() {
     #[expect(
         unsafe_code,
@@ -408,9 +434,14 @@ fn scrub_secret_env() {
     unsafe {
         std::env::remove_var("SOLTI_AGENT_TOKEN");
     }
-    // The original environment and command line stay readable in /proc/<pid>/environ and
-    // cmdline, and a same-user process could ptrace the agent: mark the agent non-dumpable so
-    // tasks running as the same (non-root) user cannot read its secrets that way.
+}
+
+/// The original environment and command line stay readable in /proc/<pid>/environ and
+/// cmdline, and a same-user process could ptrace the agent: mark the agent non-dumpable so
+/// tasks running as the same (non-root) user cannot read its secrets that way. Unlike
+/// removing variables, this is safe with other threads running, so every entry point
+/// (`run`, `run_with`, `main_with`) does it.
+fn protect_agent_memory() {
     #[cfg(target_os = "linux")]
     #[expect(unsafe_code, reason = "FFI call to prctl")]
     // SAFETY: PR_SET_DUMPABLE takes plain integers and changes only this process's flag.
