@@ -27,10 +27,13 @@ async fn sighup_swaps_the_token_and_keeps_the_running_task() {
         ),
     )
     .unwrap();
-    let agent = AgentProcess::start(
+    let log = dir.join("agent.log");
+    let agent = AgentProcess::start_custom(
         Path::new(env!("CARGO_BIN_EXE_agentd-http")),
-        &dir,
+        &dir.join("state"),
         &["--config", config.to_str().unwrap()],
+        &[],
+        Some(std::fs::File::create(&log).unwrap()),
     )
     .unwrap();
     let base = format!("http://{}", agent.api_addr());
@@ -75,7 +78,7 @@ async fn sighup_swaps_the_token_and_keeps_the_running_task() {
     std::fs::write(
         &config,
         format!(
-            "token_file = {:?}\nheartbeat_ms = 6000\n",
+            "token_file = {:?}\nheartbeat_ms = 6000\nlog_level = \"debug\"\n",
             token_file.to_str().unwrap()
         ),
     )
@@ -107,4 +110,19 @@ async fn sighup_swaps_the_token_and_keeps_the_running_task() {
     // The agent still serves and stops cleanly.
     let mut agent = agent;
     assert!(agent.terminate(Duration::from_secs(30)).unwrap().success());
+    // The log says what was applied and what waits for a restart.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("log level changed"), "{text}");
+    assert!(
+        text.contains("reload done; running tasks untouched"),
+        "{text}"
+    );
+    let ignored: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("takes effect at the next restart"))
+        .collect();
+    assert!(
+        ignored.len() == 1 && ignored[0].contains("key=heartbeat_ms"),
+        "{ignored:?}"
+    );
 }

@@ -1,5 +1,5 @@
-//! SIGHUP: re-read the configuration file and the token file, reload the TLS certificate,
-//! and leave everything else (running tasks above all) as it is. A changed setting that
+//! SIGHUP: re-read the configuration file and the token file, reload the TLS certificate
+//! and the log level, and leave everything else (running tasks above all) as it is. A changed setting that
 //! needs a restart (a listen address, isolation, retention, …) is logged as ignored.
 
 use std::{collections::BTreeMap, ffi::OsString, sync::OnceLock};
@@ -30,12 +30,13 @@ pub(crate) fn set_origin(origin: Origin) {
 }
 
 /// Keys a reload applies without a restart.
-const RELOADABLE: [&str; 5] = [
+const RELOADABLE: [&str; 6] = [
     "token",
     "token_file",
     "tls_cert",
     "tls_key",
     "tls_client_ca",
+    "log_level",
 ];
 
 /// What a reload can change in the running agent.
@@ -58,7 +59,7 @@ pub(crate) async fn on_hangup(mut hangup: Signal, mut state: Reloadable, stop: C
         }
         tracing::info!(
             signal = "SIGHUP",
-            "reloading configuration, token and TLS certificate"
+            "reloading configuration, token, TLS certificate and log level"
         );
         crate::notify::notifier().send("RELOADING=1\nSTATUS=reloading");
         match reload(&mut state) {
@@ -106,6 +107,13 @@ fn reload(state: &mut Reloadable) -> Result<()> {
         }
     } else if new.tls_cert.is_some() {
         tracing::warn!("TLS was configured; turning it on needs a restart (ignored)");
+    }
+    if new.log_level != state.config.log_level {
+        match solti_observe::set_log_level(&new.log_level) {
+            Ok(true) => tracing::info!(level = %new.log_level, "log level changed"),
+            Ok(false) => tracing::warn!("no logger of ours is installed; log level unchanged"),
+            Err(e) => return Err(e).context("--log-level / SOLTI_LOG_LEVEL"),
+        }
     }
     state.config = new;
     Ok(())
