@@ -61,7 +61,7 @@ async fn probes_on_both_ports_without_auth_then_503_on_shutdown() {
         .bearer_auth(TOKEN)
         .json(&json!({"spec": {
             "slot": "stubborn",
-            "kind": {"subprocess": {"command": {"command": "sh", "args": ["-c", "trap '' TERM; echo up; while :; do sleep 1; done"]}}},
+            "kind": {"subprocess": {"command": {"command": "sh", "args": ["-c", "trap '' TERM; while :; do echo up; sleep 0.2; done"]}}},
             "timeoutMs": "60000",
             "restart": "RESTART_STRATEGY_NEVER",
             "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
@@ -74,23 +74,25 @@ async fn probes_on_both_ports_without_auth_then_503_on_shutdown() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Running: wait for the phase (polled; no timing is asserted).
-    let mut running = false;
-    for _ in 0..200 {
-        let res = client
-            .get(format!("{api}/api/v1/tasks/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let v: Value = res.json().await.unwrap();
-        if v["task"]["status"]["phase"] == "TASK_STATUS_RUNNING" {
-            running = true;
-            break;
+    // A line of output means the shell has set its trap (it prints after it): the task now
+    // ignores SIGTERM, so the shutdown lasts at least the runner's kill grace (5 s).
+    let mut logs = client
+        .get(format!("{api}/api/v1/tasks/{id}/logs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.status(), 200);
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !seen.contains("\"line\":\"up\"") {
+            let chunk = logs.chunk().await.unwrap().expect("the stream goes on");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(running);
+    })
+    .await
+    .expect("the task printed within 30 s");
+    drop(logs);
     agent.send_sigterm().unwrap();
     let mut saw_503 = None;
     for _ in 0..400 {
