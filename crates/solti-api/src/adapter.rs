@@ -2,8 +2,8 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use solti_core::SupervisorApi;
-use solti_model::{Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
+use solti_core::{CoreError, OutputQuery, SupervisorApi};
+use solti_model::{ModelError, Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
 
 use crate::{ApiError, ApiHandler, LogStream};
 
@@ -90,15 +90,23 @@ impl ApiHandler for SupervisorApiAdapter {
             .filter(|t| !matches!(t.spec.kind(), TaskKind::Embedded)))
     }
 
-    async fn stream_logs(&self, id: TaskId) -> Result<Option<LogStream>, ApiError> {
+    async fn stream_logs(
+        &self,
+        id: TaskId,
+        query: OutputQuery,
+    ) -> Result<Option<LogStream>, ApiError> {
         if !self.visible(&id).await? {
             return Ok(None);
         }
-        Ok(self
-            .api
-            .subscribe_output(&id)
-            .await?
-            .map(|sub| LogStream::batched(sub.into_batch_stream())))
+        let sub = match self.api.subscribe_output(&id, query).await {
+            Ok(sub) => sub,
+            // The only invalid input here is the resume offset; name it as the API does.
+            Err(CoreError::Invalid(ModelError::Invalid { field, rule, .. })) => {
+                return Err(ApiError::invalid(field, rule));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(sub.map(|sub| LogStream::batched(sub.into_batch_stream())))
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod gate;
 mod health;
+mod log_query;
 mod reply;
 mod routes;
 mod sse;

@@ -16,7 +16,11 @@ use crate::{
 /// is running then.
 async fn wait_first_line(sup: &solti_core::SupervisorApi, id: &str) {
     let id = TaskId::try_new(id).unwrap();
-    let mut sub = sup.subscribe_output(&id).await.unwrap().unwrap();
+    let mut sub = sup
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(20), async {
         while let Some(event) = sub.recv().await {
             if matches!(event, OutputEvent::Chunk { .. }) {

@@ -14,4 +14,5 @@ mod harness;
 mod http;
 mod sse;
 mod status;
+mod strict;
 mod tls;
