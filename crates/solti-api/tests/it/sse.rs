@@ -293,7 +293,9 @@ async fn history_tail_resume_and_bad_parameters() {
     let body = json!({ "spec": {
         "slot": "hist",
         "kind": { "subprocess": { "command": { "command": "seq", "args": ["1", "5"] } } },
-        "timeoutMs": 20000
+        "timeoutMs": 20000,
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }})
     .to_string();
     let (_, res) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
