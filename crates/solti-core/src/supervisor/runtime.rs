@@ -15,6 +15,7 @@ use std::{
 
 use solti_model::{Slot, TaskId};
 use taskvisor as tv;
+use tokio_util::sync::CancellationToken;
 
 use crate::output::OutputChannel;
 
@@ -30,6 +31,8 @@ pub(crate) struct Active {
     deleted: AtomicBool,
     /// Whether the task is user-visible (not an internal embedded task).
     listed: bool,
+    /// Cancelled when the entry is retired (its terminal phase is written).
+    finished: CancellationToken,
 }
 
 impl Active {
@@ -64,6 +67,11 @@ impl Active {
         if slot.as_deref() == Some(reason) {
             *slot = None;
         }
+    }
+
+    /// Completes once the task's terminal phase is written and its entry retired.
+    pub(crate) async fn finished(&self) {
+        self.finished.cancelled().await;
     }
 
     pub(crate) fn stop_reason(&self) -> Option<String> {
@@ -125,6 +133,7 @@ impl Runtime {
             stop_reason: Mutex::new(None),
             deleted: AtomicBool::new(false),
             listed,
+            finished: CancellationToken::new(),
         });
         maps.active.insert(id.clone(), Arc::clone(&entry));
         maps.slots.entry(slot.clone()).or_default().push(id.clone());
@@ -159,6 +168,7 @@ impl Runtime {
                 maps.slots.remove(&entry.slot);
             }
         }
+        entry.finished.cancel();
         Some(entry)
     }
 
