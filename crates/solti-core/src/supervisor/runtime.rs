@@ -107,6 +107,14 @@ struct Maps {
 impl Runtime {
     /// Registers a task; returns its entry and, when `want_earlier` (a replacement), the
     /// tasks active on its slot before it.
+    ///
+    /// With `refuse_if_busy` (DropIfRunning) the check and the registration are one step:
+    /// when the slot has an active task, nothing is registered and that owner is returned as
+    /// the error, so two concurrent submissions to a free slot cannot both get in.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain record of what the submit path assembled"
+    )]
     pub(crate) fn register(
         &self,
         id: &TaskId,
@@ -114,9 +122,13 @@ impl Runtime {
         slot: &Slot,
         output: Arc<OutputChannel>,
         want_earlier: bool,
+        refuse_if_busy: bool,
         listed: bool,
-    ) -> (Arc<Active>, Vec<Arc<Active>>) {
+    ) -> Result<(Arc<Active>, Vec<Arc<Active>>), TaskId> {
         let mut maps = self.lock();
+        if refuse_if_busy && let Some(owner) = maps.slots.get(slot).and_then(|ids| ids.first()) {
+            return Err(owner.clone());
+        }
         let earlier: Vec<Arc<Active>> = match maps.slots.get(slot) {
             Some(ids) if want_earlier => ids
                 .iter()
@@ -137,7 +149,7 @@ impl Runtime {
         });
         maps.active.insert(id.clone(), Arc::clone(&entry));
         maps.slots.entry(slot.clone()).or_default().push(id.clone());
-        (entry, earlier)
+        Ok((entry, earlier))
     }
 
     /// Whether an internal (unlisted) task is active on `slot`: such slots are closed to
