@@ -8,11 +8,13 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    done
   1    the agent refused or failed, the task is unknown, or the agent is unreachable
-       (under --wait / wait: the task failed without an exit code, or was cancelled)
   2    bad command line (flag, value, file); nothing was sent
-  N    under --wait / wait: the task's own exit code
-  124  under --wait / wait: the task timed out
-  125  under --wait / wait: solti itself failed (agent unreachable, refused, …)
+With run --wait, run --follow and wait, the task's outcome is the exit code:
+  0    the task succeeded
+  N    the task's own exit code
+  1    the task failed without an exit code, or was cancelled
+  124  the task timed out
+  125  solti itself failed (agent unreachable, refused, ...)
 
 Addresses: http://HOST:PORT (agentd-http), grpc://HOST:PORT (agentd-grpc), https://, grpcs://
 (TLS, with --ca), unix:/PATH (HTTP over a Unix socket), grpc+unix:/PATH.
@@ -30,6 +32,7 @@ pub(crate) struct Cli {
 
 /// Flags every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// The agent's API address (see below for the forms).
     #[arg(
@@ -197,7 +200,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, requires = "script")]
     pub(crate) runtime: Option<Runtime>,
 
-    /// Print the task's output as it runs (until the task is finished).
+    /// Print the task's output as it runs, until the task is finished; then exit as --wait.
     #[arg(long, short = 'f')]
     pub(crate) follow: bool,
 

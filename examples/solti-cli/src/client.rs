@@ -220,7 +220,7 @@ impl Client {
 
 /// Task ids are `[A-Za-z0-9._-]`, at most 256 characters: refuse anything else before it
 /// becomes part of a URL.
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 256 {
         return Err(Error::usage("ID: must be 1 to 256 characters"));
     }

@@ -81,8 +81,7 @@ async fn finish(ctx: &mut Ctx, id: &str, follow: bool, wait: bool) -> Result<u8>
 }
 
 /// `solti apply -f FILE|-`.
-pub(crate) async fn apply(ctx: &mut Ctx, args: &ApplyArgs) -> Result<u8> {
-    let spec = read_spec(&args.file)?;
+pub(crate) async fn apply(ctx: &mut Ctx, args: &ApplyArgs, spec: pb::CreateSpec) -> Result<u8> {
     let slot = spec.slot.clone();
     let id = ctx.client.submit(spec, true).await?;
     submitted(ctx, &id, &slot, args.follow).await?;
@@ -344,8 +343,8 @@ pub(crate) async fn runs(ctx: &mut Ctx, typed: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// `solti logs`.
-pub(crate) async fn logs(ctx: &mut Ctx, args: &LogsArgs) -> Result<u8> {
+/// The log options of `solti logs`, checked before anything is sent.
+pub(crate) fn log_options(args: &LogsArgs) -> Result<LogOptions> {
     let tail = match args.tail.as_deref() {
         None => None,
         Some(t) if t.eq_ignore_ascii_case("all") => Some(Tail::All),
@@ -365,7 +364,7 @@ pub(crate) async fn logs(ctx: &mut Ctx, args: &LogsArgs) -> Result<u8> {
                 })
         })
         .transpose()?;
-    let opts = LogOptions {
+    Ok(LogOptions {
         // Everything retained unless narrowed.
         tail: tail.or(if since_ms.is_none() {
             Some(Tail::All)
@@ -374,9 +373,13 @@ pub(crate) async fn logs(ctx: &mut Ctx, args: &LogsArgs) -> Result<u8> {
         }),
         follow: args.follow,
         since_ms,
-    };
-    let id = ctx.client.resolve(&args.id).await?;
-    print_logs(ctx, &id, &opts).await?;
+    })
+}
+
+/// `solti logs`.
+pub(crate) async fn logs(ctx: &mut Ctx, typed: &str, opts: &LogOptions) -> Result<u8> {
+    let id = ctx.client.resolve(typed).await?;
+    print_logs(ctx, &id, opts).await?;
     Ok(EXIT_OK)
 }
 

@@ -40,7 +40,10 @@ use crate::{
 const MAX_TOKEN_FILE: u64 = 64 << 10;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
     // `wait` and `run --wait/--follow` pass the task's exit code through: solti's own
     // failures then use 125 so they cannot be mistaken for it.
     let passes_code = matches!(
@@ -64,6 +67,31 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Help and version as clap prints them; usage errors as one line (`solti: …`, exit 2).
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { 0 });
+    }
+    let rendered = e.render().to_string();
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("solti: {}", line.strip_prefix("error: ").unwrap_or(&line));
+    ExitCode::from(error::EXIT_USAGE)
+}
+
 fn run(cli: Cli) -> Result<u8> {
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "solti", &mut std::io::stdout());
@@ -82,11 +110,25 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run(args) => Some(spec::from_run(args)?),
         _ => None,
     };
-    let apply_spec_check = match &cli.command {
-        Command::Apply(args) if args.file != "-" => Some(commands::read_spec(&args.file)?),
+    let apply_spec = match &cli.command {
+        Command::Apply(args) => Some(commands::read_spec(&args.file)?),
         _ => None,
     };
-    drop(apply_spec_check);
+    let log_options = match &cli.command {
+        Command::Logs(args) => Some(commands::log_options(args)?),
+        _ => None,
+    };
+    match &cli.command {
+        Command::Get(a)
+        | Command::Runs(a)
+        | Command::Cancel(a)
+        | Command::Rm(a)
+        | Command::Wait(a) => {
+            client::check_id(&a.id)?;
+        }
+        Command::Logs(args) => client::check_id(&args.id)?,
+        _ => {}
+    }
     let connector = Connector::new(
         target.clone(),
         tls,
@@ -110,11 +152,17 @@ fn run(cli: Cli) -> Result<u8> {
                 let spec = run_spec.ok_or_else(|| Error::failed("no spec"))?;
                 commands::run(&mut ctx, args, spec).await
             }
-            Command::Apply(args) => commands::apply(&mut ctx, args).await,
+            Command::Apply(args) => {
+                let spec = apply_spec.ok_or_else(|| Error::failed("no spec"))?;
+                commands::apply(&mut ctx, args, spec).await
+            }
             Command::Ls(args) => commands::ls(&mut ctx, args).await,
             Command::Get(a) => commands::get(&mut ctx, &a.id).await,
             Command::Runs(a) => commands::runs(&mut ctx, &a.id).await,
-            Command::Logs(args) => commands::logs(&mut ctx, args).await,
+            Command::Logs(args) => {
+                let opts = log_options.ok_or_else(|| Error::failed("no options"))?;
+                commands::logs(&mut ctx, &args.id, &opts).await
+            }
             Command::Cancel(a) => commands::cancel(&mut ctx, &a.id).await,
             Command::Rm(a) => commands::rm(&mut ctx, &a.id).await,
             Command::Wait(a) => commands::wait(&mut ctx, &a.id).await,
