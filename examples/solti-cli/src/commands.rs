@@ -271,7 +271,14 @@ fn print_task(ctx: &Ctx, task: &pb::TaskData) -> Result<()> {
         || "unlimited retries".to_owned(),
         |n| format!("at most {n} retries"),
     );
-    rows.push(("restart", format!("{restart}, {retries}")));
+    rows.push((
+        "restart",
+        if restart == "never" {
+            restart.to_owned()
+        } else {
+            format!("{restart}, {retries}")
+        },
+    ));
     rows.push(("timeout", duration::format_ms(spec.timeout_ms)));
     let admission = match pb::AdmissionStrategy::try_from(spec.admission) {
         Ok(pb::AdmissionStrategy::Replace) => "replace",
@@ -394,9 +401,8 @@ async fn print_logs(ctx: &mut Ctx, id: &str, opts: &LogOptions) -> Result<()> {
                 && event.offset.is_none()
                 && matches!(ctx.client, Client::Http(_))
             {
-                ctx.out.note(
-                    "note: this agent keeps no output history: only live output is shown (--tail, --since and the retained output need a newer agent)",
-                );
+                ctx.out
+                    .note("note: this agent keeps no output history: showing live output only");
             }
         }
         if ctx.json() {

@@ -69,8 +69,11 @@ pub(crate) fn format_ms(ms: u64) -> String {
     match ms {
         0..1_000 => format!("{ms}ms"),
         1_000..60_000 => format!("{}.{}s", s, (ms % 1000) / 100),
+        60_000..3_600_000 if s % 60 == 0 => format!("{}m", s / 60),
         60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600_000..86_400_000 if (s % 3600) / 60 == 0 => format!("{}h", s / 3600),
         3_600_000..86_400_000 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ if (s % 86_400) / 3600 == 0 => format!("{}d", s / 86_400),
         _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
     }
 }
@@ -135,6 +138,9 @@ mod tests {
         assert_eq!(format_ms(185_000), "3m05s");
         assert_eq!(format_ms(7_800_000), "2h10m");
         assert_eq!(format_ms(273_600_000), "3d4h");
+        assert_eq!(format_ms(86_400_000), "1d");
+        assert_eq!(format_ms(300_000), "5m");
+        assert_eq!(format_ms(7_200_000), "2h");
         assert_eq!(ago(10_000, 9_500), "just now");
         assert_eq!(ago(100_000, 88_000), "12s ago");
         assert_eq!(ago(10_000_000, 0), "2h ago");

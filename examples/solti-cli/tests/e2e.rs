@@ -73,7 +73,7 @@ impl Transport {
 }
 
 struct Agent {
-    _process: AgentProcess,
+    process: AgentProcess,
     addr: String,
     _dir: tempfile::TempDir,
 }
@@ -84,7 +84,7 @@ fn start(transport: Transport, tls: bool, extra: &[&str]) -> Agent {
         AgentProcess::start(&agent_binary(transport.binary()), dir.path(), extra).unwrap();
     let addr = format!("{}://{}", transport.scheme(tls), process.api_addr());
     Agent {
-        _process: process,
+        process,
         addr,
         _dir: dir,
     }
@@ -719,5 +719,55 @@ fn help_and_completions() {
         let out = solti_with(&["completions", shell], &[], None);
         out.ok();
         assert!(out.stdout.contains("solti"), "{shell}");
+    }
+}
+
+// === Unix socket ===
+
+/// Forwards every connection on a Unix socket to `tcp` (a stand-in for an agent listening on
+/// a Unix socket itself), until the test ends.
+fn unix_forwarder(socket: &Path, tcp: String) {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(unix) = conn else { break };
+            let Ok(tcp) = std::net::TcpStream::connect(&tcp) else {
+                break;
+            };
+            let (mut unix_r, mut tcp_w) = (unix.try_clone().unwrap(), tcp.try_clone().unwrap());
+            let (mut tcp_r, mut unix_w) = (tcp, unix);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut unix_r, &mut tcp_w);
+                let _ = tcp_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut tcp_r, &mut unix_w);
+                let _ = unix_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+}
+
+#[test]
+fn over_a_unix_socket() {
+    for transport in [Transport::Http, Transport::Grpc] {
+        let agent = start(transport, false, &[]);
+        let dir = scratch("unix");
+        let socket = dir.path().join("agent.sock");
+        unix_forwarder(&socket, agent.process.api_addr());
+        let addr = match transport {
+            Transport::Http => format!("unix:{}", socket.display()),
+            Transport::Grpc => format!("grpc+unix:{}", socket.display()),
+        };
+        let id = solti(&addr, &["run", "--wait", "--", "echo", "over unix"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        let got = solti(&addr, &["get", &id, "-o", "json"]).json_lines();
+        assert_eq!(got[0]["status"]["phase"], "TASK_STATUS_SUCCEEDED");
+        solti(&addr, &["ls"]).ok();
+        solti(&addr, &["logs", &id]).ok();
+        solti(&addr, &["rm", &id]).ok();
     }
 }
