@@ -439,7 +439,11 @@ async fn print_logs(ctx: &mut Ctx, id: &str, opts: &LogOptions) -> Result<()> {
 /// `solti cancel`.
 pub(crate) async fn cancel(ctx: &mut Ctx, typed: &str) -> Result<u8> {
     let id = ctx.client.resolve(typed).await?;
-    let task = ctx.client.cancel(&id).await?;
+    let mut task = ctx.client.cancel(&id).await?;
+    // The answer may show the task on its way to CANCELED (its processes still stopping).
+    if !render::is_terminal_phase(task.status.as_ref().map_or(0, |s| s.phase)) {
+        task = wait_terminal(ctx, &id).await?;
+    }
     if ctx.json() {
         ctx.out.json(&task)?;
     } else {

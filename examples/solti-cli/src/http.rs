@@ -104,17 +104,31 @@ impl HttpClient {
     ) -> Result<(StatusCode, Bytes)> {
         let target = self.conn.target().clone();
         let work = async {
-            let mut open = match self.open.take() {
-                Some(open) if !open.sender.is_closed() => open,
-                _ => self.connect().await?,
+            let (mut open, reused) = match self.open.take() {
+                Some(open) if !open.sender.is_closed() => (open, true),
+                _ => (self.connect().await?, false),
             };
             if open.sender.ready().await.is_err() {
                 open = self.connect().await?;
             }
-            let req = self.request(method, path, body)?;
-            let resp = open.sender.send_request(req).await.map_err(|e| {
-                Error::failed(format!("the agent at {target} closed the connection: {e}"))
-            })?;
+            let req = self.request(method.clone(), path, body.clone())?;
+            let resp = match open.sender.send_request(req).await {
+                Ok(resp) => resp,
+                // A kept-alive connection the agent closed meanwhile: once more on a new one
+                // (only for requests that are safe to repeat).
+                Err(_) if reused && matches!(method, Method::GET | Method::DELETE) => {
+                    open = self.connect().await?;
+                    let req = self.request(method, path, body)?;
+                    open.sender.send_request(req).await.map_err(|e| {
+                        Error::failed(format!("the agent at {target} closed the connection: {e}"))
+                    })?
+                }
+                Err(e) => {
+                    return Err(Error::failed(format!(
+                        "the agent at {target} closed the connection: {e}"
+                    )));
+                }
+            };
             let status = resp.status();
             let content_type = resp
                 .headers()
