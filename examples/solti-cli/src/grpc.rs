@@ -198,12 +198,9 @@ impl GrpcClient {
     async fn raw(&self) -> Result<tonic::client::Grpc<H2>> {
         let mut grpc = tonic::client::Grpc::with_origin(self.h2.clone(), self.origin.clone())
             .max_decoding_message_size(MAX_MESSAGE);
-        grpc.ready().await.map_err(|e| {
-            Error::failed(format!(
-                "the agent at {} closed the connection: {e}",
-                self.target
-            ))
-        })?;
+        grpc.ready()
+            .await
+            .map_err(|e| crate::http::closed(&self.target, &e))?;
         Ok(grpc)
     }
 
@@ -301,6 +298,14 @@ impl GrpcLogStream {
 /// A gRPC status as one line naming what to fix.
 fn status_error(target: &Target, sent_token: bool, rpc: &str, status: &Status) -> Error {
     let message = status.message();
+    if matches!(
+        status.code(),
+        Code::Cancelled | Code::Unknown | Code::Unavailable
+    ) && let Some(source) = std::error::Error::source(status)
+    {
+        // A transport failure: its cause is in the error chain, not in the message.
+        return crate::http::closed(target, source);
+    }
     match status.code() {
         Code::Unauthenticated if sent_token => Error::failed(format!(
             "token rejected by the agent at {target} (check --token-file, SOLTI_TOKEN_FILE or SOLTI_TOKEN)"

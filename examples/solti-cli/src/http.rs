@@ -119,14 +119,13 @@ impl HttpClient {
                 Err(_) if reused && matches!(method, Method::GET | Method::DELETE) => {
                     open = self.connect().await?;
                     let req = self.request(method, path, body)?;
-                    open.sender.send_request(req).await.map_err(|e| {
-                        Error::failed(format!("the agent at {target} closed the connection: {e}"))
-                    })?
+                    open.sender
+                        .send_request(req)
+                        .await
+                        .map_err(|e| closed(&target, &e))?
                 }
                 Err(e) => {
-                    return Err(Error::failed(format!(
-                        "the agent at {target} closed the connection: {e}"
-                    )));
+                    return Err(closed(&target, &e));
                 }
             };
             let status = resp.status();
@@ -302,9 +301,11 @@ impl HttpClient {
             HeaderValue::from_static("text/event-stream"),
         );
         let target = self.conn.target().clone();
-        let resp = open.sender.send_request(req).await.map_err(|e| {
-            Error::failed(format!("the agent at {target} closed the connection: {e}"))
-        })?;
+        let resp = open
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| closed(&target, &e))?;
         let status = resp.status();
         if !status.is_success() {
             let body = Limited::new(resp.into_body(), MAX_BODY)
@@ -483,6 +484,29 @@ pub(crate) fn error_from(
         )),
         code => Error::failed(format!("the agent at {target} answered {code}: {message}")),
     }
+}
+
+/// The agent ended the connection before answering: say why as far as the error chain tells.
+pub(crate) fn closed(
+    target: &crate::target::Target,
+    e: &(dyn std::error::Error + 'static),
+) -> Error {
+    let mut why = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    let hint = if why.contains("Certificate") || why.contains("certificate") {
+        " (does the agent require a client certificate? --cert, --key)"
+    } else if target.tls {
+        " (if the agent requires a client certificate: --cert, --key)"
+    } else {
+        ""
+    };
+    Error::failed(format!(
+        "the agent at {target} closed the connection: {why}{hint}"
+    ))
 }
 
 fn wrong_api(target: &crate::target::Target, content_type: &str) -> Error {
