@@ -490,17 +490,7 @@ async fn wait_terminal(ctx: &mut Ctx, id: &str) -> Result<pb::TaskData> {
 fn exit_code(ctx: &Ctx, task: &pb::TaskData) -> u8 {
     let status = task.status.clone().unwrap_or_default();
     let id = task.metadata.as_ref().map_or("", |m| m.id.as_str());
-    let phase = pb::TaskStatus::try_from(status.phase).unwrap_or_default();
-    let code = match (phase, status.exit_code) {
-        (pb::TaskStatus::Succeeded, _) => EXIT_OK,
-        (pb::TaskStatus::Timeout, _) => EXIT_TIMEOUT,
-        (pb::TaskStatus::Canceled, _) => EXIT_FAILED,
-        (_, Some(c)) => u8::try_from(c)
-            .ok()
-            .filter(|c| *c != 0)
-            .unwrap_or(EXIT_FAILED),
-        (_, None) => EXIT_FAILED,
-    };
+    let code = outcome_code(status.phase, status.exit_code);
     if code != EXIT_OK && !ctx.json() {
         ctx.out.note(&format!(
             "task {id} {}: {}",
@@ -512,6 +502,25 @@ fn exit_code(ctx: &Ctx, task: &pb::TaskData) -> u8 {
         let _ = ctx.out.json(task);
     }
     code
+}
+
+/// The exit code for a terminal phase and the task's exit code: 0 for success, the task's
+/// own code when it failed with one (1 when that does not fit 1..=255), 124 for a timeout,
+/// 1 otherwise.
+fn outcome_code(phase: i32, exit_code: Option<i32>) -> u8 {
+    match (
+        pb::TaskStatus::try_from(phase).unwrap_or_default(),
+        exit_code,
+    ) {
+        (pb::TaskStatus::Succeeded, _) => EXIT_OK,
+        (pb::TaskStatus::Timeout, _) => EXIT_TIMEOUT,
+        (pb::TaskStatus::Canceled, _) => EXIT_FAILED,
+        (_, Some(c)) => u8::try_from(c)
+            .ok()
+            .filter(|c| *c != 0)
+            .unwrap_or(EXIT_FAILED),
+        (_, None) => EXIT_FAILED,
+    }
 }
 
 /// `solti health`.
@@ -534,4 +543,44 @@ pub(crate) async fn health(ctx: &mut Ctx, addr: &str) -> Result<u8> {
         ctx.out.line(&format!("{addr}: {state} ({detail})"))?;
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        let code = |p: pb::TaskStatus, c| outcome_code(p as i32, c);
+        assert_eq!(code(pb::TaskStatus::Succeeded, Some(0)), 0);
+        assert_eq!(code(pb::TaskStatus::Failed, Some(3)), 3);
+        assert_eq!(code(pb::TaskStatus::Exhausted, Some(7)), 7);
+        assert_eq!(code(pb::TaskStatus::Failed, None), 1);
+        assert_eq!(code(pb::TaskStatus::Failed, Some(-1)), 1);
+        assert_eq!(code(pb::TaskStatus::Failed, Some(300)), 1);
+        assert_eq!(code(pb::TaskStatus::Failed, Some(0)), 1);
+        assert_eq!(code(pb::TaskStatus::Timeout, None), 124);
+        assert_eq!(code(pb::TaskStatus::Canceled, Some(0)), 1);
+    }
+
+    #[test]
+    fn specs_are_read_whole_or_wrapped() {
+        let dir = std::env::temp_dir().join(format!("solti-cli-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bare = dir.join("bare.json");
+        std::fs::write(&bare, r#"{"slot":"a","timeoutMs":"5"}"#).unwrap();
+        assert_eq!(read_spec(bare.to_str().unwrap()).unwrap().timeout_ms, 5);
+        let wrapped = dir.join("wrapped.json");
+        std::fs::write(&wrapped, r#"{"spec":{"slot":"b"}}"#).unwrap();
+        assert_eq!(read_spec(wrapped.to_str().unwrap()).unwrap().slot, "b");
+        let big = dir.join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_SPEC + 1) as usize]).unwrap();
+        assert!(
+            read_spec(big.to_str().unwrap())
+                .unwrap_err()
+                .message
+                .contains("over")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
