@@ -748,17 +748,70 @@ fn unix_forwarder(socket: &Path, tcp: String) {
     });
 }
 
+/// An agent started on `--listen unix:PATH` (agents that have it), killed on drop.
+struct UnixAgent(std::process::Child);
+
+impl Drop for UnixAgent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `transport`'s agent on a Unix socket of its own when it supports
+/// `--listen unix:PATH`; otherwise on TCP with a Unix-socket forwarder in front (the client
+/// side is the same either way).
+fn unix_agent(transport: Transport, dir: &Path) -> (Box<dyn std::any::Any>, PathBuf) {
+    use std::io::BufRead as _;
+    let socket = dir.join("agent.sock");
+    let binary = agent_binary(transport.binary());
+    let help = Command::new(&binary).arg("--help").output().unwrap();
+    if String::from_utf8_lossy(&help.stdout).contains("unix:") {
+        let mut child = Command::new(&binary)
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .args(["--metrics-listen", "off", "--state-dir"])
+            .arg(dir.join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let guard = UnixAgent(child);
+        let ready = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains(" ready: "));
+        assert!(ready, "the agent on a Unix socket did not start");
+        eprintln!(
+            "{}: the agent listens on {} itself",
+            transport.binary(),
+            socket.display()
+        );
+        (Box::new(guard), socket)
+    } else {
+        let agent = start(transport, false, &[]);
+        unix_forwarder(&socket, agent.process.api_addr());
+        eprintln!(
+            "{}: no --listen unix: in this agent; a forwarder serves {}",
+            transport.binary(),
+            socket.display()
+        );
+        (Box::new(agent), socket)
+    }
+}
+
 #[test]
 fn over_a_unix_socket() {
     for transport in [Transport::Http, Transport::Grpc] {
-        let agent = start(transport, false, &[]);
         let dir = scratch("unix");
-        let socket = dir.path().join("agent.sock");
-        unix_forwarder(&socket, agent.process.api_addr());
+        let (_agent, socket) = unix_agent(transport, dir.path());
         let addr = match transport {
             Transport::Http => format!("unix:{}", socket.display()),
             Transport::Grpc => format!("grpc+unix:{}", socket.display()),
         };
+        solti(&addr, &["health"]).ok();
         let id = solti(&addr, &["run", "--wait", "--", "echo", "over unix"])
             .ok()
             .stdout
