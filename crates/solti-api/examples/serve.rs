@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut router = RunnerRouter::new();
+    // Tasks start from a clean environment (PATH, HOME, LANG, TZ and their own env), and
+    // solti-exec never hands them `SOLTI_*` variables, so `SOLTI_TOKEN` stays with the agent.
     solti_exec::subprocess::register_subprocess_runner(&mut router, "default")?;
     let supervisor = Arc::new(
         SupervisorApi::new(

@@ -37,6 +37,15 @@ pub struct SubprocessBackendConfig {
     pub(crate) require_enforcement: bool,
     pub(crate) script_dir: Option<PathBuf>,
     pub(crate) inherit_env: bool,
+    pub(crate) run_as: Option<RunAs>,
+    pub(crate) spawn_timeout: Duration,
+}
+
+/// The user and group tasks run as ([`SubprocessBackendConfig::run_as`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RunAs {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 /// Resource limits applied to the child before `exec` (soft = hard = the value).
@@ -67,7 +76,9 @@ impl SubprocessBackendConfig {
             rlimits: Rlimits::default(),
             require_enforcement: false,
             script_dir: None,
-            inherit_env: true,
+            inherit_env: false,
+            run_as: None,
+            spawn_timeout: DEFAULT_SPAWN_TIMEOUT,
         }
     }
 
@@ -241,14 +252,55 @@ impl SubprocessBackendConfig {
         self
     }
 
-    /// Whether children start from the agent's environment (then the runner env, then the
-    /// task env on top). With `false` they get only the runner and task variables; `PATH`
-    /// lookup then falls back to `/usr/local/bin:/usr/bin:/bin`.
+    /// Whether children start from the agent's whole environment (`true`) or from a clean
+    /// one (`false`).
+    ///
+    /// Clean: only `PATH`, `HOME`, `LANG` and `TZ` are taken from the agent (those it has),
+    /// then the runner env and the task env on top. Inherited: every agent variable except
+    /// those whose name starts with `SOLTI_` (the agents' own settings, the API token among
+    /// them), then the runner and task env. Either way, with [`run_as`](Self::run_as)
+    /// `HOME` is the task user's home directory (from the password database, `/` when the
+    /// uid has none) unless the runner or task env sets it. A task without `PATH` looks
+    /// programs up in `/usr/local/bin:/usr/bin:/bin`.
     ///
     /// # Default
-    /// `true`.
+    /// `false`: a variable set for the agent (a cloud credential, say) does not reach tasks.
     pub fn inherit_env(mut self, inherit: bool) -> Self {
         self.inherit_env = inherit;
+        self
+    }
+
+    /// Runs every process of this runner as user `uid` and group `gid`, with no
+    /// supplementary groups (`setgroups(0)`, `setgid`, `setuid` in the child before
+    /// `execve`; the working directory is entered as that user). Needs `CAP_SETUID` and
+    /// `CAP_SETGID` in the agent (in practice: the agent runs as root); registration fails
+    /// with [`ExecError::RunAs`] otherwise.
+    ///
+    /// With a task user other than the agent's, tasks cannot write the cgroup files that
+    /// bound them: attempt cgroups are created by the agent and stay owned by it, so
+    /// `memory.max`, `pids.max`, `cpu.max` and every `cgroup.procs` (a task's own, a
+    /// sibling's) refuse the task's writes. Registration fails when the cgroup parent is
+    /// writable by the task user. Script files are handed to the task user (they stay
+    /// 0600). Capabilities kept with [`keep_capabilities`](Self::keep_capabilities) are
+    /// carried over the user switch in the ambient set.
+    ///
+    /// # Default
+    /// None: tasks run as the agent's user and group.
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.run_as = Some(RunAs { uid, gid });
+        self
+    }
+
+    /// Longest time starting a process may take: finding the program in `PATH`, checking
+    /// `cwd`, and everything up to `execve`. These steps touch the file system and run on
+    /// the runner's own threads, never on the async runtime's; a path on a hung mount (a
+    /// dead NFS server) blocks them, and the attempt then fails after this long with a
+    /// retryable error (the task's restart policy applies). 1 ms ..= 1 h.
+    ///
+    /// # Default
+    /// 30 s.
+    pub fn spawn_timeout(mut self, timeout: Duration) -> Self {
+        self.spawn_timeout = timeout;
         self
     }
 
@@ -307,6 +359,22 @@ impl SubprocessBackendConfig {
                 "a keep-list needs drop_all_capabilities(true); without it nothing is dropped",
             ));
         }
+        if self.spawn_timeout < Duration::from_millis(1) || self.spawn_timeout > MAX_SPAWN_TIMEOUT {
+            return Err(ExecError::invalid(
+                "spawn_timeout",
+                format!("must be 1 ms ..= 1 h, got {:?}", self.spawn_timeout),
+            ));
+        }
+        if let Some(RunAs { uid, gid }) = self.run_as
+            && (uid == u32::MAX || gid == u32::MAX)
+        {
+            return Err(ExecError::invalid(
+                "run_as",
+                format!(
+                    "uid and gid must be below 4294967295 (which means \"unchanged\"), got {uid}:{gid}"
+                ),
+            ));
+        }
         if let Some(p) = &self.cgroup_parent {
             clean_absolute("cgroup_parent", p)?;
         }
@@ -350,6 +418,9 @@ fn clean_absolute(field: &'static str, p: &Path) -> Result<(), ExecError> {
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// Default output line bound.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+/// Default bound on starting one process ([`SubprocessBackendConfig::spawn_timeout`]).
+pub const DEFAULT_SPAWN_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_SPAWN_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_KILL_GRACE: Duration = Duration::from_secs(3600);
 const MAX_LINE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -368,7 +439,9 @@ mod tests {
         assert_eq!(c.kill_grace, Duration::from_secs(5));
         assert_eq!(c.max_line_bytes, 64 * 1024);
         assert!(c.cpu_max.is_none() && c.memory_max.is_none() && c.pids_max.is_none());
-        assert!(!c.require_enforcement && c.inherit_env && c.cgroup_kill);
+        assert!(!c.require_enforcement && !c.inherit_env && c.cgroup_kill);
+        assert!(c.run_as.is_none());
+        assert_eq!(c.spawn_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -395,6 +468,10 @@ mod tests {
                 .contains("cgroup_parent: must be an absolute path")
         );
         assert!(err(&base().script_dir("/tmp/../etc")).contains("script_dir"));
+        assert!(err(&base().spawn_timeout(Duration::ZERO)).contains("spawn_timeout: must be 1 ms"));
+        assert!(err(&base().spawn_timeout(Duration::from_secs(7200))).contains("spawn_timeout"));
+        assert!(err(&base().run_as(u32::MAX, 0)).contains("run_as: uid and gid must be below"));
+        assert!(err(&base().run_as(0, u32::MAX)).contains("run_as"));
         assert!(err(&base().memory_max(0)).starts_with("invalid subprocess backend config: "));
     }
 

@@ -80,6 +80,28 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
+    /// Starting the process took longer than
+    /// [`spawn_timeout`](crate::SubprocessBackendConfig::spawn_timeout): a path it needs
+    /// (the program, `cwd`) is probably on a hung mount. Retryable.
+    #[error(
+        "starting {program:?} took longer than {timeout:?} (is the program or cwd on a hung mount?)"
+    )]
+    SpawnTimeout {
+        /// The program.
+        program: String,
+        /// The configured bound.
+        timeout: std::time::Duration,
+    },
+    /// The task user cannot be set up (`run_as`).
+    #[error("cannot run tasks as uid {uid} gid {gid}: {reason}")]
+    RunAs {
+        /// The configured uid.
+        uid: u32,
+        /// The configured gid.
+        gid: u32,
+        /// Why.
+        reason: String,
+    },
     /// This platform has no subprocess backend (solti-exec supports Linux).
     #[error("the subprocess runner is not supported on this platform (Linux only)")]
     Unsupported,
@@ -105,6 +127,29 @@ impl ExecError {
         out
     }
 
+    /// Whether the cause is likely to pass, so the attempt fails retryably (`Fail`, the
+    /// restart policy applies) instead of `Fatal`: the descriptor table is full (`EMFILE`,
+    /// `ENFILE`), the kernel refused a new process for now (`EAGAIN`, `ENOMEM` from
+    /// `clone`, or the user's `RLIMIT_NPROC`), or starting timed out.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        let transient = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN)
+            )
+        };
+        match self {
+            Self::SpawnTimeout { .. } => true,
+            Self::Spawn { stage, source, .. } => {
+                transient(source)
+                    || (*stage == "clone" && source.raw_os_error() == Some(libc::ENOMEM))
+            }
+            Self::Cgroup { source, .. } | Self::ScriptWrite { source, .. } => transient(source),
+            _ => false,
+        }
+    }
+
     /// A short fixed label for [`MetricsBackend::runner_error`](solti_runner::MetricsBackend).
     pub(crate) fn metric_reason(&self) -> &'static str {
         match self {
@@ -112,9 +157,54 @@ impl ExecError {
             Self::Cgroup { .. } => "cgroup",
             Self::IsolationUnavailable { .. } => "isolation",
             Self::CommandNotFound { .. } => "not_found",
-            Self::InvalidConfig { .. } | Self::Register(_) => "config",
+            Self::InvalidConfig { .. } | Self::Register(_) | Self::RunAs { .. } => "config",
+            Self::SpawnTimeout { .. } => "spawn_timeout",
             Self::InvalidSpec { .. } => "spec",
             Self::Nul { .. } | Self::Spawn { .. } | Self::Unsupported => "spawn",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spawn_err(stage: &'static str, errno: i32) -> ExecError {
+        ExecError::Spawn {
+            program: "p".to_owned(),
+            stage,
+            source: io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    #[test]
+    fn descriptor_and_process_exhaustion_are_retryable() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::EAGAIN] {
+            assert!(spawn_err("pipe", errno).is_retryable(), "{errno}");
+            assert!(spawn_err("clone", errno).is_retryable(), "{errno}");
+        }
+        assert!(spawn_err("clone", libc::ENOMEM).is_retryable());
+        let cgroup = ExecError::Cgroup {
+            path: PathBuf::from("/x"),
+            source: io::Error::from_raw_os_error(libc::EMFILE),
+        };
+        assert!(cgroup.is_retryable());
+        let timeout = ExecError::SpawnTimeout {
+            program: "p".to_owned(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert!(timeout.is_retryable());
+    }
+
+    #[test]
+    fn other_start_failures_are_not() {
+        assert!(!spawn_err("execve", libc::ENOENT).is_retryable());
+        assert!(!spawn_err("chdir", libc::EACCES).is_retryable());
+        assert!(!spawn_err("execve", libc::ENOMEM).is_retryable());
+        let nf = ExecError::CommandNotFound {
+            command: "x".to_owned(),
+            path: "/bin".to_owned(),
+        };
+        assert!(!nf.is_retryable());
     }
 }

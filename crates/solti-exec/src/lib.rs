@@ -41,9 +41,14 @@
 //!   contains `/`); script mode writes the decoded body to a private 0600 temp file and runs
 //!   `<interpreter> [flag] <file> <args>`; the file is removed when the attempt ends (also
 //!   when its future is dropped).
-//! - **Environment**: the agent's environment (unless
-//!   [`inherit_env(false)`](SubprocessBackendConfig::inherit_env)), then the runner env,
-//!   then the task env on top. `cwd` from the spec. stdin is `/dev/null`.
+//! - **Environment**: a clean one by default: the agent's `PATH`, `HOME`, `LANG` and `TZ`,
+//!   then the runner env, then the task env on top
+//!   ([`inherit_env(true)`](SubprocessBackendConfig::inherit_env) starts from the agent's
+//!   whole environment instead); the agent's `SOLTI_*` variables never reach a task. `cwd`
+//!   from the spec. stdin is `/dev/null`.
+//! - **Task user**: [`run_as`](SubprocessBackendConfig::run_as) runs every process as
+//!   another user and group (supplementary groups cleared); the task then cannot write the
+//!   cgroup files that bound it.
 //! - **Output**: stdout and stderr are read on their own tasks, split at LF (a CR before the
 //!   LF is dropped, invalid UTF-8 is kept), published to the attempt's `OutputSink` as
 //!   `Bytes`, and emitted as DEBUG tracing events with control characters escaped. A line
@@ -53,7 +58,11 @@
 //!   when `fail_on_non_zero` is on, success otherwise; either way the code is recorded with
 //!   `OutputPublisher::record_exit_code`. Death by a signal fails with the signal named and
 //!   no exit code. A spawn failure (command not found, bad `cwd`, script write error,
-//!   isolation required but missing) is `TaskError::Fatal` with a reason naming the cause.
+//!   isolation required but missing) is `TaskError::Fatal` with a reason naming the cause,
+//!   except transient ones ([`ExecError::is_retryable`]: `EMFILE`, `ENFILE`, `EAGAIN`, a
+//!   start slower than [`spawn_timeout`](SubprocessBackendConfig::spawn_timeout)), which
+//!   are `TaskError::Fail` so the restart policy applies. Program lookup, `cwd` and `execve`
+//!   never block the async runtime (they run on the runner's spawner threads).
 //! - **Process lifetime**: the child leads its own process group and, when cgroup v2 is
 //!   writable, its own cgroup. On cancel, delete, replace or shutdown the tree gets SIGTERM,
 //!   then SIGKILL (`cgroup.kill`) after the [kill grace](SubprocessBackendConfig::kill_grace),
@@ -83,7 +92,9 @@ pub mod subprocess;
 mod sys;
 
 #[doc(inline)]
-pub use config::{DEFAULT_KILL_GRACE, DEFAULT_MAX_LINE_BYTES, SubprocessBackendConfig};
+pub use config::{
+    DEFAULT_KILL_GRACE, DEFAULT_MAX_LINE_BYTES, DEFAULT_SPAWN_TIMEOUT, SubprocessBackendConfig,
+};
 #[doc(inline)]
 pub use error::ExecError;
 #[doc(inline)]

@@ -200,6 +200,32 @@ pub struct Config {
     /// can run commands as this agent's user.
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
     pub insecure_allow_unauthenticated: bool,
+
+    /// Run tasks as this user: a name or a numeric uid (needs an agent running as root).
+    /// Tasks then cannot write the cgroup files that bound them. Their group is the user's
+    /// primary group unless --task-group is given; supplementary groups are cleared.
+    #[arg(long, env = "SOLTI_TASK_USER")]
+    pub task_user: Option<String>,
+
+    /// Run tasks with this group: a name or a numeric gid (needs --task-user).
+    #[arg(long, env = "SOLTI_TASK_GROUP", requires = "task_user")]
+    pub task_group: Option<String>,
+
+    /// Start tasks from the agent's whole environment (minus its own SOLTI_* variables)
+    /// instead of a clean one (PATH, HOME, LANG and TZ, then the task's own env).
+    #[arg(long, env = "SOLTI_INHERIT_ENV")]
+    pub inherit_env: bool,
+}
+
+/// The user and group tasks run as (`--task-user`, `--task-group`), resolved to ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskIdentity {
+    /// The user as given (name or number).
+    pub user: String,
+    /// Its uid.
+    pub uid: u32,
+    /// The gid: `--task-group`, else the user's primary group.
+    pub gid: u32,
 }
 
 /// The shortest sweep interval accepted: each sweep walks every task under the state lock.
@@ -263,6 +289,55 @@ impl Config {
                 "--sweep-interval-ms",
                 "SOLTI_SWEEP_INTERVAL_MS",
             )?))
+    }
+
+    /// Resolves `--task-user` / `--task-group` (names through the system's user and group
+    /// databases, numbers as they are).
+    ///
+    /// # Errors
+    /// An unknown name, or a numeric uid without a password entry and no `--task-group`;
+    /// the message names the flag and its variable.
+    pub fn task_identity(&self) -> Result<Option<TaskIdentity>> {
+        use nix::unistd::{Group, Uid, User};
+
+        let Some(user) = &self.task_user else {
+            return Ok(None);
+        };
+        let flag = "--task-user / SOLTI_TASK_USER";
+        let entry = match user.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => User::from_name(user),
+        }
+        .with_context(|| format!("{flag}: cannot read the user database"))?;
+        let uid = match (&entry, user.parse::<u32>()) {
+            (Some(e), _) => e.uid.as_raw(),
+            (None, Ok(uid)) => uid,
+            (None, Err(_)) => bail!("{flag}: no user named {user:?}"),
+        };
+        let gid = match &self.task_group {
+            Some(group) => {
+                let flag = "--task-group / SOLTI_TASK_GROUP";
+                match group.parse::<u32>() {
+                    Ok(gid) => gid,
+                    Err(_) => Group::from_name(group)
+                        .with_context(|| format!("{flag}: cannot read the group database"))?
+                        .map(|g| g.gid.as_raw())
+                        .with_context(|| format!("{flag}: no group named {group:?}"))?,
+                }
+            }
+            None => match &entry {
+                Some(e) => e.gid.as_raw(),
+                None => bail!(
+                    "{flag}: uid {uid} has no entry in the user database, so it has no primary \
+                     group: give --task-group / SOLTI_TASK_GROUP"
+                ),
+            },
+        };
+        Ok(Some(TaskIdentity {
+            user: user.clone(),
+            uid,
+            gid,
+        }))
     }
 
     /// The state directory.
@@ -452,6 +527,59 @@ mod tests {
         assert!(err.contains("expected 100 to"), "{err}");
         let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
+    }
+
+    #[test]
+    fn task_user_and_group_resolve_names_and_numbers() {
+        assert_eq!(parse(&[]).task_identity().unwrap(), None);
+        let id = parse(&["--task-user", "root"])
+            .task_identity()
+            .unwrap()
+            .unwrap();
+        assert_eq!((id.uid, id.gid), (0, 0));
+        let id = parse(&["--task-user", "0", "--task-group", "12345"])
+            .task_identity()
+            .unwrap()
+            .unwrap();
+        assert_eq!((id.uid, id.gid), (0, 12345));
+        let id = parse(&["--task-user", "4000000", "--task-group", "4000000"])
+            .task_identity()
+            .unwrap()
+            .unwrap();
+        assert_eq!((id.uid, id.gid), (4_000_000, 4_000_000));
+    }
+
+    #[test]
+    fn task_user_errors_name_the_flag() {
+        let err = parse(&["--task-user", "solti-no-such-user"])
+            .task_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--task-user / SOLTI_TASK_USER: no user named \"solti-no-such-user\""),
+            "{err}"
+        );
+        let err = parse(&["--task-user", "4000000"])
+            .task_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give --task-group"), "{err}");
+        let err = parse(&["--task-user", "root", "--task-group", "solti-no-such-group"])
+            .task_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--task-group / SOLTI_TASK_GROUP: no group named"),
+            "{err}"
+        );
+        let err = Config::try_parse_from(["agentd", "--task-group", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--task-user"), "{err}");
+    }
+
+    #[test]
+    fn inherit_env_is_off_by_default() {
+        assert!(!parse(&[]).inherit_env);
+        assert!(parse(&["--inherit-env"]).inherit_env);
     }
 
     #[test]

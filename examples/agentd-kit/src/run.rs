@@ -17,6 +17,13 @@ use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_i
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
 ///
+/// Tasks of the built-in subprocess runner get a clean environment (the agent's `PATH`,
+/// `HOME`, `LANG` and `TZ`, then their own `env`) unless `--inherit-env` is set, and never
+/// the agent's `SOLTI_*` variables (the API token among them), whichever entry point started
+/// the agent. With `--task-user` they run as that user and group. The agent process is
+/// marked non-dumpable, so a task running as the agent's own user cannot read its memory or
+/// `/proc/<pid>/environ` either.
+///
 /// # Errors
 /// Configuration errors (each names the flag), and start-up failures (ports, files).
 pub async fn run(config: Config, transport: TransportKind) -> Result<()> {
@@ -66,7 +73,9 @@ where
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
 
+    protect_agent_memory();
     let token = load_token(&config)?;
+    let task_identity = config.task_identity()?;
     let listen = config.listen_addr(transport);
     config.check_safe_listen(listen, "task API")?;
     let server_tls = server_tls(&config)?;
@@ -78,7 +87,22 @@ where
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
-    solti_exec::register_subprocess_runner(&mut router, "default").context("subprocess runner")?;
+    let mut exec = solti_exec::SubprocessBackendConfig::new().inherit_env(config.inherit_env);
+    if let Some(id) = &task_identity {
+        exec = exec.run_as(id.uid, id.gid);
+    }
+    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", exec)
+        .context("subprocess runner (--task-user / --task-group)")?;
+    match &task_identity {
+        Some(id) => tracing::info!(user = %id.user, uid = id.uid, gid = id.gid,
+            "tasks run as another user; they cannot write the cgroup files that bound them"),
+        None if nix::unistd::geteuid().is_root() => tracing::warn!(
+            "the agent runs as root and tasks run as root too: a task can lift its own limits, leave \
+             its cgroup and outlive DELETE; set --task-user (SOLTI_TASK_USER) to run them as an \
+             unprivileged user"
+        ),
+        None => {}
+    }
     runners(&mut router).context("register extra runners")?;
     // After everything that can refuse to start, so a failed start leaves no new id file.
     let agent_id = match &config.agent_id {
@@ -295,8 +319,10 @@ where
     runtime.block_on(run_with(config, transport, runners))
 }
 
-/// Removes secrets that may have come through the environment, so tasks (which inherit the
-/// agent's environment) cannot read them. Their values already live in `Config`.
+/// Removes the token from the process environment when it came through it (its value
+/// already lives in `Config`), so nothing the agent starts later inherits it. Only `main_with`
+/// can do this (before any thread exists); tasks never receive `SOLTI_*` variables either way
+/// (solti-exec filters them).
 fn scrub_secret_env() {
     #[expect(
         unsafe_code,
@@ -307,9 +333,14 @@ fn scrub_secret_env() {
     unsafe {
         std::env::remove_var("SOLTI_AGENT_TOKEN");
     }
-    // The original environment and command line stay readable in /proc/<pid>/environ and
-    // cmdline, and a same-user process could ptrace the agent: mark the agent non-dumpable so
-    // tasks running as the same (non-root) user cannot read its secrets that way.
+}
+
+/// The original environment and command line stay readable in /proc/<pid>/environ and
+/// cmdline, and a same-user process could ptrace the agent: mark the agent non-dumpable so
+/// tasks running as the same (non-root) user cannot read its secrets that way. Unlike
+/// removing variables, this is safe with other threads running, so every entry point
+/// (`run`, `run_with`, `main_with`) does it.
+fn protect_agent_memory() {
     #[cfg(target_os = "linux")]
     #[expect(unsafe_code, reason = "FFI call to prctl")]
     // SAFETY: PR_SET_DUMPABLE takes plain integers and changes only this process's flag.

@@ -37,14 +37,31 @@ impl AgentProcess {
     /// # Errors
     /// When the process cannot start or exits before it is ready.
     pub fn start_with_state(binary: &Path, state_dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_custom(binary, state_dir, extra, &[], None)
+    }
+
+    /// As [`start_with_state`](Self::start_with_state), with extra environment variables for
+    /// the agent and, when `stderr` is given, its log written to that file (otherwise
+    /// inherited).
+    ///
+    /// # Errors
+    /// When the process cannot start or exits before it is ready.
+    pub fn start_custom(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Result<Self> {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from))
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
         let stdout = child.stdout.take().context("agent stdout")?;

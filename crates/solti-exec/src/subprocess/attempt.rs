@@ -32,10 +32,17 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
     if a.ctx.is_cancelled() {
         return Err(TaskError::Canceled);
     }
-    let fatal = |e: ExecError| {
+    let not_started = |e: ExecError| {
         a.metrics.runner_error(&a.shared.name, e.metric_reason());
-        tracing::warn!(task_id = %a.task_id, attempt = a.sink.attempt(), error = %e.chain(), "attempt could not start");
-        TaskError::fatal(e.chain())
+        let retryable = e.is_retryable();
+        tracing::warn!(task_id = %a.task_id, attempt = a.sink.attempt(), error = %e.chain(), retryable, "attempt could not start");
+        if retryable {
+            // Out of descriptors or processes for now, or a hung mount: the restart
+            // policy decides whether to try again.
+            TaskError::fail(e.chain())
+        } else {
+            TaskError::fatal(e.chain())
+        }
     };
 
     let (cmd, script) = match &a.plan.program {
@@ -48,7 +55,9 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
             args,
             ..
         } => {
-            let path = write_script(&a.shared, &a.plan).await.map_err(fatal)?;
+            let path = write_script(&a.shared, &a.plan)
+                .await
+                .map_err(not_started)?;
             let mut argv: Vec<String> = flag.iter().cloned().collect();
             argv.push(path.to_string_lossy().into_owned());
             argv.extend(args.iter().cloned());
@@ -56,7 +65,9 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
         }
     };
 
-    let mut running = sys::spawn(&a.shared.isolation, &cmd).map_err(fatal)?;
+    let mut running = sys::spawn(&a.shared.isolation, &cmd, a.shared.config.spawn_timeout)
+        .await
+        .map_err(not_started)?;
     tracing::debug!(task_id = %a.task_id, attempt = a.sink.attempt(), pid = running.pid(), program = %cmd.program, "process started");
     let mut guard = Guard {
         running: None,
@@ -156,12 +167,17 @@ async fn write_script(shared: &Shared, plan: &TaskPlan) -> Result<TempPath, Exec
         .unwrap_or_else(std::env::temp_dir);
     let body = body.clone();
     let dir2 = dir.clone();
+    let run_as = shared.config.run_as;
     let written = tokio::task::spawn_blocking(move || -> std::io::Result<TempPath> {
         use std::io::Write as _;
         // tempfile creates the file with mode 0600 and O_EXCL.
         let mut file = tempfile::Builder::new()
             .prefix("solti-script-")
             .tempfile_in(&dir2)?;
+        if let Some(run_as) = run_as {
+            // The interpreter runs as the task user and must be able to read the file.
+            std::os::unix::fs::fchown(file.as_file(), Some(run_as.uid), Some(run_as.gid))?;
+        }
         file.write_all(&body)?;
         file.as_file().sync_data().ok();
         Ok(file.into_temp_path())

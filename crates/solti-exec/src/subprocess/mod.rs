@@ -146,12 +146,10 @@ impl Runner for SubprocessRunner {
                 ),
             ));
         };
-        let plan = Arc::new(
-            TaskPlan::new(sub, ctx, self.shared.config.inherit_env).map_err(|e| {
-                ctx.metrics().runner_error(&self.name, e.metric_reason());
-                RunnerError::build(self.name.as_ref(), e)
-            })?,
-        );
+        let plan = Arc::new(TaskPlan::new(sub, ctx, &self.shared).map_err(|e| {
+            ctx.metrics().runner_error(&self.name, e.metric_reason());
+            RunnerError::build(self.name.as_ref(), e)
+        })?);
         let shared = Arc::clone(&self.shared);
         let publisher = ctx.output().clone();
         let metrics = Arc::clone(ctx.metrics());
@@ -207,7 +205,7 @@ pub(crate) enum Program {
 }
 
 impl TaskPlan {
-    fn new(sub: &SubprocessSpec, ctx: &BuildContext, inherit_env: bool) -> Result<Self, ExecError> {
+    fn new(sub: &SubprocessSpec, ctx: &BuildContext, shared: &Shared) -> Result<Self, ExecError> {
         let program = match &sub.mode {
             SubprocessMode::Command { command, args } => Program::Command {
                 command: command.clone(),
@@ -238,14 +236,11 @@ impl TaskPlan {
             }
         };
         let task_env = ctx.env().merge(&sub.env);
-        let env = if inherit_env {
-            let agent: TaskEnv = std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect();
-            task_env.merged_over(&agent)
-        } else {
-            task_env
-        };
+        let mut base = agent_env(std::env::vars_os(), shared.config.inherit_env);
+        if let Some(home) = shared.isolation.task_home() {
+            base.push("HOME", home);
+        }
+        let env = task_env.merged_over(&base);
         Ok(Self {
             program,
             env: env
@@ -255,5 +250,74 @@ impl TaskPlan {
             cwd: sub.cwd.clone(),
             fail_on_non_zero: sub.fail_on_non_zero.is_enabled(),
         })
+    }
+}
+
+/// The part of the agent's environment `vars` a child starts from: all of it but the
+/// agents' own `SOLTI_*` settings when `inherit`, otherwise only [`PASSED_ENV`]. Variables
+/// that are not valid UTF-8 are skipped.
+fn agent_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    inherit: bool,
+) -> TaskEnv {
+    vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| {
+            if inherit {
+                !k.starts_with(AGENT_PREFIX)
+            } else {
+                PASSED_ENV.contains(&k.as_str())
+            }
+        })
+        .collect()
+}
+
+/// Agent variables a child gets when the environment is not inherited.
+const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+/// Prefix of the agents' own settings (the API token among them): never inherited.
+const AGENT_PREFIX: &str = "SOLTI_";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+        [
+            ("PATH", "/bin"),
+            ("HOME", "/root"),
+            ("LANG", "C.UTF-8"),
+            ("TZ", "UTC"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("SOLTI_AGENT_TOKEN", "y"),
+            ("SOLTI_TOKEN", "z"),
+            ("LC_ALL", "C"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+    }
+
+    fn keys(env: &TaskEnv) -> Vec<&str> {
+        env.iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn clean_environment_passes_only_the_listed_variables() {
+        let env = agent_env(vars(), false);
+        assert_eq!(keys(&env), ["PATH", "HOME", "LANG", "TZ"]);
+    }
+
+    #[test]
+    fn inherited_environment_never_carries_agent_settings() {
+        let env = agent_env(vars(), true);
+        assert_eq!(
+            keys(&env),
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "TZ",
+                "AWS_SECRET_ACCESS_KEY",
+                "LC_ALL"
+            ]
+        );
     }
 }

@@ -29,6 +29,10 @@ impl Isolation {
         &[]
     }
 
+    pub(crate) fn task_home(&self) -> Option<&str> {
+        None
+    }
+
     pub(crate) fn cgroup_parent(&self) -> Option<&Path> {
         None
     }
@@ -66,6 +70,10 @@ impl Running {
     }
 }
 
-pub(crate) fn spawn(_iso: &Isolation, _cmd: &CommandLine) -> Result<Running, ExecError> {
+pub(crate) async fn spawn(
+    _iso: &Isolation,
+    _cmd: &CommandLine,
+    _timeout: std::time::Duration,
+) -> Result<Running, ExecError> {
     Err(ExecError::Unsupported)
 }

@@ -278,4 +278,33 @@ async fn the_death_signal_is_armed_in_the_program() {
         b.task.spawn(TaskContext::detached()).await.unwrap();
         assert_eq!(b.out.stdout(), ["9"], "{label}: SIGKILL (9) expected");
     }
+    // The user switch of run_as clears the death signal; the child arms it again. Needs
+    // root, and a python3 the task user can reach (not one under /root).
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    });
+    if !root || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED death signal check with a task user: needs root and /usr/bin/python3");
+        return;
+    }
+    for (label, config) in [
+        ("task user", fast().run_as(65534, 65534)),
+        (
+            "task user, caps dropped, one kept",
+            fast()
+                .run_as(65534, 65534)
+                .drop_all_capabilities(true)
+                .keep_capabilities(["CAP_NET_BIND_SERVICE"]),
+        ),
+    ] {
+        let b = build_with(
+            &spec(cmd("/usr/bin/python3", &["-c", READ_PDEATHSIG])),
+            config,
+            Default::default(),
+        );
+        let r = b.task.spawn(TaskContext::detached()).await;
+        assert!(r.is_ok(), "{label}: {r:?} {:?}", b.out.stderr());
+        assert_eq!(b.out.stdout(), ["9"], "{label}: SIGKILL (9) expected");
+    }
 }

@@ -8,8 +8,10 @@
 mod agent_death;
 mod basics;
 mod e2e;
+mod hang;
 mod harness;
 mod isolation;
 mod lifetime;
 mod output;
 mod scripts;
+mod task_user;

@@ -47,15 +47,19 @@ impl CapPlan {
         }
     }
 
-    /// Clears the ambient set, drops every bounding capability not kept, and sets the
-    /// inheritable, permitted and effective sets to the kept ones (within what we hold).
+    /// Whether any capability is kept.
+    pub(crate) fn keeps_any(&self) -> bool {
+        self.keep != 0
+    }
+
+    /// First half, while the child still holds the agent's privileges: clears the ambient
+    /// set and drops every bounding capability not kept.
     ///
     /// # Safety
     /// Called only from the vfork child in `spawn::setup_and_exec`: it performs raw
-    /// `prctl`/`capget`/`capset` syscalls on stack values only (no allocation, no locks).
-    pub(crate) unsafe fn apply_in_child(&self) -> Result<(), c_int> {
-        // SAFETY: plain prctl/syscall invocations with integer arguments or pointers to
-        // locals, valid for the duration of each call.
+    /// `prctl` syscalls with integer arguments only (no allocation, no locks).
+    pub(crate) unsafe fn drop_bounding_in_child(&self) -> Result<(), c_int> {
+        // SAFETY: plain prctl invocations with integer arguments.
         unsafe {
             if libc::prctl(
                 libc::PR_CAP_AMBIENT,
@@ -78,6 +82,22 @@ impl CapPlan {
                     return Err(*libc::__errno_location());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Second half, after any user switch: sets the inheritable, permitted and effective
+    /// sets to the kept ones (within what the child still holds). With `raise_ambient`
+    /// (the child switched to a non-root task user, whose `execve` would otherwise drop
+    /// every capability) the kept ones are also raised in the ambient set.
+    ///
+    /// # Safety
+    /// As [`drop_bounding_in_child`](Self::drop_bounding_in_child): raw
+    /// `prctl`/`capget`/`capset` syscalls on stack values only.
+    pub(crate) unsafe fn restrict_in_child(&self, raise_ambient: bool) -> Result<(), c_int> {
+        // SAFETY: plain prctl/syscall invocations with integer arguments or pointers to
+        // locals, valid for the duration of each call.
+        unsafe {
             let mut header = CapHeader {
                 version: LINUX_CAPABILITY_VERSION_3,
                 pid: 0,
@@ -86,14 +106,31 @@ impl CapPlan {
             if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) != 0 {
                 return Err(*libc::__errno_location());
             }
+            let mut held = 0u64;
             for (i, d) in data.iter_mut().enumerate() {
                 let keep = (self.keep >> (32 * i)) as u32;
                 d.permitted &= keep;
-                d.effective &= keep;
+                d.effective = d.permitted;
                 d.inheritable = d.permitted;
+                held |= u64::from(d.permitted) << (32 * i);
             }
             if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) != 0 {
                 return Err(*libc::__errno_location());
+            }
+            if raise_ambient {
+                for cap in 0..=self.last_cap.min(63) {
+                    if held & (1u64 << cap) != 0
+                        && libc::prctl(
+                            libc::PR_CAP_AMBIENT,
+                            libc::PR_CAP_AMBIENT_RAISE,
+                            cap as libc::c_ulong,
+                            0,
+                            0,
+                        ) != 0
+                    {
+                        return Err(*libc::__errno_location());
+                    }
+                }
             }
         }
         Ok(())

@@ -13,9 +13,9 @@ use std::{
     io,
     os::{
         fd::{FromRawFd as _, OwnedFd},
-        unix::{ffi::OsStrExt as _, fs::PermissionsExt as _, process::ExitStatusExt as _},
+        unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
     },
-    path::{Path, PathBuf},
+    path::Path,
     process::ExitStatus,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
@@ -25,7 +25,7 @@ use tokio::{io::unix::AsyncFd, net::unix::pipe};
 
 use self::{caps::CapPlan, cgroup::AttemptCgroup, cgroup::CgroupSetup};
 use super::CommandLine;
-use crate::{ExecError, SubprocessBackendConfig};
+use crate::{ExecError, SubprocessBackendConfig, config::RunAs};
 
 /// The read end of a child's stdout or stderr.
 pub(crate) type Pipe = pipe::Receiver;
@@ -37,6 +37,9 @@ pub(crate) struct Isolation {
     caps: Option<CapPlan>,
     no_new_privs: bool,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    run_as: Option<RunAs>,
+    /// The task user's home directory, when tasks run as another user.
+    task_home: Option<String>,
     /// Configured items that cannot be applied, as `item (cause)`.
     unenforced: Vec<String>,
     /// Other degradations worth one warning (e.g. tree kill without a cgroup).
@@ -135,11 +138,21 @@ impl Isolation {
             }
         }
 
+        let task_home = match config.run_as {
+            None => None,
+            Some(run_as) => {
+                check_run_as(run_as, cgroup.as_ref().map(|c| c.parent.as_path()))?;
+                Some(home_of(run_as.uid).unwrap_or_else(|| "/".to_owned()))
+            }
+        };
+
         Ok(Self {
             cgroup,
             caps,
             no_new_privs: config.no_new_privs,
             rlimits,
+            run_as: config.run_as,
+            task_home,
             unenforced,
             notes,
             require: config.require_enforcement,
@@ -155,6 +168,12 @@ impl Isolation {
     /// Degradations that are not configured isolation (one warning each at registration).
     pub(crate) fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// The task user's home directory (`/` when the password database has none), when
+    /// tasks run as another user.
+    pub(crate) fn task_home(&self) -> Option<&str> {
+        self.task_home.as_deref()
     }
 
     /// The parent of attempt cgroups, when attempts get one.
@@ -232,18 +251,36 @@ impl Running {
     }
 }
 
-/// Starts one attempt.
-pub(crate) fn spawn(iso: &Isolation, cmd: &CommandLine) -> Result<Running, ExecError> {
+/// Starts one attempt. The steps that touch the file system (program lookup, `cwd`,
+/// `execve`) run on the spawner threads, and the wait for them is bounded by `timeout`.
+pub(crate) async fn spawn(
+    iso: &Isolation,
+    cmd: &CommandLine,
+    timeout: Duration,
+) -> Result<Running, ExecError> {
     if iso.require && !iso.unenforced.is_empty() {
         return Err(ExecError::IsolationUnavailable {
             missing: iso.unenforced.join("; "),
         });
     }
-    let program = resolve(&cmd.program, &cmd.env)?;
     let cstr =
         |field: &'static str, s: &[u8]| CString::new(s).map_err(|_| ExecError::Nul { field });
+    let search_path = cmd
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+    let program = if cmd.program.contains('/') {
+        spawner::Program::Path(cstr("program", cmd.program.as_bytes())?)
+    } else {
+        cstr("program", cmd.program.as_bytes())?;
+        spawner::Program::Search {
+            name: cmd.program.clone(),
+            path: search_path.to_owned(),
+        }
+    };
     let plan = spawn::ExecPlan {
-        program: cstr("program", program.as_os_str().as_bytes())?,
         argv: std::iter::once(cmd.program.as_str())
             .chain(cmd.args.iter().map(String::as_str))
             .map(|a| cstr("argument", a.as_bytes()))
@@ -261,7 +298,9 @@ pub(crate) fn spawn(iso: &Isolation, cmd: &CommandLine) -> Result<Running, ExecE
         rlimits: iso.rlimits.clone(),
         caps: iso.caps,
         no_new_privs: iso.no_new_privs,
+        run_as: iso.run_as.map(|r| (r.uid, r.gid)),
     };
+    // cgroupfs lives in memory: creating the attempt cgroup does not block.
     let cgroup = match &iso.cgroup {
         None => None,
         Some(setup) => match setup.create() {
@@ -295,7 +334,32 @@ pub(crate) fn spawn(iso: &Isolation, cmd: &CommandLine) -> Result<Running, ExecE
         .map(|fd| fd.try_clone_to_owned())
         .transpose()
         .map_err(|e| spawn_err("joining the cgroup", e))?;
-    let started = spawner::spawn(plan, procs).map_err(|f| spawn_err(f.stage, f.error))?;
+    let mut pending =
+        spawner::submit(program, plan, procs).map_err(|f| spawn_err(f.stage, f.error))?;
+    // On timeout (or if this future is dropped) `pending` is dropped: a child that still
+    // starts is killed and reaped, and the cgroup is removed by its own drop.
+    let started = match tokio::time::timeout(timeout, pending.reply()).await {
+        Err(_) => {
+            return Err(ExecError::SpawnTimeout {
+                program: cmd.program.clone(),
+                timeout,
+            });
+        }
+        Ok(None) => {
+            return Err(spawn_err(
+                "spawner thread",
+                io::Error::other("a spawner thread died"),
+            ));
+        }
+        Ok(Some(Err(spawner::JobError::NotFound))) => {
+            return Err(ExecError::CommandNotFound {
+                command: cmd.program.clone(),
+                path: search_path.to_owned(),
+            });
+        }
+        Ok(Some(Err(spawner::JobError::Failed(f)))) => return Err(spawn_err(f.stage, f.error)),
+        Ok(Some(Ok(started))) => started,
+    };
     let child = Child::new(started.pid);
     let io_err = |source| ExecError::Spawn {
         program: cmd.program.clone(),
@@ -312,31 +376,100 @@ pub(crate) fn spawn(iso: &Isolation, cmd: &CommandLine) -> Result<Running, ExecE
     })
 }
 
-/// Finds `program` in the `PATH` of `env` (or the default path) unless it contains `/`.
-fn resolve(program: &str, env: &[(String, String)]) -> Result<PathBuf, ExecError> {
-    if program.contains('/') {
-        return Ok(PathBuf::from(program));
-    }
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
-    // Empty entries (the current directory) are not searched: the child's cwd differs
-    // from ours and implicit cwd lookup is a classic hijack.
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let candidate = Path::new(dir).join(program);
-        if let Ok(meta) = std::fs::metadata(&candidate)
-            && meta.is_file()
-            && meta.permissions().mode() & 0o111 != 0
-        {
-            return Ok(candidate);
+/// Refuses a task user the agent cannot switch to, or one that could write the cgroup
+/// files bounding it (the attempt cgroup parent or one of its ancestors is writable by it).
+fn check_run_as(run_as: RunAs, cgroup_parent: Option<&Path>) -> Result<(), ExecError> {
+    let refuse = |reason: String| ExecError::RunAs {
+        uid: run_as.uid,
+        gid: run_as.gid,
+        reason,
+    };
+    for cap in [
+        ::caps::Capability::CAP_SETUID,
+        ::caps::Capability::CAP_SETGID,
+    ] {
+        match ::caps::has_cap(None, ::caps::CapSet::Effective, cap) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(refuse(format!(
+                    "the agent lacks {cap}, needed to switch users (run the agent as root)"
+                )));
+            }
+            Err(e) => return Err(refuse(format!("cannot read the agent's capabilities: {e}"))),
         }
     }
-    Err(ExecError::CommandNotFound {
-        command: program.to_owned(),
-        path: path.to_owned(),
-    })
+    let Some(parent) = cgroup_parent else {
+        return Ok(());
+    };
+    // Moving a process needs write access to the target's cgroup.procs and to that of the
+    // common ancestor; limits are files in the attempt cgroup, created by the agent. So the
+    // task user must not own (or be able to write) the parent or anything above it.
+    let mut dir = Some(parent);
+    while let Some(d) = dir {
+        if !cgroup::is_cgroup2(d) {
+            break;
+        }
+        for path in [d.to_path_buf(), d.join("cgroup.procs")] {
+            if let Ok(meta) = std::fs::metadata(&path)
+                && writable_by(&meta, run_as)
+            {
+                return Err(refuse(format!(
+                    "{} is writable by the task user, so tasks could lift their limits or leave \
+                     their cgroup; give the agent a cgroup owned by root",
+                    path.display()
+                )));
+            }
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// Whether `uid`/`gid` (not root) may write a file with these permissions.
+fn writable_by(meta: &std::fs::Metadata, run_as: RunAs) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if run_as.uid == 0 {
+        return false;
+    }
+    let mode = meta.mode();
+    (meta.uid() == run_as.uid && mode & 0o200 != 0)
+        || (meta.gid() == run_as.gid && mode & 0o020 != 0)
+        || mode & 0o002 != 0
+}
+
+/// The home directory of `uid` in the password database.
+fn home_of(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value to be overwritten.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` outlives the reads of `pwd`'s
+        // string fields below.
+        let r = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &raw mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &raw mut out,
+            )
+        };
+        if r == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if r != 0 || out.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so pw_dir points to a NUL-terminated string in `buf`.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+        return dir
+            .to_str()
+            .ok()
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned);
+    }
 }
 
 /// Why `value` cannot be set for `res` by this agent, if it cannot.

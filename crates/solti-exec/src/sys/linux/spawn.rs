@@ -23,8 +23,6 @@ use super::caps::CapPlan;
 /// Everything the child needs, prepared (allocated) before the clone.
 #[derive(Debug)]
 pub(crate) struct ExecPlan {
-    /// Resolved program path.
-    pub(crate) program: CString,
     /// `argv`, starting with the program name as given.
     pub(crate) argv: Vec<CString>,
     /// `KEY=VALUE` environment.
@@ -37,6 +35,8 @@ pub(crate) struct ExecPlan {
     pub(crate) caps: Option<CapPlan>,
     /// Whether to set `PR_SET_NO_NEW_PRIVS`.
     pub(crate) no_new_privs: bool,
+    /// `(uid, gid)` to switch to (supplementary groups cleared), if any.
+    pub(crate) run_as: Option<(libc::uid_t, libc::gid_t)>,
 }
 
 /// A started child: pid plus the parent ends of its output pipes.
@@ -54,9 +54,10 @@ pub(crate) struct SpawnFailure {
     pub(crate) error: io::Error,
 }
 
-/// Starts `plan` as a new process-group leader; `cgroup_procs` (an open `cgroup.procs`)
-/// puts it into that cgroup before `execve`.
+/// Starts `program` (a resolved path) with `plan` as a new process-group leader;
+/// `cgroup_procs` (an open `cgroup.procs`) puts it into that cgroup before `execve`.
 pub(crate) fn spawn(
+    program: &CStr,
     plan: &ExecPlan,
     cgroup_procs: Option<BorrowedFd<'_>>,
 ) -> Result<Started, SpawnFailure> {
@@ -91,7 +92,7 @@ pub(crate) fn spawn(
         })
         .collect();
     let mut args = ChildArgs {
-        program: plan.program.as_ptr(),
+        program: program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: plan.cwd.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
@@ -101,6 +102,7 @@ pub(crate) fn spawn(
         rlimits_len: rlimits.len(),
         caps: plan.caps,
         no_new_privs: plan.no_new_privs,
+        run_as: plan.run_as,
         // SAFETY: getpid has no preconditions.
         parent_pid: unsafe { libc::getpid() },
         sig_max: libc::SIGRTMAX(),
@@ -166,6 +168,20 @@ pub(crate) fn spawn(
     })
 }
 
+/// SIGKILLs a started child nobody will manage (its caller gave up) and has it reaped by
+/// the reaper thread.
+pub(crate) fn abandon(pid: libc::pid_t) {
+    // SAFETY: killpg/kill have no memory-safety preconditions; `pid` is our unreaped
+    // child (and the leader of its group), so neither id can name another process yet.
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    if let Err(job) = super::reaper::hand_off(super::reaper::Job::Child(pid)) {
+        super::reaper::finish_inline(job);
+    }
+}
+
 /// Waits for `pid` (blocking), retrying on EINTR. Used only for a child known to be gone
 /// or being SIGKILLed.
 pub(crate) fn reap_blocking(pid: libc::pid_t) -> Option<c_int> {
@@ -212,6 +228,7 @@ struct ChildArgs {
     rlimits_len: usize,
     caps: Option<CapPlan>,
     no_new_privs: bool,
+    run_as: Option<(libc::uid_t, libc::gid_t)>,
     /// The agent's pid, to detect that it died before `PR_SET_PDEATHSIG` was armed.
     parent_pid: libc::pid_t,
     sig_max: c_int,
@@ -284,6 +301,8 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
         if libc::setpgid(0, 0) != 0 {
             return (c"setpgid", errno());
         }
+        // Joined while still privileged: with a task user, the cgroup is not writable by
+        // the child once it has switched.
         if args.cgroup_procs >= 0 && libc::write(args.cgroup_procs, b"0".as_ptr().cast(), 1) != 1 {
             return (c"cgroup", errno());
         }
@@ -293,17 +312,71 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 return (c"dup2", errno());
             }
         }
-        if !args.cwd.is_null() && libc::chdir(args.cwd) != 0 {
-            return (c"chdir", errno());
-        }
+        // Raising a limit needs CAP_SYS_RESOURCE, so before any user switch.
         for i in 0..args.rlimits_len {
             let (res, lim) = &*args.rlimits.add(i);
             if libc::setrlimit(*res, lim) != 0 {
                 return (c"setrlimit", errno());
             }
         }
+        // The bounding set can only be reduced with CAP_SETPCAP, which a task user loses.
         if let Some(caps) = &args.caps
-            && let Err(e) = caps.apply_in_child()
+            && let Err(e) = caps.drop_bounding_in_child()
+        {
+            return (c"capabilities", e);
+        }
+        if let Some((uid, gid)) = args.run_as {
+            let keep_caps = args.caps.is_some_and(|c| c.keeps_any());
+            if keep_caps && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+                return (c"keepcaps", errno());
+            }
+            // Raw syscalls, not the libc wrappers: glibc's setuid/setgid/setgroups apply
+            // the change to every thread of a multi-threaded process (by signalling them),
+            // and this child shares the agent's memory, so glibc would take the agent's
+            // threads for its own. The raw calls change this child only.
+            if libc::syscall(libc::SYS_setgroups, NO_GROUPS, ptr::null::<libc::gid_t>()) != 0 {
+                return (c"setgroups", errno());
+            }
+            if libc::syscall(
+                libc::SYS_setresgid,
+                libc::c_long::from(gid),
+                libc::c_long::from(gid),
+                libc::c_long::from(gid),
+            ) != 0
+            {
+                return (c"setgid", errno());
+            }
+            if libc::syscall(
+                libc::SYS_setresuid,
+                libc::c_long::from(uid),
+                libc::c_long::from(uid),
+                libc::c_long::from(uid),
+            ) != 0
+            {
+                return (c"setuid", errno());
+            }
+            // A credential change clears the death signal: arm it again, and check again
+            // that the agent did not die in between.
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return (c"pdeathsig", errno());
+            }
+            if libc::getppid() != args.parent_pid {
+                libc::_exit(127);
+            }
+        }
+        // Entered as the task user, so its permissions apply.
+        if !args.cwd.is_null() && libc::chdir(args.cwd) != 0 {
+            return (c"chdir", errno());
+        }
+        if let Some(caps) = &args.caps
+            && let Err(e) = caps.restrict_in_child(args.run_as.is_some_and(|(uid, _)| uid != 0))
         {
             return (c"capabilities", e);
         }
@@ -334,6 +407,10 @@ fn stage_name(stage: &CStr) -> &'static str {
         b"setrlimit" => "setrlimit",
         b"capabilities" => "dropping capabilities",
         b"no_new_privs" => "no_new_privs",
+        b"keepcaps" => "PR_SET_KEEPCAPS",
+        b"setgroups" => "setgroups (task user)",
+        b"setgid" => "setgid (task user)",
+        b"setuid" => "setuid (task user)",
         _ => "execve",
     }
 }
@@ -374,5 +451,7 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// The group count given to `setgroups`: clear them all.
+const NO_GROUPS: libc::c_long = 0;
 /// Stack for the cloned child: it only runs `setup_and_exec`'s syscalls.
 const CHILD_STACK_BYTES: usize = 64 * 1024;
