@@ -459,7 +459,7 @@ mod tests {
                 "--restart-interval",
             ),
             (&["--script", "/nonexistent.sh"], "--script"),
-            (&["--script", "/etc/hostname"], "--runtime"),
+            (&["--script", "/nonexistent/script"], "--runtime"),
         ] {
             let err = from_run(&run(args)).unwrap_err();
             assert!(err.message.starts_with(flag), "{args:?}: {}", err.message);

@@ -595,6 +595,9 @@ fn bad_input_names_the_flag() {
     std::fs::write(&bad_json, "{ not json").unwrap();
     let not_spec = dir.path().join("not-spec.json");
     std::fs::write(&not_spec, r#"{"timeoutMs": "soon"}"#).unwrap();
+    let not_pem = dir.path().join("not-pem.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
     let empty_token = dir.path().join("empty-token");
     std::fs::write(&empty_token, "\n").unwrap();
     let cases: &[(&[&str], &str)] = &[
@@ -612,7 +615,7 @@ fn bad_input_names_the_flag() {
             &["--token-file", empty_token.to_str().unwrap(), "ls"],
             "--token-file",
         ),
-        (&["--ca", "/etc/hostname", "ls"], "--ca"),
+        (&["--ca", not_pem, "ls"], "--ca"),
         (
             &[
                 "--addr",
@@ -628,7 +631,7 @@ fn bad_input_names_the_flag() {
                 "--addr",
                 "https://127.0.0.1:1",
                 "--ca",
-                "/etc/hostname",
+                not_pem,
                 "--cert",
                 "/x",
                 "ls",
@@ -657,7 +660,7 @@ fn bad_input_names_the_flag() {
         ),
         (&["run", "--slot", "has space", "--", "x"], "--slot"),
         (&["run", "--script", "/nonexistent.sh"], "--script"),
-        (&["run", "--script", "/etc/hostname"], "--runtime"),
+        (&["run", "--script", not_pem], "--runtime"),
         (&["run", "--runtime", "bash", "--", "x"], "--script"),
         (&["run", "--slot", "x"], "no command"),
         (&["apply", "-f", "/nonexistent.json"], "-f"),
