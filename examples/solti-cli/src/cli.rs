@@ -15,6 +15,7 @@ With run --wait, run --follow and wait, the task's outcome is the exit code:
   1    the task failed without an exit code, or was cancelled
   124  the task timed out
   125  solti itself failed (agent unreachable, refused, ...)
+  130  interrupted (Ctrl-C): solti stopped following or waiting; the task goes on
 
 Addresses: http://HOST:PORT (agentd-http), grpc://HOST:PORT (agentd-grpc), https://, grpcs://
 (TLS, with --ca), unix:/PATH (HTTP over a Unix socket), grpc+unix:/PATH.

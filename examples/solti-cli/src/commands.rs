@@ -1,6 +1,6 @@
 //! What each subcommand does.
 
-use std::{io::Read as _, time::Duration};
+use std::{future::Future, io::Read as _, time::Duration};
 
 use solti_api::pb::{self, stream_task_logs_response::Kind};
 
@@ -8,7 +8,7 @@ use crate::{
     cli::{ApplyArgs, LogsArgs, LsArgs, Output, Phase, RunArgs},
     client::{Client, LogOptions, Readiness, Tail},
     duration,
-    error::{EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Error, Result},
+    error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, Error, Result},
     render::{self, Cell, Out},
 };
 
@@ -65,6 +65,27 @@ async fn submitted(ctx: &mut Ctx, id: &str, slot: &str, follow: bool) -> Result<
 
 /// After submitting: follow and/or wait as asked, and pick the exit code.
 async fn finish(ctx: &mut Ctx, id: &str, follow: bool, wait: bool) -> Result<u8> {
+    if !(follow || wait) {
+        return Ok(EXIT_OK);
+    }
+    until_interrupted(id, follow_and_wait(ctx, id, follow)).await
+}
+
+/// Runs `work` until Ctrl-C; then says that the task goes on without us (exit 130, as a
+/// shell reports a command ended by SIGINT).
+async fn until_interrupted(id: &str, work: impl Future<Output = Result<u8>>) -> Result<u8> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(Error {
+            code: EXIT_INTERRUPTED,
+            message: format!(
+                "interrupted: task {id} goes on running on the agent (solti cancel {id} stops it)"
+            ),
+        }),
+    }
+}
+
+async fn follow_and_wait(ctx: &mut Ctx, id: &str, follow: bool) -> Result<u8> {
     if follow {
         let opts = LogOptions {
             tail: Some(Tail::All),
@@ -73,11 +94,8 @@ async fn finish(ctx: &mut Ctx, id: &str, follow: bool, wait: bool) -> Result<u8>
         };
         print_logs(ctx, id, &opts).await?;
     }
-    if follow || wait {
-        let task = wait_terminal(ctx, id).await?;
-        return Ok(exit_code(ctx, &task));
-    }
-    Ok(EXIT_OK)
+    let task = wait_terminal(ctx, id).await?;
+    Ok(exit_code(ctx, &task))
 }
 
 /// `solti apply -f FILE|-`.
@@ -469,8 +487,11 @@ pub(crate) async fn rm(ctx: &mut Ctx, typed: &str) -> Result<u8> {
 /// `solti wait`.
 pub(crate) async fn wait(ctx: &mut Ctx, typed: &str) -> Result<u8> {
     let id = ctx.client.resolve(typed).await?;
-    let task = wait_terminal(ctx, &id).await?;
-    Ok(exit_code(ctx, &task))
+    until_interrupted(&id, async {
+        let task = wait_terminal(ctx, &id).await?;
+        Ok(exit_code(ctx, &task))
+    })
+    .await
 }
 
 /// Polls the task until its phase is terminal (every 100 ms at first, then every second).

@@ -11,6 +11,8 @@ pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code under `--wait` / `wait`: the task timed out.
 pub(crate) const EXIT_TIMEOUT: u8 = 124;
+/// Exit code after Ctrl-C while following or waiting (the task goes on).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code under `--wait` / `wait`: solti itself failed (so it is not mistaken for the
 /// task's own exit code).
 pub(crate) const EXIT_WAIT_ERROR: u8 = 125;
