@@ -175,6 +175,24 @@ fn rejected(kind: tv::RejectionKind, reason: &str, cx: &OutcomeContext<'_>) -> T
     }
 }
 
+/// The metric label of an admission refusal (the names the published dashboard knows:
+/// `slot_busy`, `slot_full`, `superseded`, `removed`, `shutting_down`, `add_failed`; then
+/// `resource_limit`, and `other` for anything taskvisor adds later).
+pub(crate) fn rejection_label(kind: tv::RejectionKind) -> &'static str {
+    match kind {
+        tv::RejectionKind::SlotBusy => "slot_busy",
+        tv::RejectionKind::QueueFull => "slot_full",
+        tv::RejectionKind::SupersededByReplace => "superseded",
+        tv::RejectionKind::RemovedFromQueue => "removed",
+        tv::RejectionKind::ControllerShuttingDown => "shutting_down",
+        tv::RejectionKind::AdmissionFailed
+        | tv::RejectionKind::AlreadyExists
+        | tv::RejectionKind::BatchRejected => "add_failed",
+        tv::RejectionKind::ResourceLimit => "resource_limit",
+        _ => "other",
+    }
+}
+
 /// Error text of a task refused under `DropIfRunning` because `owner` holds `slot`.
 pub(crate) fn slot_busy(slot: &str, owner: Option<&TaskId>) -> String {
     match owner {

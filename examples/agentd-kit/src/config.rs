@@ -47,7 +47,25 @@ pub enum LogFormatArg {
     Journald,
 }
 
-/// Podium HTTP dialect.
+/// Log timestamp zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogTimezoneArg {
+    /// The host's local offset (`+02:00`), re-read hourly (daylight saving).
+    Local,
+    /// UTC (`Z`).
+    Utc,
+}
+
+/// How heartbeats reach the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PodiumTransportArg {
+    /// `POST {control-plane}/api/v1/discovery/sync` with JSON.
+    Http,
+    /// `solti.discover.v1.DiscoverService/Sync`.
+    Grpc,
+}
+
+/// Podium dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DialectArg {
     /// The shared-proto JSON (camelCase, int64 as strings).
@@ -99,7 +117,8 @@ pub struct Config {
     #[arg(long, env = "SOLTI_CONTROL_PLANE")]
     pub control_plane: Option<String>,
 
-    /// Podium HTTP dialect.
+    /// Podium dialect: JSON shape over HTTP and `endpoint_type` numbers (legacy: 0 = gRPC,
+    /// 1 = HTTP; proto: 1 = gRPC, 2 = HTTP) on both heartbeat transports.
     #[arg(
         long,
         env = "SOLTI_PODIUM_DIALECT",
@@ -107,6 +126,11 @@ pub struct Config {
         default_value = "proto"
     )]
     pub podium_dialect: DialectArg,
+
+    /// Transport of the heartbeats to the control plane [default: the agent's own API kind].
+    /// Whatever it is, the agent advertises its own API kind as `endpoint_type`.
+    #[arg(long, env = "SOLTI_PODIUM_TRANSPORT", value_enum)]
+    pub podium_transport: Option<PodiumTransportArg>,
 
     /// Heartbeat interval to the control plane, in milliseconds (>= 1000).
     #[arg(long, env = "SOLTI_HEARTBEAT_MS", default_value_t = 10_000)]
@@ -166,6 +190,10 @@ pub struct Config {
     #[arg(long, env = "SOLTI_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormatArg,
 
+    /// Zone of the log timestamps (text and JSON formats).
+    #[arg(long, env = "SOLTI_LOG_TIMEZONE", value_enum, default_value = "local")]
+    pub log_timezone: LogTimezoneArg,
+
     /// Log level, as a tracing env-filter expression (e.g. `info,solti_exec=debug`).
     #[arg(long, env = "SOLTI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -195,6 +223,18 @@ pub struct Config {
     /// continuous).
     #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
     pub sweep_interval_ms: u64,
+
+    /// Task output kept in memory per task, in bytes (a line costs its bytes + 16, a run marker or a batch of lines 128 more), so
+    /// `GET …/logs?tail=N` and resuming with `Last-Event-ID` work after the fact, also for
+    /// finished tasks until they are deleted or swept. 0 = live only. At most 1 GiB.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_BYTES", default_value_t = 1 << 20)]
+    pub log_retention_bytes: u64,
+
+    /// Task output kept in memory for all tasks together, in bytes; over it, the output of
+    /// the tasks that finished first is dropped first. At least --log-retention-bytes, at
+    /// most 64 GiB. Output is never written to disk.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub log_retention_total_bytes: u64,
 
     /// Serve a non-loopback address without any authentication. Anyone who can reach the port
     /// can run commands as this agent's user.
@@ -288,7 +328,28 @@ impl Config {
                 MIN_SWEEP_INTERVAL_MS,
                 "--sweep-interval-ms",
                 "SOLTI_SWEEP_INTERVAL_MS",
-            )?))
+            )?)
+            .with_output_retention_bytes(self.log_retention()?.0)
+            .with_output_retention_total_bytes(self.log_retention()?.1))
+    }
+
+    /// `--log-retention-bytes` and `--log-retention-total-bytes`, checked.
+    fn log_retention(&self) -> Result<(usize, usize)> {
+        const MAX_PER_TASK: u64 = 1 << 30;
+        const MAX_TOTAL: u64 = 64 << 30;
+        let (per_task, total) = (self.log_retention_bytes, self.log_retention_total_bytes);
+        if per_task > MAX_PER_TASK {
+            bail!(
+                "--log-retention-bytes / SOLTI_LOG_RETENTION_BYTES: expected 0 to {MAX_PER_TASK} bytes (1 GiB), got {per_task}"
+            );
+        }
+        if total > MAX_TOTAL || total < per_task {
+            bail!(
+                "--log-retention-total-bytes / SOLTI_LOG_RETENTION_TOTAL_BYTES: expected --log-retention-bytes ({per_task}) to {MAX_TOTAL} bytes (64 GiB), got {total}"
+            );
+        }
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok((size(per_task), size(total)))
     }
 
     /// Resolves `--task-user` / `--task-group` (names through the system's user and group
@@ -442,6 +503,21 @@ mod tests {
             "127.0.0.1:9090"
         );
         assert_eq!(c.heartbeat_ms, 10_000);
+        assert_eq!(c.log_timezone, LogTimezoneArg::Local);
+        assert_eq!(c.podium_transport, None);
+    }
+
+    #[test]
+    fn log_timezone_and_podium_transport() {
+        assert_eq!(
+            parse(&["--log-timezone", "utc"]).log_timezone,
+            LogTimezoneArg::Utc
+        );
+        assert!(Config::try_parse_from(["agentd", "--log-timezone", "mars"]).is_err());
+        assert_eq!(
+            parse(&["--podium-transport", "grpc"]).podium_transport,
+            Some(PodiumTransportArg::Grpc)
+        );
     }
 
     #[test]
@@ -527,6 +603,39 @@ mod tests {
         assert!(err.contains("expected 100 to"), "{err}");
         let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
+    }
+
+    #[test]
+    fn log_retention_flags() {
+        let c = parse(&[]).state_config().unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (1 << 20, 256 << 20)
+        );
+        let c = parse(&[
+            "--log-retention-bytes",
+            "0",
+            "--log-retention-total-bytes",
+            "1000",
+        ])
+        .state_config()
+        .unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (0, 1000)
+        );
+        let err = parse(&["--log-retention-bytes", "2000000000"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SOLTI_LOG_RETENTION_BYTES"), "{err}");
+        let err = parse(&["--log-retention-total-bytes", "10"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-retention-total-bytes"), "{err}");
+        let err = Config::try_parse_from(["agentd", "--log-retention-bytes", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("--log-retention-bytes"), "{err}");
     }
 
     #[test]

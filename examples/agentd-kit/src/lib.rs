@@ -15,7 +15,10 @@ mod signals;
 pub mod testing;
 mod trim;
 
-pub use config::{Config, DialectArg, LogFormatArg, Secret, TaskIdentity, TransportKind};
+pub use config::{
+    Config, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret, TaskIdentity,
+    TransportKind,
+};
 pub use identity::load_or_create_agent_id;
 pub use run::{main, main_with, run, run_with};
 pub use signals::Signals;

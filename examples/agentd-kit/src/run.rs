@@ -5,14 +5,16 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{Context as _, Result};
 use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
-use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
+use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig, Timezone};
 use solti_prometheus::SoltiMetrics;
 use solti_runner::RunnerRouter;
 use taskvisor::{ControllerConfig, SupervisorConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_id, serve};
+use crate::{
+    Config, LogFormatArg, LogTimezoneArg, Signals, TransportKind, load_or_create_agent_id, serve,
+};
 
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
@@ -68,7 +70,11 @@ where
             LogFormatArg::Json => LogFormat::Json,
             LogFormatArg::Journald => LogFormat::Journald,
         })
-        .with_level(config.log_level.clone());
+        .with_level(config.log_level.clone())
+        .with_timezone(match config.log_timezone {
+            LogTimezoneArg::Local => Timezone::Local,
+            LogTimezoneArg::Utc => Timezone::Utc,
+        });
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
@@ -82,8 +88,13 @@ where
     let state = config.state_config()?;
 
     // Metrics first, so the runner and supervisor report into them from the start.
+    // `agent` is how the published Grafana dashboard lists and selects agents.
     let registry = prometheus::Registry::new();
-    let metrics = SoltiMetrics::new(&registry).context("metrics registry")?;
+    let metrics = SoltiMetrics::builder()
+        .agent(transport.binary_name())
+        .version(env!("CARGO_PKG_VERSION"))
+        .build(&registry)
+        .context("metrics registry")?;
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
@@ -104,6 +115,9 @@ where
         None => {}
     }
     runners(&mut router).context("register extra runners")?;
+    for name in router.names() {
+        metrics.runner().register_runner(name);
+    }
     // After everything that can refuse to start, so a failed start leaves no new id file.
     let agent_id = match &config.agent_id {
         Some(id) => AgentId::try_new(id).context("--agent-id")?,
@@ -158,11 +172,14 @@ where
             .context("start the allocator trim")?;
     }
 
-    let (task, spec) = solti_observe::timezone_sync();
-    supervisor
-        .submit_with_task(task, &spec)
-        .await
-        .context("start the timezone sync")?;
+    if config.log_timezone == LogTimezoneArg::Local {
+        // Re-reads the local offset hourly, so log timestamps follow daylight saving.
+        let (task, spec) = solti_observe::timezone_sync();
+        supervisor
+            .submit_with_task(task, &spec)
+            .await
+            .context("start the timezone sync")?;
+    }
 
     let control_plane = match &config.control_plane {
         Some(cp) => {

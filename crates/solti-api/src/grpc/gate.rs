@@ -81,7 +81,7 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
                 Transport::Grpc,
                 method,
                 route,
-                code_name(code),
+                code_number(code),
                 started.elapsed(),
             );
             Ok(res)
@@ -182,26 +182,27 @@ fn method_of(path: &str) -> (&'static str, &'static str) {
         .unwrap_or(("unknown", UNMATCHED_ROUTE))
 }
 
-/// The canonical gRPC code name (`OK`, `NOT_FOUND`, …).
-pub(crate) const fn code_name(code: Code) -> &'static str {
+/// The gRPC status code as its decimal number (`"0"` for OK, `"5"` for NOT_FOUND, …), the
+/// form the `status` metric label takes.
+pub(crate) const fn code_number(code: Code) -> &'static str {
     match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
+        Code::Ok => "0",
+        Code::Cancelled => "1",
+        Code::Unknown => "2",
+        Code::InvalidArgument => "3",
+        Code::DeadlineExceeded => "4",
+        Code::NotFound => "5",
+        Code::AlreadyExists => "6",
+        Code::PermissionDenied => "7",
+        Code::ResourceExhausted => "8",
+        Code::FailedPrecondition => "9",
+        Code::Aborted => "10",
+        Code::OutOfRange => "11",
+        Code::Unimplemented => "12",
+        Code::Internal => "13",
+        Code::Unavailable => "14",
+        Code::DataLoss => "15",
+        Code::Unauthenticated => "16",
     }
 }
 

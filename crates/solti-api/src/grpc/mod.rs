@@ -10,6 +10,12 @@ use tonic::service::Routes;
 
 pub use gate::GrpcService;
 
+/// Client-side helpers for `StreamTaskLogs`: the request for an
+/// [`OutputQuery`](solti_core::OutputQuery) and the offset and event of each response.
+pub use crate::convert::{
+    event_from_pb as log_event_from_pb, log_query_to_pb as log_request_to_pb,
+};
+
 use crate::{
     ApiHandler, ApiObserver, Listener, NoOpApiObserver, ServeConfig,
     pb::task_service_server::TaskServiceServer,

@@ -6,7 +6,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::{Stream, StreamExt as _};
+use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
 use super::MAX_MESSAGE_BYTES;
@@ -101,8 +101,20 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         &self,
         req: Request<pb::StreamTaskLogsRequest>,
     ) -> Result<Response<Self::StreamTaskLogsStream>, Status> {
-        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
-        let stream = self.handler.stream_logs(id.clone()).await?;
+        let req = req.into_inner();
+        let id = convert::task_id("taskId", &req.task_id)?;
+        let query = convert::log_query_from_pb(&req)?;
+        let stream =
+            self.handler
+                .stream_logs(id.clone(), query)
+                .await
+                .map_err(|err| match err {
+                    ApiError::InvalidRequest(msg) => ApiError::InvalidRequest(
+                        msg.strip_prefix("after_offset:")
+                            .map_or(msg.clone(), |rest| format!("afterOffset:{rest}")),
+                    ),
+                    other => other,
+                })?;
         let stream = stream.ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
         Ok(Response::new(LogResponses { inner: stream }))
     }
@@ -119,9 +131,9 @@ impl Stream for LogResponses {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            match self.inner.poll_next_unpin(cx) {
-                Poll::Ready(Some(event)) => {
-                    if let Some(msg) = convert::event_to_pb(event) {
+            match self.inner.poll_next_event(cx) {
+                Poll::Ready(Some((offset, event))) => {
+                    if let Some(msg) = convert::event_to_pb(offset, event) {
                         return Poll::Ready(Some(Ok(msg)));
                     }
                 }

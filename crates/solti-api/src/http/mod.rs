@@ -1,6 +1,7 @@
 //! The HTTP/JSON binding (`/api/v1`) on axum, with SSE live logs.
 
 mod gate;
+mod log_query;
 mod reply;
 mod routes;
 mod sse;

@@ -58,8 +58,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
     if body.is_empty() {
         return Err(ApiError::invalid("body", "required: a JSON object"));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| crate::convert::json_error(&e.path().to_string(), e.inner()))?;
+    json.end()
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 /// Maps a failure to read the body: over the limit → 413, anything else → 400.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use solti_model::TaskPhase;
 
 use super::{
-    Shared,
+    Shared, log_query,
     reply::{decode, json, path_error},
     sse,
 };
@@ -164,14 +164,25 @@ pub(super) async fn delete_task<H: ApiHandler>(
     respond(run.await)
 }
 
-/// `GET /api/v1/tasks/{id}/logs` → `200 text/event-stream` or `404`.
-pub(super) async fn logs<H: ApiHandler>(State(s): State<Arc<Shared<H>>>, id: IdPath) -> Response {
+/// `GET /api/v1/tasks/{id}/logs?tail=N|all&follow=false&since=<ms>` (and `Last-Event-ID`)
+/// → `200 text/event-stream`, `400` naming a bad parameter, or `404`.
+pub(super) async fn logs<H: ApiHandler>(
+    State(s): State<Arc<Shared<H>>>,
+    id: IdPath,
+    params: Result<Query<log_query::LogParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
     let run = async {
         let id = path_id(id)?;
+        let Query(params) = params.map_err(|e| {
+            ApiError::InvalidRequest(format!("invalid query string: {}", e.body_text()))
+        })?;
+        let query = log_query::parse(&params, &headers)?;
         let stream = s
             .handler
-            .stream_logs(id.clone())
-            .await?
+            .stream_logs(id.clone(), query)
+            .await
+            .map_err(log_query::rename_offset)?
             .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
         Ok(sse::response(stream))
     };

@@ -12,4 +12,5 @@ mod grpc;
 mod harness;
 mod http;
 mod sse;
+mod strict;
 mod tls;

@@ -87,9 +87,10 @@ impl MemoryStore {
 }
 
 impl StateStore for MemoryStore {
-    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError> {
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
         let bytes = spec_bytes(&task);
         let mut inner = self.lock();
+        let mut evicted = Vec::new();
         while inner.tasks.len() >= self.max_tasks
             || inner.spec_bytes.saturating_add(bytes) > self.max_spec_bytes
         {
@@ -107,6 +108,7 @@ impl StateStore for MemoryStore {
                 });
             };
             inner.remove(&oldest);
+            evicted.push(oldest);
         }
         inner.spec_bytes += bytes;
         let seq = inner.next_seq;
@@ -133,7 +135,7 @@ impl StateStore for MemoryStore {
             }),
         );
         inner.tasks_high = inner.tasks_high.max(inner.tasks.len());
-        Ok(())
+        Ok(evicted)
     }
 
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {

@@ -36,8 +36,9 @@ pub(crate) struct SweepReport {
 /// Implementations must be cheap and non-blocking: they are called from attempt wrappers.
 /// Writes to an unknown (deleted or swept) task are ignored. Terminal phases are sticky.
 pub(crate) trait StateStore: Send + Sync + 'static {
-    /// Stores a new task. `listed` = visible in queries and phase counts.
-    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError>;
+    /// Stores a new task. `listed` = visible in queries and phase counts. Returns the
+    /// terminal tasks evicted to make room (their output is freed by the caller).
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError>;
     /// Records the start of attempt `attempt` (the task becomes `Running`).
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64);
     /// Records the end of attempt `attempt`; ignored when that run is already finished.

@@ -168,11 +168,15 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "slot": "bad-runtime",
         "kind": { "subprocess": { "script": { "custom": { "command": "../../bin/sh", "flag": "-c" }, "body": b64 } } },
         "timeoutMs": "10000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     });
     let custom_mid = json!({
         "slot": "bad-runtime2",
         "kind": { "subprocess": { "script": { "custom": { "command": "/usr/../bin/sh", "flag": "" }, "body": b64 } } },
         "timeoutMs": "10000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     });
     let mut env = command_spec("bad-env", "true", &[], Duration::from_secs(10));
     env["kind"]["subprocess"]["env"] = Value::Array(

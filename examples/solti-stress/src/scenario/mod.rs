@@ -146,13 +146,15 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
     report
 }
 
-/// A subprocess command task: `command args…`, restart never, fails on non-zero exit.
+/// A subprocess command task: `command args…`, restart never, admission drop-if-running,
+/// fails on non-zero exit.
 pub(crate) fn command_spec(slot: &str, command: &str, args: &[&str], timeout: Duration) -> Value {
     json!({
         "slot": slot,
         "kind": { "subprocess": { "command": { "command": command, "args": args }, "failOnNonZero": true } },
         "timeoutMs": timeout.as_millis().to_string(),
         "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     })
 }
 
