@@ -47,19 +47,15 @@ impl LogEvent {
     pub(crate) fn from_grpc(msg: pb::StreamTaskLogsResponse) -> Option<Self> {
         Some(Self {
             kind: msg.kind?,
-            offset: None,
+            offset: Some(msg.offset),
         })
     }
 
     /// The event as the proto message (for `--output json`).
-    #[allow(
-        clippy::needless_update,
-        reason = "the message gains fields with the output history (wire contract §5)"
-    )]
     pub(crate) fn to_proto(&self) -> pb::StreamTaskLogsResponse {
         pb::StreamTaskLogsResponse {
             kind: Some(self.kind.clone()),
-            ..Default::default()
+            offset: self.offset.unwrap_or_default(),
         }
     }
 }

@@ -205,7 +205,7 @@ impl GrpcClient {
     }
 
     pub(crate) async fn logs(&mut self, id: &str, opts: &LogOptions) -> Result<GrpcLogStream> {
-        let req = LogsRequest {
+        let req = pb::StreamTaskLogsRequest {
             task_id: id.to_owned(),
             tail: match opts.tail {
                 Some(Tail::Lines(n)) => Some(n),
@@ -216,14 +216,7 @@ impl GrpcClient {
             after_offset: None,
             tail_all: matches!(opts.tail, Some(Tail::All)),
         };
-        let mut grpc = self.raw().await?;
-        let path =
-            http::uri::PathAndQuery::from_static("/solti.task.v1.TaskService/StreamTaskLogs");
-        let codec = tonic_prost::ProstCodec::<LogsRequest, pb::StreamTaskLogsResponse>::default();
-        match grpc
-            .server_streaming(tonic::Request::new(req), path, codec)
-            .await
-        {
+        match self.client.stream_task_logs(req).await {
             Ok(r) => Ok(GrpcLogStream {
                 inner: r.into_inner(),
                 target: self.target.clone(),
@@ -381,20 +374,3 @@ struct CancelTaskResponse {
     task: Option<pb::TaskData>,
 }
 
-/// `solti.task.v1.StreamTaskLogsRequest` with the output-history fields of wire contract §5
-/// (an agent without them ignores fields 2 to 6 and streams live output).
-#[derive(Clone, PartialEq, prost::Message)]
-struct LogsRequest {
-    #[prost(string, tag = "1")]
-    task_id: String,
-    #[prost(uint32, optional, tag = "2")]
-    tail: Option<u32>,
-    #[prost(bool, tag = "3")]
-    no_follow: bool,
-    #[prost(int64, optional, tag = "4")]
-    since_ms: Option<i64>,
-    #[prost(uint64, optional, tag = "5")]
-    after_offset: Option<u64>,
-    #[prost(bool, tag = "6")]
-    tail_all: bool,
-}
