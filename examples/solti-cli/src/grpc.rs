@@ -373,4 +373,3 @@ struct CancelTaskResponse {
     #[prost(message, optional, tag = "1")]
     task: Option<pb::TaskData>,
 }
-
