@@ -28,12 +28,20 @@ pub(crate) fn task_spec(
     Ok(tv_spec)
 }
 
-/// Restart policies map one to one; an `Always` interval of 0 means "no interval".
+/// The shortest wait between a successful attempt of an `Always` task and the next one
+/// (also when no interval, or 0, is given): without it a task that exits at once would be
+/// respawned about a thousand times a second.
+pub const MIN_ALWAYS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Restart policies map one to one; an `Always` interval is at least
+/// [`MIN_ALWAYS_INTERVAL`] (none, or 0, means that minimum).
 pub(crate) fn restart(policy: RestartPolicy) -> tv::RestartPolicy {
     match policy {
         RestartPolicy::OnFailure => tv::RestartPolicy::OnFailure,
         RestartPolicy::Always { interval_ms } => tv::RestartPolicy::Always {
-            interval: interval_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
+            interval: Some(
+                Duration::from_millis(interval_ms.unwrap_or(0)).max(MIN_ALWAYS_INTERVAL),
+            ),
         },
         // `Never` and any policy added later: one attempt is the safe reading.
         _ => tv::RestartPolicy::Never,
@@ -307,9 +315,16 @@ mod tests {
             tv::RestartPolicy::Never
         ));
         assert!(matches!(
-            restart(RestartPolicy::Always { interval_ms: Some(5) }),
-            tv::RestartPolicy::Always { interval: Some(d) } if d == Duration::from_millis(5)
+            restart(RestartPolicy::Always { interval_ms: Some(500) }),
+            tv::RestartPolicy::Always { interval: Some(d) } if d == Duration::from_millis(500)
         ));
+        // No interval, 0, or a tiny one: at least the minimum, never a hot loop.
+        for interval_ms in [None, Some(0), Some(5)] {
+            assert!(matches!(
+                restart(RestartPolicy::Always { interval_ms }),
+                tv::RestartPolicy::Always { interval: Some(d) } if d == MIN_ALWAYS_INTERVAL
+            ));
+        }
         let b =
             backoff(BackoffPolicy::new(JitterPolicy::Decorrelated, 10, 100, 2.0).unwrap()).unwrap();
         assert_eq!(b.jitter(), tv::JitterPolicy::RandomizedBand);

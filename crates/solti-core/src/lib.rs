@@ -79,6 +79,7 @@ mod sweep;
 
 #[doc(inline)]
 pub use config::StateConfig;
+pub use convert::MIN_ALWAYS_INTERVAL;
 #[doc(inline)]
 pub use error::CoreError;
 #[doc(inline)]

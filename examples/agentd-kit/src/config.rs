@@ -7,6 +7,8 @@ use clap::{Parser, ValueEnum};
 use solti_core::StateConfig;
 use solti_model::MAX_DURATION_MS;
 
+use crate::ListenAddr;
+
 /// Which API transport an agent serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
@@ -103,13 +105,34 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Config {
-    /// API listen address [default: 127.0.0.1:8085 for HTTP, 127.0.0.1:50052 for gRPC].
-    /// A non-loopback address needs --token/--token-file or mTLS (--tls-client-ca), or
-    /// --insecure-allow-unauthenticated.
+    /// API listen address [default: 127.0.0.1:8085 for HTTP, 127.0.0.1:50052 for gRPC], or
+    /// `unix:/path/agent.sock` for a Unix socket (local users need write access to it; see
+    /// --listen-mode). A non-loopback address needs --token/--token-file or mTLS
+    /// (--tls-client-ca), or --insecure-allow-unauthenticated; with a token it also needs TLS
+    /// (--tls-cert), or --insecure-allow-cleartext-token.
     #[arg(long, env = "SOLTI_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<ListenAddr>,
 
-    /// Prometheus /metrics listen address, or `off`.
+    /// File mode of the Unix socket of `--listen unix:…`, in octal. The default lets only the
+    /// agent's user connect; `0660` adds the socket's group.
+    #[arg(long, env = "SOLTI_LISTEN_MODE", default_value = "0600")]
+    pub listen_mode: String,
+
+    /// Most API connections open at once [default: derived from the open-file limit, keeping
+    /// a quarter of it for spawning tasks; at most 4096]. At the cap the oldest idle
+    /// connection is closed to make room.
+    #[arg(long, env = "SOLTI_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Accept a bearer token in clear text on a non-loopback listener without TLS, and send
+    /// it to an `http://` control plane that is not on loopback. Anyone who can observe the
+    /// network can then read the token.
+    #[arg(long, env = "SOLTI_INSECURE_ALLOW_CLEARTEXT_TOKEN")]
+    pub insecure_allow_cleartext_token: bool,
+
+    /// Prometheus /metrics listen address, or `off`. A non-loopback address needs a token
+    /// (then /metrics requires it as a bearer token, as the API does) or
+    /// --insecure-allow-unauthenticated.
     #[arg(long, env = "SOLTI_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
 
@@ -274,13 +297,15 @@ const MIN_SWEEP_INTERVAL_MS: u64 = 100;
 impl Config {
     /// The API listen address for `transport`.
     #[must_use]
-    pub fn listen_addr(&self, transport: TransportKind) -> SocketAddr {
-        self.listen.unwrap_or_else(|| {
+    pub fn listen_addr(&self, transport: TransportKind) -> ListenAddr {
+        self.listen.clone().unwrap_or_else(|| {
             // The defaults are literals that always parse.
-            transport
-                .default_listen()
-                .parse()
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+            ListenAddr::Tcp(
+                transport
+                    .default_listen()
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            )
         })
     }
 
@@ -487,6 +512,13 @@ mod tests {
         Config::try_parse_from(std::iter::once("agentd").chain(args.iter().copied())).unwrap()
     }
 
+    fn tcp(c: &Config) -> SocketAddr {
+        match c.listen_addr(TransportKind::Http) {
+            ListenAddr::Tcp(addr) => addr,
+            ListenAddr::Unix(p) => panic!("unix listen {}", p.display()),
+        }
+    }
+
     #[test]
     fn defaults() {
         let c = parse(&[]);
@@ -494,6 +526,8 @@ mod tests {
             c.listen_addr(TransportKind::Http).to_string(),
             "127.0.0.1:8085"
         );
+        assert_eq!(c.listen_mode, "0600");
+        assert!(!c.insecure_allow_cleartext_token);
         assert_eq!(
             c.listen_addr(TransportKind::Grpc).to_string(),
             "127.0.0.1:50052"
@@ -523,25 +557,16 @@ mod tests {
     #[test]
     fn non_loopback_needs_auth() {
         let c = parse(&["--listen", "0.0.0.0:8085"]);
-        let err = c
-            .check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-            .unwrap_err()
-            .to_string();
+        let err = c.check_safe_listen(tcp(&c), "API").unwrap_err().to_string();
         assert!(err.contains("insecure"), "{err}");
         let c = parse(&[
             "--listen",
             "0.0.0.0:8085",
             "--insecure-allow-unauthenticated",
         ]);
-        assert!(
-            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-                .is_ok()
-        );
+        assert!(c.check_safe_listen(tcp(&c), "API").is_ok());
         let c = parse(&["--listen", "0.0.0.0:8085", "--token-file", "/x"]);
-        assert!(
-            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-                .is_ok()
-        );
+        assert!(c.check_safe_listen(tcp(&c), "API").is_ok());
     }
 
     #[test]

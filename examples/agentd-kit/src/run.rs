@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Config, LogFormatArg, LogTimezoneArg, Signals, TransportKind, load_or_create_agent_id, serve,
+    Config, ListenAddr, LogFormatArg, LogTimezoneArg, Signals, TransportKind,
+    load_or_create_agent_id, serve,
 };
 
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
@@ -76,6 +77,16 @@ where
             LogTimezoneArg::Utc => Timezone::Utc,
         });
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
+    // Before any listener or config derives a limit from it.
+    if let Some((before, after)) = crate::listen::raise_nofile_limit()
+        && after > before
+    {
+        tracing::info!(
+            before,
+            after,
+            "raised the open-file limit (RLIMIT_NOFILE soft) to its hard limit"
+        );
+    }
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
 
@@ -83,7 +94,33 @@ where
     let token = load_token(&config)?;
     let task_identity = config.task_identity()?;
     let listen = config.listen_addr(transport);
-    config.check_safe_listen(listen, "task API")?;
+    if let ListenAddr::Tcp(addr) = &listen {
+        config.check_safe_listen(*addr, "task API")?;
+    }
+    config.check_cleartext(&listen)?;
+    let listen_mode = crate::listen::parse_mode(&config.listen_mode)?;
+    let metrics_addr = config.metrics_addr()?;
+    if let Some(addr) = metrics_addr
+        && !addr.ip().is_loopback()
+        && !config.insecure_allow_unauthenticated
+    {
+        anyhow::bail!(
+            "refusing to serve metrics on non-loopback address {addr}: /metrics has no \
+             authentication; keep it on loopback (scrape through a local Prometheus agent or a \
+             proxy), turn it off with --metrics-listen off, or pass \
+             --insecure-allow-unauthenticated if anyone who can reach this port may read the \
+             agent's metrics"
+        );
+    }
+    if matches!(listen, ListenAddr::Unix(_))
+        && config.control_plane.is_some()
+        && config.advertise.is_none()
+    {
+        anyhow::bail!(
+            "--control-plane with --listen unix:…: the control plane cannot reach a Unix \
+             socket; set --advertise to an address that forwards to it"
+        );
+    }
     let server_tls = server_tls(&config)?;
     let state = config.state_config()?;
 
@@ -139,12 +176,29 @@ where
         .register_phase_counts(move || phases.phase_counts())
         .context("phase metrics")?;
 
-    let api_listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("--listen: cannot bind {listen}"))?;
-    let api_addr = api_listener.local_addr().context("API listener address")?;
+    let (api_listener, api_addr, socket_path) = match &listen {
+        ListenAddr::Tcp(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen: cannot bind {addr}"))?;
+            let bound = l.local_addr().context("API listener address")?;
+            (serve::ApiListener::Tcp(l), Some(bound), None)
+        }
+        ListenAddr::Unix(path) => {
+            let l = crate::listen::bind_unix(path, listen_mode)?;
+            (serve::ApiListener::Unix(l), None, Some(path.clone()))
+        }
+    };
+    let mut serve_config = solti_api::ServeConfig::new();
+    if let Some(max) = config.max_connections {
+        serve_config = serve_config.max_connections(max);
+    }
+    tracing::info!(
+        max_connections = serve_config.connection_limit(),
+        "API connection limit"
+    );
 
-    let metrics_url = match config.metrics_addr()? {
+    let metrics_url = match metrics_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -153,7 +207,8 @@ where
                 "http://{}/metrics",
                 listener.local_addr().context("metrics listener address")?
             );
-            let (task, spec) = solti_prometheus::metrics_server(listener, registry.clone());
+            let host = solti_api::HostPolicy::for_listen_addr(addr);
+            let (task, spec) = crate::metrics::server(listener, registry.clone(), host)?;
             supervisor
                 .submit_with_task(task, &spec)
                 .await
@@ -183,7 +238,10 @@ where
 
     let control_plane = match &config.control_plane {
         Some(cp) => {
-            let advertise = config.advertise(transport, api_addr);
+            let advertise = match api_addr {
+                Some(addr) => config.advertise(transport, addr),
+                None => config.advertise.clone().unwrap_or_default(),
+            };
             let discover = crate::discovery::config(
                 &config,
                 transport,
@@ -210,8 +268,13 @@ where
         (TransportKind::Grpc, true) => "grpcs",
     };
     // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
+    let api_url = match (&api_addr, &socket_path) {
+        (Some(addr), _) => format!("{scheme}://{addr}"),
+        (None, Some(path)) => format!("unix:{}", path.display()),
+        (None, None) => "none".to_owned(),
+    };
     println!(
-        "{} ready: api={scheme}://{api_addr} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
+        "{} ready: api={api_url} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
         transport.binary_name()
     );
 
@@ -226,6 +289,7 @@ where
     let server = serve::api(
         transport,
         api_listener,
+        serve_config,
         Arc::new(supervisor.clone()),
         token,
         server_tls,
@@ -247,6 +311,9 @@ where
     };
     signals.abort();
     let _ = signals.await;
+    if let Some(path) = &socket_path {
+        crate::listen::remove_socket(path);
+    }
     served?;
     stopped.context("supervisor shutdown")?;
     tracing::info!("agent stopped");

@@ -81,6 +81,14 @@ pub(crate) fn task_id(field: &str, raw: &str) -> Result<TaskId, ApiError> {
 }
 
 /// Builds a query from list parameters; an empty `slot` means no slot filter.
+/// The byte budget of a listed page: one response (HTTP body or gRPC message) is 4 MiB.
+pub(crate) const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether `page` stopped at its byte budget before holding every item it should.
+pub(crate) fn page_cut_short<T>(query: &TaskQuery, page: &solti_model::TaskPage<T>) -> bool {
+    (page.items.len() as u64) < query.expected_items(page.total)
+}
+
 pub(crate) fn query(
     slot: Option<&str>,
     phase: Option<TaskPhase>,
@@ -93,7 +101,9 @@ pub(crate) fn query(
             format!("must be at most {MAX_PAGE_LIMIT}, got {limit}"),
         ));
     }
+    // The store stops copying specs past what one response may carry (see the handlers).
     let mut q = TaskQuery::new()
+        .with_max_bytes(MAX_PAGE_BYTES as u64)
         .with_offset(offset)
         .with_limit(limit)
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;

@@ -1,9 +1,10 @@
 //! `pb::CreateSpec` ↔ `solti_model::TaskSpec`.
 
 use solti_model::{
-    AdmissionPolicy, BackoffPolicy, ContainerSpec, Flag, JitterPolicy, Labels, RestartPolicy,
-    RunnerSelector, Runtime, SelectorOperator, SelectorRequirement, SubprocessMode, SubprocessSpec,
-    TaskEnv, TaskKind, TaskSpec, WasmSpec,
+    AdmissionPolicy, BackoffPolicy, ContainerSpec, Flag, JitterPolicy, Labels, MAX_ENV_BYTES,
+    MAX_ENV_ENTRIES, MAX_LABELS, MAX_SELECTOR_VALUES, RestartPolicy, RunnerSelector, Runtime,
+    SelectorOperator, SelectorRequirement, SubprocessMode, SubprocessSpec, TaskEnv, TaskKind,
+    TaskSpec, WasmSpec,
 };
 
 use crate::{ApiError, pb};
@@ -37,7 +38,7 @@ pub(crate) fn spec_from_pb(spec: Option<pb::CreateSpec>) -> Result<TaskSpec, Api
         }
     };
     let backoff = backoff_from_pb(spec.backoff)?;
-    let labels: Labels = spec.labels.into_iter().collect();
+    let labels = labels_from_pb("spec.labels", spec.labels)?;
     let mut builder = TaskSpec::builder(spec.slot, kind, spec.timeout_ms)
         .restart(restart)
         .admission(admission)
@@ -165,14 +166,14 @@ fn kind_from_pb(kind: Option<pb::TaskKind>) -> Result<TaskKind, ApiError> {
         Some(Kind::Wasm(w)) => {
             let mut spec = WasmSpec::new(w.module);
             spec.args = w.args;
-            spec.env = env_from_pb(w.env);
+            spec.env = env_from_pb("spec.kind.wasm.env", w.env)?;
             Ok(TaskKind::Wasm(spec))
         }
         Some(Kind::Container(c)) => {
             let mut spec = ContainerSpec::new(c.image);
             spec.command = c.command;
             spec.args = c.args;
-            spec.env = env_from_pb(c.env);
+            spec.env = env_from_pb("spec.kind.container.env", c.env)?;
             Ok(TaskKind::Container(spec))
         }
     }
@@ -217,15 +218,46 @@ fn subprocess_from_pb(s: pb::SubprocessTask) -> Result<SubprocessSpec, ApiError>
     };
     Ok(SubprocessSpec {
         mode,
-        env: env_from_pb(s.env),
+        env: env_from_pb("spec.kind.subprocess.env", s.env)?,
         cwd: s.cwd.map(Into::into),
         fail_on_non_zero: Flag::from(s.fail_on_non_zero),
     })
 }
 
 /// Repeated `KeyValue`s; a later entry with the same key wins, as in a shell.
-fn env_from_pb(env: Vec<pb::KeyValue>) -> TaskEnv {
-    env.into_iter().map(|kv| (kv.key, kv.value)).collect()
+///
+/// The count and total size are checked before the entries are de-duplicated (which sorts
+/// them), so a hostile list costs one pass over what was already decoded.
+fn env_from_pb(field: &str, env: Vec<pb::KeyValue>) -> Result<TaskEnv, ApiError> {
+    at_most(field, env.len(), MAX_ENV_ENTRIES)?;
+    let bytes: usize = env.iter().map(|kv| kv.key.len() + kv.value.len()).sum();
+    if bytes > MAX_ENV_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {MAX_ENV_BYTES} bytes of keys and values in all, got {bytes}"),
+        ));
+    }
+    Ok(env.into_iter().map(|kv| (kv.key, kv.value)).collect())
+}
+
+/// A label map, refused by count before it is copied into the model's sorted map.
+fn labels_from_pb(
+    field: &str,
+    labels: std::collections::HashMap<String, String>,
+) -> Result<Labels, ApiError> {
+    at_most(field, labels.len(), MAX_LABELS)?;
+    Ok(labels.into_iter().collect())
+}
+
+/// `field: at most {max} entries, got {n}` when `n > max`.
+fn at_most(field: &str, n: usize, max: usize) -> Result<(), ApiError> {
+    if n > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {max} entries, got {n}"),
+        ));
+    }
+    Ok(())
 }
 
 fn backoff_from_pb(b: Option<pb::BackoffStrategy>) -> Result<BackoffPolicy, ApiError> {
@@ -261,8 +293,18 @@ fn backoff_from_pb(b: Option<pb::BackoffStrategy>) -> Result<BackoffPolicy, ApiE
 
 fn selector_from_pb(sel: pb::RunnerSelector) -> Result<RunnerSelector, ApiError> {
     let mut out = RunnerSelector::new();
-    out.match_labels = sel.match_labels.into_iter().collect();
+    out.match_labels = labels_from_pb("spec.runnerSelector.matchLabels", sel.match_labels)?;
+    at_most(
+        "spec.runnerSelector.matchExpressions",
+        sel.match_expressions.len(),
+        MAX_LABELS,
+    )?;
     for (i, e) in sel.match_expressions.into_iter().enumerate() {
+        at_most(
+            &format!("spec.runnerSelector.matchExpressions[{i}].values"),
+            e.values.len(),
+            MAX_SELECTOR_VALUES,
+        )?;
         let operator = match pb::SelectorOperator::try_from(e.operator) {
             Ok(pb::SelectorOperator::In) => SelectorOperator::In,
             Ok(pb::SelectorOperator::NotIn) => SelectorOperator::NotIn,

@@ -59,7 +59,13 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         let req = req.into_inner();
         let phase = convert::phase_from_pb(req.status)?;
         let query = convert::query(req.slot.as_deref(), phase, req.limit, req.offset)?;
-        let page = self.handler.list(query).await?;
+        let page = self.handler.list(query.clone()).await?;
+        if convert::page_cut_short(&query, &page) {
+            return Err(Status::resource_exhausted(format!(
+                "response would be over {} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit; request a smaller page (limit)",
+                convert::MAX_PAGE_BYTES
+            )));
+        }
         let res = pb::ListTasksResponse {
             tasks: page.items.iter().map(convert::task_to_pb).collect(),
             total: u32::try_from(page.total).unwrap_or(u32::MAX),
@@ -159,6 +165,8 @@ impl From<ApiError> for Status {
                 Code::Unimplemented
             }
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Forbidden(_) | ApiError::MisdirectedRequest(_) => Code::PermissionDenied,
+            ApiError::UnsupportedMediaType(_) => Code::InvalidArgument,
         };
         Self::new(code, err.to_string())
     }

@@ -90,7 +90,13 @@ pub(super) async fn list<H: ApiHandler>(
             "a non-negative 32-bit integer",
         )?;
         let query = convert::query(p.slot.as_deref(), phase, limit, offset)?;
-        let page = s.handler.list(query).await?;
+        let page = s.handler.list(query.clone()).await?;
+        if convert::page_cut_short(&query, &page) {
+            return Err(ApiError::InvalidRequest(format!(
+                "limit: the page would be over {} bytes, more than a response may carry; request a smaller page",
+                convert::MAX_PAGE_BYTES
+            )));
+        }
         let res = pb::ListTasksResponse {
             tasks: page.items.iter().map(convert::task_to_pb).collect(),
             total: u32::try_from(page.total).unwrap_or(u32::MAX),

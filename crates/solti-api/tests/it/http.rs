@@ -331,8 +331,8 @@ async fn every_error_label_and_status() {
     assert_error(
         s,
         &serde_json::from_str(&text).unwrap(),
-        StatusCode::BAD_REQUEST,
-        "InvalidRequest",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaType",
         "Content-Type: must be application/json",
     );
     let (s, _, text) = send(&app, request("POST", "/api/v1/tasks", None, None)).await;

@@ -215,7 +215,7 @@ async fn a_disconnecting_client_frees_its_subscription() {
     }));
 
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    sock.write_all(b"GET /api/v1/tasks/tsk_1/logs HTTP/1.1\r\nhost: x\r\n\r\n")
+    sock.write_all(b"GET /api/v1/tasks/tsk_1/logs HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 512];
@@ -293,7 +293,9 @@ async fn history_tail_resume_and_bad_parameters() {
     let body = json!({ "spec": {
         "slot": "hist",
         "kind": { "subprocess": { "command": { "command": "seq", "args": ["1", "5"] } } },
-        "timeoutMs": 20000
+        "timeoutMs": 20000,
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }})
     .to_string();
     let (_, res) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
