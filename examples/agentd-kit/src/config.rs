@@ -130,9 +130,9 @@ pub struct Config {
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_CLEARTEXT_TOKEN")]
     pub insecure_allow_cleartext_token: bool,
 
-    /// Prometheus /metrics listen address, or `off`. A non-loopback address needs a token
-    /// (then /metrics requires it as a bearer token, as the API does) or
-    /// --insecure-allow-unauthenticated.
+    /// Prometheus /metrics (and /healthz, /readyz) listen address, or `off`. The metrics port
+    /// never takes the API token (a scraper would carry it in clear text), so a non-loopback
+    /// address needs --insecure-allow-unauthenticated.
     #[arg(long, env = "SOLTI_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
 

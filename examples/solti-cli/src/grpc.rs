@@ -177,13 +177,10 @@ impl GrpcClient {
     }
 
     pub(crate) async fn cancel(&mut self, id: &str) -> Result<pb::TaskData> {
-        let req = CancelTaskRequest {
+        let req = pb::CancelTaskRequest {
             task_id: id.to_owned(),
         };
-        let mut grpc = self.raw().await?;
-        let path = http::uri::PathAndQuery::from_static("/solti.task.v1.TaskService/CancelTask");
-        let codec = tonic_prost::ProstCodec::<CancelTaskRequest, CancelTaskResponse>::default();
-        match grpc.unary(tonic::Request::new(req), path, codec).await {
+        match self.client.cancel_task(req).await {
             Ok(r) => r.into_inner().task.ok_or_else(|| not_found(id)),
             Err(s) if s.code() == Code::NotFound => Err(not_found(id)),
             Err(s) if s.code() == Code::Unimplemented => Err(Error::failed(format!(
@@ -357,19 +354,4 @@ fn serving_name(status: i32) -> &'static str {
         3 => "SERVICE_UNKNOWN",
         _ => "UNKNOWN",
     }
-}
-
-/// `solti.task.v1.CancelTaskRequest` (wire contract §5), written out so the client works
-/// whether or not this build's generated code has it.
-#[derive(Clone, PartialEq, prost::Message)]
-struct CancelTaskRequest {
-    #[prost(string, tag = "1")]
-    task_id: String,
-}
-
-/// `solti.task.v1.CancelTaskResponse` (wire contract §5).
-#[derive(Clone, PartialEq, prost::Message)]
-struct CancelTaskResponse {
-    #[prost(message, optional, tag = "1")]
-    task: Option<pb::TaskData>,
 }
