@@ -30,6 +30,8 @@ struct Prepared {
     publisher: OutputPublisher,
     output: Arc<OutputChannel>,
     listed: bool,
+    /// Restored after an agent restart: the record exists; attempts so far.
+    restored: Option<u32>,
 }
 
 impl SupervisorApi {
@@ -60,6 +62,7 @@ impl SupervisorApi {
             publisher,
             output,
             listed: true,
+            restored: None,
         };
         self.admit(spec, prepared).await
     }
@@ -97,8 +100,30 @@ impl SupervisorApi {
             publisher,
             output,
             listed: false,
+            restored: None,
         };
         self.admit(spec, prepared).await
+    }
+
+    /// Starts a task restored from the store again, as a new attempt after `attempts`
+    /// earlier ones, under its slot and admission policy. Its record already exists.
+    pub(super) async fn readmit(&self, task: &Task) -> Result<(), CoreError> {
+        let spec = &task.spec;
+        let id = task.metadata.id.clone();
+        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let publisher = OutputPublisher::new(id.clone(), output.clone());
+        let ctx = self.inner.router.context(publisher.clone());
+        let (built, runner) = self.inner.router.build(spec, &ctx)?;
+        let prepared = Prepared {
+            id,
+            task: built,
+            runner: runner.into(),
+            publisher,
+            output,
+            listed: true,
+            restored: Some(task.status.attempt),
+        };
+        self.admit(spec, prepared).await.map(drop)
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
@@ -110,6 +135,7 @@ impl SupervisorApi {
             publisher,
             output,
             listed,
+            restored,
         } = p;
         if listed && shared.runtime.slot_is_internal(spec.slot()) {
             return Err(CoreError::Invalid(ModelError::invalid(
@@ -126,12 +152,23 @@ impl SupervisorApi {
             // The slot is visibly busy: refuse at once, so the acknowledged task is already
             // terminal when the caller looks. (A slot that only taskvisor still sees busy is
             // refused through the watched outcome instead, a moment later.)
+            let error = convert::slot_busy(spec.slot().as_str(), Some(&owner));
+            if restored.is_some() {
+                let end = RunEnd::new(TaskPhase::Canceled, now_ms(), Some(error));
+                shared.store.finish(&id, end, TaskPhase::Failed);
+                output.close();
+                return Ok(id);
+            }
             let mut status = TaskStatus::new(TaskPhase::Canceled);
-            status.error = Some(convert::slot_busy(spec.slot().as_str(), Some(&owner)));
+            status.error = Some(error);
             shared.store.create(
                 Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), status),
                 listed,
             )?;
+            if let Err(err) = shared.store.sync().await {
+                shared.store.delete(&id);
+                return Err(err);
+            }
             output.close();
             return Ok(id);
         }
@@ -144,7 +181,8 @@ impl SupervisorApi {
             runner,
             spec.kind().name(),
             Duration::from_millis(spec.timeout_ms()),
-        );
+        )
+        .with_attempts(restored.unwrap_or(0));
         let wrapped: tv::TaskRef = Arc::new(AttemptTask::new(task, Arc::new(cell)));
         // Names are registry keys, global across slots: make them unique per task.
         let name: Arc<str> = Arc::from(format!("{}/{}", spec.slot(), id));
@@ -158,12 +196,20 @@ impl SupervisorApi {
             .prepare_submission(controller_spec)
             .map_err(|e| controller_error(e, shared.capacities))?;
 
-        let record = Task::new(
-            ObjectMeta::new(id.clone(), now_ms()),
-            spec.clone(),
-            TaskStatus::new(TaskPhase::Pending),
-        );
-        shared.store.create(record, listed)?;
+        if restored.is_none() {
+            let record = Task::new(
+                ObjectMeta::new(id.clone(), now_ms()),
+                spec.clone(),
+                TaskStatus::new(TaskPhase::Pending),
+            );
+            shared.store.create(record, listed)?;
+            // Acknowledged only once durable: a burst of submissions shares one commit.
+            if let Err(err) = shared.store.sync().await {
+                shared.store.delete(&id);
+                output.close();
+                return Err(err);
+            }
+        }
         let replace = spec.admission() == AdmissionPolicy::Replace;
         let (entry, earlier) =
             shared
@@ -187,7 +233,19 @@ impl SupervisorApi {
                     }
                 }
                 shared.runtime.unregister(&id);
-                shared.store.delete(&id);
+                if restored.is_some() {
+                    let end = RunEnd::new(
+                        TaskPhase::Failed,
+                        now_ms(),
+                        Some(format!(
+                            "{}; could not start it again: {err}",
+                            super::recover::RESTART_REASON
+                        )),
+                    );
+                    shared.store.finish(&id, end, TaskPhase::Failed);
+                } else {
+                    shared.store.delete(&id);
+                }
                 entry.output.close();
                 return Err(err);
             }
