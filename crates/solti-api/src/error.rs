@@ -39,6 +39,11 @@ pub enum ApiError {
     /// A supervisor or runner failure (500 / `INTERNAL`); the text says what failed.
     #[error("{0}")]
     Internal(String),
+    /// The agent cannot carry the request out for now, though it keeps serving reads: its
+    /// state store cannot persist (disk full, read-only file system). 503 `Unavailable` /
+    /// `UNAVAILABLE`; the text says what failed.
+    #[error("{0}")]
+    Unavailable(String),
     /// HTTP only: no route matches the path (404 `NotFound`; gRPC `UNIMPLEMENTED`).
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -77,6 +82,7 @@ impl ApiError {
             Self::ShuttingDown | Self::Internal(_) => "Internal",
             Self::RouteNotFound { .. } => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::Unavailable(_) => "Unavailable",
         }
     }
 
@@ -91,6 +97,7 @@ impl ApiError {
             Self::AlreadyExists(_) => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::ShuttingDown | Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
         }
     }
 
@@ -104,6 +111,7 @@ impl ApiError {
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::PayloadTooLarge { .. } => "RESOURCE_EXHAUSTED",
             Self::ShuttingDown => "UNAVAILABLE",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
             Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } => "UNIMPLEMENTED",
         }
@@ -129,6 +137,9 @@ impl From<CoreError> for ApiError {
                 e @ (RunnerError::NoRunner { .. } | RunnerError::EmbeddedNeedsTask),
             ) => Self::invalid("spec.kind", e.to_string()),
             CoreError::ShuttingDown => Self::ShuttingDown,
+            CoreError::Storage(e) => Self::Unavailable(format!(
+                "submissions are refused for now, reads still work: state store unavailable: {e}"
+            )),
             other => Self::Internal(error_chain(&other)),
         }
     }

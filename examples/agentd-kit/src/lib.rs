@@ -12,10 +12,13 @@ mod identity;
 mod run;
 mod serve;
 mod signals;
+mod state;
 pub mod testing;
 mod trim;
 
-pub use config::{Config, DialectArg, LogFormatArg, Secret, TaskIdentity, TransportKind};
+pub use config::{
+    Config, DialectArg, LogFormatArg, Secret, StateBackendArg, TaskIdentity, TransportKind,
+};
 pub use identity::load_or_create_agent_id;
 pub use run::{main, main_with, run, run_with};
 pub use signals::Signals;

@@ -111,12 +111,15 @@ where
     };
 
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    let supervisor = SupervisorApi::new(
+    let opened = crate::state::open(&config, transport, &state)?;
+    let disk = opened.disk;
+    let supervisor = SupervisorApi::with_store(
         SupervisorConfig::default().with_grace(grace),
         ControllerConfig::default(),
         vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
         router,
         state,
+        opened.store,
     )
     .await
     .context("start the supervisor")?;
@@ -224,12 +227,19 @@ where
     // Whatever ended the server (a signal or an error), stop everything in order.
     shutdown.cancel();
     tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
+    if let Some(disk) = &disk {
+        // The tasks stopped now are stored as they were: the next start resumes them.
+        disk.freeze();
+    }
     let (stopped, served) = match ended_early {
         Some(served) => (supervisor.shutdown().await, served),
         None => tokio::join!(supervisor.shutdown(), server),
     };
     signals.abort();
     let _ = signals.await;
+    if let Some(disk) = &disk {
+        disk.close();
+    }
     served?;
     stopped.context("supervisor shutdown")?;
     tracing::info!("agent stopped");

@@ -143,6 +143,7 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
             ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {
                 Code::Unimplemented
             }

@@ -114,6 +114,8 @@ struct Pending {
     /// Callers of `sync` waiting for the next commit.
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     closed: bool,
+    /// Changes after [`DiskStore::freeze`] are no longer persisted.
+    frozen: bool,
     /// Commits done (successful write transactions).
     commits: u64,
     /// The error of the last commit, while writes keep failing.
@@ -172,6 +174,15 @@ impl DiskStore {
         self.queue.lock().commits
     }
 
+    /// Stops persisting changes from now on (what is already pending is still written). An
+    /// agent calls it when its shutdown starts: the tasks it then stops are stored as they
+    /// were when the shutdown began (running, queued), so the next start treats them like
+    /// after a crash and starts again those whose restart policy allows it, instead of
+    /// finding them `Canceled` by the shutdown.
+    pub fn freeze(&self) {
+        self.queue.lock().frozen = true;
+    }
+
     /// Persists what is pending and stops the writer thread. Called on drop too.
     pub fn close(&self) {
         self.queue.lock().closed = true;
@@ -189,7 +200,12 @@ impl DiskStore {
     }
 
     fn touch(&self, id: &TaskId) {
-        self.queue.lock().dirty.insert(id.clone());
+        let mut queue = self.queue.lock();
+        if queue.frozen {
+            return;
+        }
+        queue.dirty.insert(id.clone());
+        drop(queue);
         self.queue.wake.notify_one();
     }
 }
@@ -213,6 +229,9 @@ impl StateStore for DiskStore {
         let id = task.metadata.id.clone();
         let evicted = self.mirror.create_evicting(task, listed)?;
         let mut queue = self.queue.lock();
+        if queue.frozen {
+            return Err(CoreError::ShuttingDown);
+        }
         queue.dirty.extend(evicted);
         if listed {
             queue.dirty.insert(id);
@@ -275,9 +294,8 @@ impl StateStore for DiskStore {
     fn sweep(&self, now: Instant) -> SweepReport {
         // Expired runs are not rewritten: a restore drops them again by their finish time.
         let report = self.mirror.sweep(now);
-        if !report.tasks.is_empty() {
-            self.queue.lock().dirty.extend(report.tasks.iter().cloned());
-            self.queue.wake.notify_one();
+        for id in &report.tasks {
+            self.touch(id);
         }
         report
     }
