@@ -57,7 +57,7 @@ curl -s -o /dev/null "http://$addr/api/v1/tasks" && fail "plain http accepted on
 start_agent agentd-http mtls --tls-client-ca ca.crt
 code=$(curl -s -o body.json -w '%{http_code}' --cacert ca.crt --cert client.crt --key client.key \
   -X POST "https://$addr/api/v1/tasks" -H 'Content-Type: application/json' \
-  -d '{"spec":{"slot":"tls","kind":{"subprocess":{"command":{"command":"echo","args":["over mtls"]},"failOnNonZero":true}},"timeoutMs":"5000"}}')
+  -d '{"spec":{"slot":"tls","kind":{"subprocess":{"command":{"command":"echo","args":["over mtls"]},"failOnNonZero":true}},"timeoutMs":"5000","restart":"RESTART_STRATEGY_NEVER","admission":"ADMISSION_STRATEGY_DROP_IF_RUNNING"}}')
 [ "$code" = 201 ] && ok "https (mTLS) POST /api/v1/tasks with client cert -> 201 $(cat body.json)" || fail "mTLS submit got $code"
 if curl -s -o /dev/null --cacert ca.crt "https://$addr/api/v1/tasks"; then fail "mTLS: client without certificate served"; else ok "mTLS: client without certificate refused"; fi
 if curl -s -o /dev/null --cacert ca.crt --cert intruder.crt --key intruder.key "https://$addr/api/v1/tasks"; then

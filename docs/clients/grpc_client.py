@@ -22,6 +22,7 @@ spec = types_pb2.CreateSpec(
     slot="py-demo",
     timeout_ms=10_000,
     restart=types_pb2.RESTART_STRATEGY_ON_FAILURE,
+    admission=types_pb2.ADMISSION_STRATEGY_DROP_IF_RUNNING,
     max_retries=1,
     backoff=types_pb2.BackoffStrategy(jitter=types_pb2.JITTER_STRATEGY_NONE, first_ms=100, max_ms=100, factor=1.0),
     kind=types_pb2.TaskKind(

@@ -77,7 +77,7 @@ async fn run() {
     let handler = Arc::new(SupervisorApiAdapter::new(Arc::new(sup)));
     let api = start(HttpApi::new(handler).router()).await;
 
-    let body = r#"{"spec":{"slot":"bench","kind":{"subprocess":{"command":{"command":"true"}}},"timeoutMs":1000}}"#;
+    let body = r#"{"spec":{"slot":"bench","kind":{"subprocess":{"command":{"command":"true"}}},"timeoutMs":1000,"restart":"RESTART_STRATEGY_NEVER","admission":"ADMISSION_STRATEGY_DROP_IF_RUNNING"}}"#;
     let (n, secs) = load(api, move |mut c| async move {
         let created = c.request("POST", "/api/v1/tasks", Some(body)).await;
         let id = serde_json::from_slice::<serde_json::Value>(&created).unwrap()["taskId"]

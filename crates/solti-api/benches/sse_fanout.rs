@@ -116,7 +116,7 @@ async fn run() {
         .await
         .unwrap();
     let driver = tokio::spawn(conn);
-    let body = r#"{"spec":{"slot":"busy","kind":{"subprocess":{"command":{"command":"x"}}},"timeoutMs":60000}}"#;
+    let body = r#"{"spec":{"slot":"busy","kind":{"subprocess":{"command":{"command":"x"}}},"timeoutMs":60000,"restart":"RESTART_STRATEGY_NEVER","admission":"ADMISSION_STRATEGY_DROP_IF_RUNNING"}}"#;
     let req = http::Request::post("/api/v1/tasks")
         .header("host", "b")
         .header("content-type", "application/json")

@@ -2,7 +2,8 @@
 //!
 //! Run with `cargo run -p solti-api --features http,grpc --example serve`, then e.g.
 //! `curl -s localhost:8085/api/v1/tasks`. HTTP listens on 127.0.0.1:8085, gRPC on
-//! 127.0.0.1:50052; set `SOLTI_TOKEN` to require a bearer token. Ctrl-C stops it.
+//! 127.0.0.1:50052; set `SOLTI_AGENT_TOKEN` (the variable the reference agents read) to
+//! require a bearer token. Ctrl-C stops it.
 
 use std::sync::Arc;
 
@@ -32,8 +33,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let handler = Arc::new(SupervisorApiAdapter::new(Arc::clone(&supervisor)));
     let mut http = HttpApi::new(Arc::clone(&handler));
     let mut grpc = GrpcApi::new(handler);
-    if std::env::var_os("SOLTI_TOKEN").is_some() {
-        let token = Token::from_env("SOLTI_TOKEN")?;
+    if std::env::var_os("SOLTI_AGENT_TOKEN").is_some() {
+        let token = Token::from_env("SOLTI_AGENT_TOKEN")?;
         http = http.with_auth(token.clone());
         grpc = grpc.with_auth(token);
     }

@@ -2,8 +2,8 @@
 
 use std::{fmt, sync::Arc};
 
-use solti_core::SupervisorApi;
-use solti_model::{Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
+use solti_core::{CoreError, OutputQuery, SupervisorApi};
+use solti_model::{ModelError, Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
 
 use crate::{ApiError, ApiHandler, LogStream};
 
@@ -73,15 +73,23 @@ impl ApiHandler for SupervisorApiAdapter {
         Ok(self.api.delete_task(&id).await?)
     }
 
-    async fn stream_logs(&self, id: TaskId) -> Result<Option<LogStream>, ApiError> {
+    async fn stream_logs(
+        &self,
+        id: TaskId,
+        query: OutputQuery,
+    ) -> Result<Option<LogStream>, ApiError> {
         if !self.visible(&id).await? {
             return Ok(None);
         }
-        Ok(self
-            .api
-            .subscribe_output(&id)
-            .await?
-            .map(|sub| LogStream::batched(sub.into_batch_stream())))
+        let sub = match self.api.subscribe_output(&id, query).await {
+            Ok(sub) => sub,
+            // The only invalid input here is the resume offset; name it as the API does.
+            Err(CoreError::Invalid(ModelError::Invalid { field, rule, .. })) => {
+                return Err(ApiError::invalid(field, rule));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(sub.map(|sub| LogStream::batched(sub.into_batch_stream())))
     }
 }
 

@@ -52,6 +52,18 @@ pub enum ApiError {
         /// Request path, truncated to 256 characters.
         path: String,
     },
+    /// A browser defence refused the request: a cross-site `Origin` or `Sec-Fetch-Site`
+    /// (403 `Forbidden` / `PERMISSION_DENIED`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request body is not declared with the API's media type (415
+    /// `UnsupportedMediaType` / `INVALID_ARGUMENT`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The `Host` names something other than this loopback listener: DNS rebinding (421
+    /// `MisdirectedRequest` / `PERMISSION_DENIED`).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     /// HTTP only: the path exists but not with this method (405 `MethodNotAllowed`; gRPC
     /// `UNIMPLEMENTED`).
     #[error("method {method} is not allowed on {path}")]
@@ -70,7 +82,8 @@ impl ApiError {
     }
 
     /// The JSON `error` label: `InvalidRequest`, `Unauthenticated`, `TaskNotFound`,
-    /// `AlreadyExists`, `PayloadTooLarge`, `Internal`, `NotFound` or `MethodNotAllowed`.
+    /// `AlreadyExists`, `PayloadTooLarge`, `Internal`, `NotFound`, `MethodNotAllowed`,
+    /// `Forbidden`, `UnsupportedMediaType` or `MisdirectedRequest`.
     #[must_use]
     pub const fn label(&self) -> &'static str {
         match self {
@@ -83,6 +96,9 @@ impl ApiError {
             Self::RouteNotFound { .. } => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
             Self::Unavailable(_) => "Unavailable",
+            Self::Forbidden(_) => "Forbidden",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Self::MisdirectedRequest(_) => "MisdirectedRequest",
         }
     }
 
@@ -98,6 +114,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => 413,
             Self::ShuttingDown | Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
+            Self::Forbidden(_) => 403,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::MisdirectedRequest(_) => 421,
         }
     }
 
@@ -114,6 +133,8 @@ impl ApiError {
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
             Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } => "UNIMPLEMENTED",
+            Self::Forbidden(_) | Self::MisdirectedRequest(_) => "PERMISSION_DENIED",
+            Self::UnsupportedMediaType(_) => "INVALID_ARGUMENT",
         }
     }
 

@@ -8,7 +8,7 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt as _};
-use solti_core::OutputBatch;
+use solti_core::{OutputBatch, OutputQuery};
 use solti_model::{OutputEvent, Task, TaskId, TaskPage, TaskQuery, TaskRun, TaskSpec};
 use solti_runner::LineBatch;
 
@@ -52,16 +52,20 @@ pub trait ApiHandler: Send + Sync + 'static {
     /// Stops (if active) and forgets a task; `true` when it existed. Idempotent.
     fn delete(&self, id: TaskId) -> impl Future<Output = Result<bool, ApiError>> + Send;
 
-    /// The live output of a task from now on, or `None` when the id is unknown. The stream
-    /// ends when the task is terminal and its output drained; dropping it unsubscribes.
+    /// The output of a task from where `query` says (live, the last N retained lines,
+    /// everything retained, since a time, after an offset), or `None` when the id is
+    /// unknown. The stream ends when the task is terminal and its output drained (without
+    /// follow: after the retained events); dropping it unsubscribes. An `After` offset the
+    /// task never reached is an [`ApiError::InvalidRequest`] naming `after_offset`.
     fn stream_logs(
         &self,
         id: TaskId,
+        query: OutputQuery,
     ) -> impl Future<Output = Result<Option<LogStream>, ApiError>> + Send;
 }
 
-/// A task's live output: `RunStarted`, `Chunk`s, `RunFinished` per attempt, and `Lagged`
-/// when this reader fell behind.
+/// A task's output: `RunStarted`, `Chunk`s, `RunFinished` per attempt, and `Lagged` when
+/// this reader fell behind, each with its per-task offset.
 ///
 /// A [`Stream`] of events. Built from a stream of [`OutputBatch`]es
 /// ([`batched`](Self::batched)), it keeps the lines a runner read together in one piece for
@@ -69,14 +73,20 @@ pub trait ApiHandler: Send + Sync + 'static {
 /// frame); as a `Stream` it hands them out one event at a time.
 pub struct LogStream {
     inner: Pin<Box<dyn Stream<Item = OutputBatch> + Send + 'static>>,
-    /// The rest of a batch of lines being handed out one event at a time.
-    lines: Option<(LineBatch, usize)>,
+    /// The rest of a batch of lines being handed out one event at a time: the offset of
+    /// the batch's first line, the batch, the position in it.
+    lines: Option<(u64, LineBatch, usize)>,
 }
 
 impl LogStream {
-    /// Wraps any stream of output events.
+    /// Wraps any stream of output events; they are numbered 0, 1, 2, … as offsets.
     pub fn new(stream: impl Stream<Item = OutputEvent> + Send + 'static) -> Self {
-        Self::batched(stream.map(OutputBatch::Event))
+        let mut offset = 0u64;
+        Self::batched(stream.map(move |event| {
+            let batch = OutputBatch::Event { offset, event };
+            offset += 1;
+            batch
+        }))
     }
 
     /// Wraps a stream of output batches, e.g.
@@ -92,15 +102,44 @@ impl LogStream {
     /// transports that encode lines read together in one go (the SSE response does); the
     /// same stream as polling events one at a time, and the two may be mixed.
     pub fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
-        if let Some((mut lines, pos)) = self.lines.take() {
+        if let Some((offset, mut lines, pos)) = self.lines.take() {
             if pos > 0 {
                 drop(lines.split_to(pos));
             }
             if !lines.is_empty() {
-                return Poll::Ready(Some(OutputBatch::Lines(lines)));
+                return Poll::Ready(Some(OutputBatch::Lines {
+                    offset: offset + pos as u64,
+                    lines,
+                }));
             }
         }
         self.inner.as_mut().poll_next(cx)
+    }
+
+    /// The next event with its offset.
+    pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u64, OutputEvent)>> {
+        loop {
+            if let Some((offset, lines, pos)) = &mut self.lines {
+                if let Some(event) = lines.event(*pos) {
+                    let at = *offset + *pos as u64;
+                    *pos += 1;
+                    return Poll::Ready(Some((at, event)));
+                }
+                self.lines = None;
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(OutputBatch::Event { offset, event })) => {
+                    return Poll::Ready(Some((offset, event)));
+                }
+                Poll::Ready(Some(OutputBatch::Lines { offset, lines })) => {
+                    self.lines = Some((offset, lines, 0));
+                }
+                // Kinds this version does not know carry nothing it can hand out.
+                Poll::Ready(Some(_)) => {}
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -108,23 +147,8 @@ impl Stream for LogStream {
     type Item = OutputEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some((lines, pos)) = &mut self.lines {
-                if let Some(event) = lines.event(*pos) {
-                    *pos += 1;
-                    return Poll::Ready(Some(event));
-                }
-                self.lines = None;
-            }
-            match self.inner.as_mut().poll_next(cx) {
-                Poll::Ready(Some(OutputBatch::Event(event))) => return Poll::Ready(Some(event)),
-                Poll::Ready(Some(OutputBatch::Lines(lines))) => self.lines = Some((lines, 0)),
-                // Kinds this version does not know carry nothing it can hand out.
-                Poll::Ready(Some(_)) => {}
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        self.poll_next_event(cx)
+            .map(|next| next.map(|(_, event)| event))
     }
 }
 

@@ -25,6 +25,13 @@
 //! # Limits and guarantees
 //! - Request bodies and gRPC messages: 4 MiB (`413 PayloadTooLarge` / `RESOURCE_EXHAUSTED`);
 //!   decoded script bodies: 2 MiB; slots: 64 characters; list pages: 1000.
+//! - Browser defences on every route of both transports, before auth: a body not declared
+//!   `application/json` is refused (415), a cross-site `Origin` / `Sec-Fetch-Site` too (403),
+//!   and on a loopback listener a `Host` that is not loopback (421, DNS rebinding); see
+//!   [`HostPolicy`]. List counts in a JSON body are checked before it is decoded.
+//! - Listeners ([`ServeConfig`]): a connection cap derived from `RLIMIT_NOFILE` (the oldest
+//!   idle connection makes room), idle and header timeouts, HTTP/2 keep-alive; TCP, Unix
+//!   sockets and TLS.
 //! - Every failure, including unknown routes, wrong methods and malformed JSON, answers with
 //!   `{"error":"<Label>","message":"<field>: <rule>"}` on HTTP and the matching gRPC code.
 //! - A log stream ends when the task is terminal and drained; a client that disconnects
@@ -53,6 +60,8 @@ mod error;
 mod generated;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(any(feature = "http", feature = "grpc"))]
+mod guard;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
@@ -69,6 +78,9 @@ pub use generated::pb;
 #[cfg(feature = "grpc")]
 #[doc(inline)]
 pub use grpc::{GrpcApi, serve_grpc};
+#[cfg(any(feature = "http", feature = "grpc"))]
+#[doc(inline)]
+pub use guard::HostPolicy;
 #[doc(inline)]
 pub use handler::{ApiHandler, LogStream};
 #[cfg(feature = "http")]

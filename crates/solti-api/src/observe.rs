@@ -31,8 +31,8 @@ impl Transport {
 /// - `route`: the route template (`/api/v1/tasks/{id}`), never a concrete id; for gRPC the
 ///   full method path (`/solti.task.v1.TaskService/SubmitTask`). Requests that match no route
 ///   report [`UNMATCHED_ROUTE`].
-/// - `status`: the HTTP status code as text (`"200"`) or the gRPC code name (`"OK"`,
-///   `"NOT_FOUND"`).
+/// - `status`: the HTTP status code as text (`"200"`) or the gRPC status code number as
+///   text (`"0"` for OK, `"5"` for NOT_FOUND), as the published dashboard expects.
 /// - `duration`: time until the response head was ready. For streams (SSE, `StreamTaskLogs`)
 ///   this is the time to open the stream, not its lifetime.
 pub trait ApiObserver: Send + Sync + 'static {

@@ -189,7 +189,11 @@ async fn latency_core(samples: usize) -> (f64, f64) {
             .unwrap();
         let start = rx.recv().await.unwrap();
         micros.push(start.duration_since(before).as_secs_f64() * 1e6);
-        let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+        let mut sub = api
+            .subscribe_output(&id, solti_core::OutputStart::Live)
+            .await
+            .unwrap()
+            .unwrap();
         while sub.recv().await.is_some() {}
     }
     api.shutdown().await.unwrap();
@@ -230,7 +234,11 @@ async fn warm_up_core(api: &SupervisorApi) {
                 &embedded_spec(&format!("w{n}"), AdmissionPolicy::Queue),
             )
             .await;
-        let mut sub = api.subscribe_output(&id.unwrap()).await.unwrap().unwrap();
+        let mut sub = api
+            .subscribe_output(&id.unwrap(), solti_core::OutputStart::Live)
+            .await
+            .unwrap()
+            .unwrap();
         while sub.recv().await.is_some() {}
     }
 }

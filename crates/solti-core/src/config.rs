@@ -17,16 +17,18 @@ pub struct StateConfig {
     pub sweep_interval: Duration,
     /// Runs kept per task; the oldest finished runs are dropped first. Default: 256.
     pub max_runs_per_task: usize,
-    /// Output events buffered per task before slow readers lag: a subscriber more than this
-    /// many events behind gets `Lagged`. The channel has this many slots; a slot holds one
-    /// event (a run marker, a single line) or lines a runner read together (at most half
-    /// this capacity, at most 1024 lines, and 16 KiB of line bytes), so the line bytes one
-    /// task's buffer holds are bounded by about `output_capacity × 16 KiB` plus single long
-    /// lines (a slot shares, and keeps alive, the read buffer its lines came from, so the
-    /// memory held can be up to about twice that while a subscriber lags).
-    /// A runner is paced to stay within half of it ahead of a live reader, so raising it
-    /// raises streaming throughput (see `docs/benchmarks.md`). Default: 256.
-    pub output_capacity: usize,
+    /// Output kept per task, in bytes: each retained line is charged its bytes plus 16, and
+    /// each retained publish (a run marker, a batch of lines read together) 128 more, so the
+    /// charge bounds the memory held also for empty lines and restart loops. The newest
+    /// events are kept; readers can start from the last N lines, a timestamp or an offset,
+    /// and one that falls behind the window gets `Lagged`. A finished task's window stays
+    /// readable until the task is deleted or swept. 0 = live only: nothing is kept for later
+    /// readers (live readers share a 256 KiB buffer while they read). Default: 1 MiB.
+    pub output_retention_bytes: usize,
+    /// Output kept for all tasks together, in the same bytes. When exceeded, the windows of
+    /// the tasks that became terminal first are trimmed first; when only running tasks are
+    /// left, the task that is publishing gives up its own oldest events. Default: 256 MiB.
+    pub output_retention_total_bytes: usize,
     /// Tasks kept in state (active and terminal, embedded ones and the internal sweep
     /// included). When full, the oldest terminal task is evicted; when every task is active,
     /// submissions fail with [`CoreError::Capacity`](crate::CoreError::Capacity).
@@ -86,14 +88,25 @@ impl StateConfig {
         self
     }
 
-    /// Sets the per-task output buffer, in publishes (at least 1; see
-    /// [`output_capacity`](Self::output_capacity)).
+    /// Sets the output kept per task, in charged bytes (see
+    /// [`output_retention_bytes`](Self::output_retention_bytes)); 0 = live only.
     ///
     /// # Default
-    /// 256.
+    /// 1 MiB.
     #[must_use]
-    pub fn with_output_capacity(mut self, capacity: usize) -> Self {
-        self.output_capacity = capacity;
+    pub fn with_output_retention_bytes(mut self, bytes: usize) -> Self {
+        self.output_retention_bytes = bytes;
+        self
+    }
+
+    /// Sets the output kept for all tasks together, in charged bytes (see
+    /// [`output_retention_total_bytes`](Self::output_retention_total_bytes)).
+    ///
+    /// # Default
+    /// 256 MiB.
+    #[must_use]
+    pub fn with_output_retention_total_bytes(mut self, bytes: usize) -> Self {
+        self.output_retention_total_bytes = bytes;
         self
     }
 
@@ -121,7 +134,6 @@ impl StateConfig {
     pub(crate) fn normalized(mut self) -> Self {
         self.sweep_interval = self.sweep_interval.max(Duration::from_millis(1));
         self.max_runs_per_task = self.max_runs_per_task.max(1);
-        self.output_capacity = self.output_capacity.clamp(1, MAX_OUTPUT_CAPACITY);
         self.max_tasks = self.max_tasks.clamp(1, MAX_TASKS);
         self.max_spec_bytes = self.max_spec_bytes.max(1 << 20);
         self
@@ -135,15 +147,13 @@ impl Default for StateConfig {
             task_ttl: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(300),
             max_runs_per_task: 256,
-            output_capacity: 256,
+            output_retention_bytes: 1 << 20,
+            output_retention_total_bytes: 256 << 20,
             max_tasks: 100_000,
             max_spec_bytes: 256 << 20,
         }
     }
 }
 
-/// tokio's broadcast channel refuses capacities above `usize::MAX / 2`; far below that, a
-/// per-task buffer of a million events is already absurd.
-const MAX_OUTPUT_CAPACITY: usize = 1 << 20;
 /// Keeps every derived taskvisor capacity below tokio's semaphore limit.
 const MAX_TASKS: usize = 1 << 24;

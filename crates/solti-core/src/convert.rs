@@ -28,12 +28,20 @@ pub(crate) fn task_spec(
     Ok(tv_spec)
 }
 
-/// Restart policies map one to one; an `Always` interval of 0 means "no interval".
+/// The shortest wait between a successful attempt of an `Always` task and the next one
+/// (also when no interval, or 0, is given): without it a task that exits at once would be
+/// respawned about a thousand times a second.
+pub const MIN_ALWAYS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Restart policies map one to one; an `Always` interval is at least
+/// [`MIN_ALWAYS_INTERVAL`] (none, or 0, means that minimum).
 pub(crate) fn restart(policy: RestartPolicy) -> tv::RestartPolicy {
     match policy {
         RestartPolicy::OnFailure => tv::RestartPolicy::OnFailure,
         RestartPolicy::Always { interval_ms } => tv::RestartPolicy::Always {
-            interval: interval_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
+            interval: Some(
+                Duration::from_millis(interval_ms.unwrap_or(0)).max(MIN_ALWAYS_INTERVAL),
+            ),
         },
         // `Never` and any policy added later: one attempt is the safe reading.
         _ => tv::RestartPolicy::Never,
@@ -175,6 +183,24 @@ fn rejected(kind: tv::RejectionKind, reason: &str, cx: &OutcomeContext<'_>) -> T
     }
 }
 
+/// The metric label of an admission refusal (the names the published dashboard knows:
+/// `slot_busy`, `slot_full`, `superseded`, `removed`, `shutting_down`, `add_failed`; then
+/// `resource_limit`, and `other` for anything taskvisor adds later).
+pub(crate) fn rejection_label(kind: tv::RejectionKind) -> &'static str {
+    match kind {
+        tv::RejectionKind::SlotBusy => "slot_busy",
+        tv::RejectionKind::QueueFull => "slot_full",
+        tv::RejectionKind::SupersededByReplace => "superseded",
+        tv::RejectionKind::RemovedFromQueue => "removed",
+        tv::RejectionKind::ControllerShuttingDown => "shutting_down",
+        tv::RejectionKind::AdmissionFailed
+        | tv::RejectionKind::AlreadyExists
+        | tv::RejectionKind::BatchRejected => "add_failed",
+        tv::RejectionKind::ResourceLimit => "resource_limit",
+        _ => "other",
+    }
+}
+
 /// Error text of a task refused under `DropIfRunning` because `owner` holds `slot`.
 pub(crate) fn slot_busy(slot: &str, owner: Option<&TaskId>) -> String {
     match owner {
@@ -289,9 +315,16 @@ mod tests {
             tv::RestartPolicy::Never
         ));
         assert!(matches!(
-            restart(RestartPolicy::Always { interval_ms: Some(5) }),
-            tv::RestartPolicy::Always { interval: Some(d) } if d == Duration::from_millis(5)
+            restart(RestartPolicy::Always { interval_ms: Some(500) }),
+            tv::RestartPolicy::Always { interval: Some(d) } if d == Duration::from_millis(500)
         ));
+        // No interval, 0, or a tiny one: at least the minimum, never a hot loop.
+        for interval_ms in [None, Some(0), Some(5)] {
+            assert!(matches!(
+                restart(RestartPolicy::Always { interval_ms }),
+                tv::RestartPolicy::Always { interval: Some(d) } if d == MIN_ALWAYS_INTERVAL
+            ));
+        }
         let b =
             backoff(BackoffPolicy::new(JitterPolicy::Decorrelated, 10, 100, 2.0).unwrap()).unwrap();
         assert_eq!(b.jitter(), tv::JitterPolicy::RandomizedBand);

@@ -24,7 +24,7 @@
 //! ```
 //! use std::sync::Arc;
 //!
-//! use solti_core::{StateConfig, SupervisorApi};
+//! use solti_core::{OutputStart, StateConfig, SupervisorApi};
 //! use solti_model::{TaskKind, TaskPhase, TaskSpec};
 //! use solti_runner::RunnerRouter;
 //! use taskvisor::{ControllerConfig, SupervisorConfig, TaskContext, TaskError, TaskFn};
@@ -45,8 +45,9 @@
 //! let spec = TaskSpec::builder("hello", TaskKind::Embedded, 5_000u64).build()?;
 //! let id = supervisor.submit_with_task(task, &spec).await?;
 //!
-//! // Follow its output until it is terminal: RunStarted, RunFinished, then the end.
-//! if let Some(mut output) = supervisor.subscribe_output(&id).await? {
+//! // Read everything it printed, from the start, until it is terminal: RunStarted,
+//! // RunFinished, then the end.
+//! if let Some(mut output) = supervisor.subscribe_output(&id, OutputStart::All).await? {
 //!     while let Some(event) = output.recv().await {
 //!         println!("{event:?}");
 //!     }
@@ -79,10 +80,11 @@ mod sweep;
 
 #[doc(inline)]
 pub use config::StateConfig;
+pub use convert::MIN_ALWAYS_INTERVAL;
 #[doc(inline)]
 pub use error::CoreError;
 #[doc(inline)]
-pub use output::{OutputBatch, OutputSubscription};
+pub use output::{OutputBatch, OutputQuery, OutputStart, OutputSubscription};
 #[cfg(feature = "disk")]
 #[doc(inline)]
 pub use store::DiskStore;

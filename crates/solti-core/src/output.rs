@@ -1,937 +1,1072 @@
-//! The live output hub: one bounded broadcast channel per task, shared by all its attempts.
+//! The output hub: per task, a bounded window of recent output events that readers walk
+//! with cursors.
 //!
-//! The channel carries batches ([`Batch`]): one publish (a single event, or the lines a
-//! runner read together) costs one lock and one broadcast send, however many lines it
-//! holds, and a subscriber wakes once per batch, not once per line.
+//! Every event a task publishes (run markers, lines) gets a per-task **offset**: 0, 1, 2, …,
+//! one per event, never reused. The window keeps the newest events, bounded by
+//! [`StateConfig::output_retention_bytes`](crate::StateConfig::output_retention_bytes) per
+//! task and by [`StateConfig::output_retention_total_bytes`](crate::StateConfig::output_retention_total_bytes)
+//! for all tasks together (the windows of the tasks that became terminal first are trimmed
+//! first). A reader is a cursor: the offset of the next event it wants. Publishing appends
+//! to the window, trims its front when over the bound and wakes waiting readers; it never
+//! waits for anyone. A reader whose cursor fell below the window's first offset gets
+//! [`OutputEvent::Lagged`] with the exact number of events it missed and goes on from the
+//! oldest retained event.
+//!
+//! Lines stay spans of the runner's read buffer ([`LineBatch`]): publishing costs no copy
+//! and no per-line allocation, and readers share the batches. When a task ends, its retained
+//! lines are copied once into buffers of exactly their size, so a finished task never keeps
+//! a larger read buffer alive.
 
 use std::{
+    collections::{HashMap, VecDeque},
     fmt,
-    future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Context, Poll, Waker},
 };
 
+use bytes::{BufMut as _, BytesMut};
 use futures_util::Stream;
-use solti_model::OutputEvent;
-use solti_runner::{LineBatch, OutputTarget};
-use tokio::sync::{Notify, broadcast};
+use solti_model::{ModelError, OutputEvent, TaskId};
+use solti_runner::{LineBatch, Lines, MetricsBackend, OutputTarget};
 
-/// Most events carried by one broadcast slot; longer batches are split. A channel uses half
-/// its capacity when that is less ([`OutputChannel::max_batch`]), so that one batch never
-/// fills a slow reader's whole window.
-const MAX_BATCH: usize = 1024;
-/// Most line bytes in one batch (a single longer line still travels alone): with the default
-/// 256 slots and the runner's 64 KiB line bound, one task's buffer holds at most about 20 MiB.
-const MAX_BATCH_BYTES: usize = 16 * 1024;
+use crate::CoreError;
 
-/// Events published together, numbered: `first` is the index of `events[0]` among all
-/// events this channel has broadcast, so a subscriber that lagged can count the events
-/// (not batches) it missed from the gap.
-#[derive(Clone, Debug)]
-struct Batch {
-    first: u64,
-    payload: Arc<Payload>,
+/// What one retained line costs beyond its bytes (its span and line ending), so that empty
+/// lines are bounded too.
+pub(crate) const EVENT_OVERHEAD: usize = 16;
+/// What one retained publish (a run marker, a line published alone, a batch of lines) costs
+/// beyond its lines: its slot in the window and its headers, so that the charge stays an
+/// upper bound of the memory held, also for a task that restarts in a loop or prints one
+/// line per read.
+pub(crate) const ITEM_OVERHEAD: usize = 128;
+const _: () = assert!(size_of::<Entry>() + 16 <= ITEM_OVERHEAD);
+/// The live buffer of a task while someone reads it, when retention is 0 (live only).
+const LIVE_ONLY_BYTES: usize = 256 * 1024;
+/// Most window entries a reader takes under one lock.
+const TAKE_ENTRIES: usize = 64;
+/// Lines per publish the hub asks runners for.
+const BATCH_HINT: usize = 1024;
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputStart {
+    /// From the moment of subscribing (a subscription made while an attempt runs first gets
+    /// that attempt's `RunStarted`).
+    #[default]
+    Live,
+    /// The last `n` retained lines (chunks), with the run markers between them.
+    Tail(u64),
+    /// Everything retained.
+    All,
+    /// Retained events with a timestamp at or after this one (Unix milliseconds).
+    Since(i64),
+    /// The events after this offset (resume: the offset of the last event received).
+    After(u64),
 }
 
-/// What one broadcast slot carries.
-#[derive(Debug)]
-enum Payload {
-    /// Events as published (run markers, lines published one by one).
-    Events(Vec<OutputEvent>),
-    /// Lines read together, kept as spans of their read buffer: a subscriber builds each
-    /// line's event when it takes it, so publishing costs nothing per line.
+/// A subscription request: where to start and whether to follow the live output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutputQuery {
+    /// Where the subscription starts.
+    pub start: OutputStart,
+    /// `true`: keep following until the task is terminal and its output drained. `false`:
+    /// end after the events retained at the moment of subscribing.
+    pub follow: bool,
+}
+
+impl OutputQuery {
+    /// Follow the output from now on.
+    #[must_use]
+    pub const fn live() -> Self {
+        Self::new(OutputStart::Live)
+    }
+
+    /// Follow the output from `start` on.
+    #[must_use]
+    pub const fn new(start: OutputStart) -> Self {
+        Self {
+            start,
+            follow: true,
+        }
+    }
+
+    /// Sets whether to follow the live output after what is retained.
+    #[must_use]
+    pub const fn follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+}
+
+impl Default for OutputQuery {
+    fn default() -> Self {
+        Self::live()
+    }
+}
+
+impl From<OutputStart> for OutputQuery {
+    fn from(start: OutputStart) -> Self {
+        Self::new(start)
+    }
+}
+
+/// Bounds of the retained output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retention {
+    /// Charged bytes per task; 0 = live only.
+    pub(crate) per_task: usize,
+    /// Charged bytes for all tasks together.
+    pub(crate) total: usize,
+}
+
+/// Why events left a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trim {
+    /// The task's own bound.
+    TaskBytes,
+    /// The global budget.
+    GlobalBytes,
+}
+
+impl Trim {
+    fn label(self) -> &'static str {
+        match self {
+            Self::TaskBytes => "task_bytes",
+            Self::GlobalBytes => "global_bytes",
+        }
+    }
+}
+
+/// The output windows of every task the store knows, and the global byte budget.
+pub(crate) struct OutputHub {
+    shared: Arc<HubShared>,
+    /// Channels by task, from submit until the task is deleted, swept or evicted.
+    channels: Mutex<HashMap<TaskId, Arc<OutputChannel>>>,
+}
+
+/// What the channels share with the hub.
+struct HubShared {
+    retention: Retention,
+    /// Charged bytes of every window together.
+    total: AtomicUsize,
+    /// Channels of terminal tasks, in the order they became terminal: the global budget
+    /// trims the front first.
+    terminal: Mutex<VecDeque<Weak<OutputChannel>>>,
+    metrics: Arc<dyn MetricsBackend>,
+    /// Ids for reader wake-up slots.
+    next_reader: AtomicU64,
+    /// Channels freed since the terminal queue was last pruned.
+    freed_since_prune: AtomicUsize,
+}
+
+impl HubShared {
+    fn add(&self, bytes: usize) {
+        if bytes > 0 {
+            let total = self.total.fetch_add(bytes, Ordering::AcqRel) + bytes;
+            self.metrics.output_retained_bytes(total as u64);
+        }
+    }
+
+    fn sub(&self, bytes: usize) {
+        if bytes > 0 {
+            let total = self.total.fetch_sub(bytes, Ordering::AcqRel) - bytes;
+            self.metrics.output_retained_bytes(total as u64);
+        }
+    }
+
+    fn trimmed(&self, why: Trim, events: u64) {
+        if events > 0 {
+            self.metrics.output_trimmed(why.label(), events);
+        }
+    }
+
+    /// Queues a channel that became terminal for the global budget, dropping entries of
+    /// channels that are gone (deleted or swept): a `Weak` keeps its allocation alive, and
+    /// thousands of those pin heap pages.
+    fn push_terminal(&self, channel: &Arc<OutputChannel>) {
+        let mut terminal = lock(&self.terminal);
+        while terminal.front().is_some_and(|w| w.strong_count() == 0) {
+            terminal.pop_front();
+        }
+        if terminal.len() >= terminal.capacity() && terminal.len() >= 64 {
+            // About to grow: prune first (amortised O(1) per push).
+            terminal.retain(|w| w.strong_count() > 0);
+            if terminal.len() < terminal.capacity() / 4 {
+                let keep = terminal.len() * 2;
+                terminal.shrink_to(keep);
+            }
+        }
+        terminal.push_back(Arc::downgrade(channel));
+    }
+
+    /// A channel was freed: once about half the terminal queue is dead, prune it (so the
+    /// allocations of freed channels are not kept alive by the queue).
+    fn note_freed(&self) {
+        let freed = self.freed_since_prune.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut terminal = lock(&self.terminal);
+        if freed * 2 >= terminal.len() {
+            terminal.retain(|w| w.strong_count() > 0);
+            if terminal.capacity() > 64 && terminal.len() < terminal.capacity() / 4 {
+                let keep = terminal.len() * 2;
+                terminal.shrink_to(keep);
+            }
+            self.freed_since_prune.store(0, Ordering::Release);
+        }
+    }
+
+    /// Brings the total under the budget: trims the windows of the oldest terminal tasks,
+    /// then, when only live windows are left, the front of `own` (the window that grew).
+    fn enforce_budget(&self, own: &OutputChannel) {
+        let budget = self.retention.total;
+        if self.total.load(Ordering::Acquire) <= budget {
+            return;
+        }
+        let mut terminal = lock(&self.terminal);
+        while self.total.load(Ordering::Acquire) > budget {
+            let Some(front) = terminal.front() else {
+                break;
+            };
+            let Some(channel) = front.upgrade() else {
+                terminal.pop_front();
+                continue;
+            };
+            let over = self.total.load(Ordering::Acquire).saturating_sub(budget);
+            let mut window = channel.lock();
+            let keep = window.bytes.saturating_sub(over);
+            let (freed, events) = window.trim_to(keep);
+            let empty = window.entries.is_empty();
+            drop(window);
+            self.sub(freed);
+            self.trimmed(Trim::GlobalBytes, events);
+            if empty {
+                terminal.pop_front();
+            }
+        }
+        drop(terminal);
+        let over = self.total.load(Ordering::Acquire).saturating_sub(budget);
+        if over > 0 {
+            let mut window = own.lock();
+            let keep = window.bytes.saturating_sub(over);
+            let (freed, events) = window.trim_to(keep);
+            drop(window);
+            self.sub(freed);
+            self.trimmed(Trim::GlobalBytes, events);
+        }
+    }
+}
+
+impl OutputHub {
+    pub(crate) fn new(retention: Retention, metrics: Arc<dyn MetricsBackend>) -> Self {
+        metrics.output_retained_bytes(0);
+        Self {
+            shared: Arc::new(HubShared {
+                retention,
+                total: AtomicUsize::new(0),
+                terminal: Mutex::new(VecDeque::new()),
+                metrics,
+                next_reader: AtomicU64::new(0),
+                freed_since_prune: AtomicUsize::new(0),
+            }),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new channel for `id`, registered until [`free`](Self::free).
+    pub(crate) fn create(&self, id: &TaskId) -> Arc<OutputChannel> {
+        let channel = Arc::new(OutputChannel {
+            window: Mutex::new(Window::default()),
+            hub: Arc::clone(&self.shared),
+        });
+        lock(&self.channels).insert(id.clone(), Arc::clone(&channel));
+        channel
+    }
+
+    /// The channel of `id`, if registered.
+    pub(crate) fn get(&self, id: &TaskId) -> Option<Arc<OutputChannel>> {
+        lock(&self.channels).get(id).cloned()
+    }
+
+    /// Forgets `id` (deleted, swept or evicted): its window is freed and its readers end.
+    pub(crate) fn free(&self, id: &TaskId) {
+        let channel = {
+            let mut channels = lock(&self.channels);
+            let channel = channels.remove(id);
+            if channels.capacity() > 64 && channels.len() < channels.capacity() / 4 {
+                let keep = channels.len() * 2;
+                channels.shrink_to(keep);
+            }
+            channel
+        };
+        if let Some(channel) = channel {
+            channel.free();
+            drop(channel);
+            self.shared.note_freed();
+        }
+    }
+
+    /// Charged bytes retained by every window together.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.shared.total.load(Ordering::Acquire)
+    }
+
+    /// How many channels are registered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.channels).len()
+    }
+}
+
+impl fmt::Debug for OutputHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputHub")
+            .field("retained_bytes", &self.retained_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One retained publish: a single event or lines read together.
+#[derive(Clone, Debug)]
+enum Item {
+    Event(OutputEvent),
     Lines(LineBatch),
 }
 
-impl Payload {
-    /// Events in this payload.
+impl Item {
     fn len(&self) -> usize {
         match self {
-            Self::Events(events) => events.len(),
-            Self::Lines(batch) => batch.len(),
+            Self::Event(_) => 1,
+            Self::Lines(lines) => lines.len(),
         }
     }
 
-    /// Event `i`.
-    fn event(&self, i: usize) -> Option<OutputEvent> {
+    fn charge(&self) -> usize {
         match self {
-            Self::Events(events) => events.get(i).cloned(),
-            Self::Lines(batch) => batch.event(i),
+            Self::Event(event) => event_charge(event),
+            Self::Lines(lines) => {
+                ITEM_OVERHEAD + lines.lines().line_bytes() + lines.len() * EVENT_OVERHEAD
+            }
+        }
+    }
+
+    /// Lines (chunks) among the events.
+    fn chunks(&self) -> usize {
+        match self {
+            Self::Event(OutputEvent::Chunk { .. }) => 1,
+            Self::Event(_) => 0,
+            Self::Lines(lines) => lines.len(),
+        }
+    }
+
+    /// The timestamp of the item's events (a batch shares one).
+    fn ts(&self) -> i64 {
+        match self {
+            Self::Event(OutputEvent::Chunk { ts, .. }) => *ts,
+            Self::Event(OutputEvent::RunStarted { started_at, .. }) => *started_at,
+            Self::Event(OutputEvent::RunFinished { finished_at, .. }) => *finished_at,
+            Self::Event(_) => i64::MIN,
+            Self::Lines(lines) => lines.ts(),
         }
     }
 }
 
-/// The output channel of one task. Implements [`OutputTarget`] for the runner's publisher.
-///
-/// The broadcast buffer is allocated when the first subscriber arrives, not at submit: a
-/// broadcast channel only delivers events sent after a receiver subscribed, so events
-/// published while nobody listens are dropped either way, and tasks nobody watches (the vast
-/// majority) do not pay for a 256-slot buffer.
-///
-/// `capacity` counts events, as before batching: a subscriber more than `capacity` events
-/// behind the newest one skips to the last `capacity` events ([`OutputEvent::Lagged`]), and
-/// [`backlogged`](OutputTarget::backlogged) counts unread events. The broadcast buffer has
-/// `capacity` slots, each one publish (an event, or up to [`MAX_BATCH`] lines and
-/// [`MAX_BATCH_BYTES`] of line bytes a runner
-/// read together), so it never holds fewer than the last `capacity` events; the subscriber
-/// enforces the event bound itself when it receives a batch (see
-/// [`OutputSubscription::recv`]).
-pub(crate) struct OutputChannel {
-    state: Mutex<State>,
-    capacity: usize,
-    /// Most events per broadcast slot: half the capacity, at most [`MAX_BATCH`].
-    max_batch: usize,
-    /// Shared with the subscriptions.
-    shared: Arc<Shared>,
-}
-
-/// What an [`OutputChannel`] and its subscriptions share without the lock.
-#[derive(Debug, Default)]
-struct Shared {
-    /// How many events were broadcast so far (`State::next_index`): subscribers skip what
-    /// is more than `capacity` behind it.
-    head: AtomicU64,
-    /// Runners waiting in [`OutputTarget::readers_caught_up`].
-    waiters: AtomicUsize,
-    /// Signalled when a subscriber takes a batch or leaves while a runner waits.
-    progressed: Notify,
-}
-
-impl Shared {
-    /// A reader moved on (or left): wake runners waiting for it, if any.
-    ///
-    /// The reader's progress store before this load, and a waiting runner's `waiters`
-    /// increment before its progress load, are all `SeqCst`: with weaker orderings both
-    /// sides could read the old value (store buffering) and the wake-up would be lost.
-    fn reader_progressed(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.progressed.notify_waiters();
-        }
+fn event_charge(event: &OutputEvent) -> usize {
+    match event {
+        OutputEvent::Chunk { line, .. } => ITEM_OVERHEAD + line.len() + EVENT_OVERHEAD,
+        _ => ITEM_OVERHEAD,
     }
 }
 
-/// Counts a waiting runner while alive (also when its wait is cancelled).
-struct Waiting<'a>(&'a AtomicUsize);
+/// A retained item and the offset of its first event.
+#[derive(Clone, Debug)]
+struct Entry {
+    first: u64,
+    item: Item,
+}
 
-impl<'a> Waiting<'a> {
-    fn new(waiters: &'a AtomicUsize) -> Self {
-        waiters.fetch_add(1, Ordering::SeqCst);
-        Self(waiters)
+impl Entry {
+    fn end(&self) -> u64 {
+        self.first + self.item.len() as u64
     }
 }
 
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-struct State {
-    sender: Option<broadcast::Sender<Batch>>,
-    /// Set once the task is terminal (or deleted): new subscribers get an ended stream and
-    /// existing ones drain what is buffered, then end.
+#[derive(Default)]
+struct Window {
+    entries: VecDeque<Entry>,
+    /// The offset the next published event gets.
+    next: u64,
+    /// Charged bytes of `entries`.
+    bytes: usize,
+    /// The task is terminal: nothing more is published; readers end at `next`.
     closed: bool,
-    /// The `RunStarted` of the attempt in progress, if any. A subscriber that joins mid-run
-    /// receives it first, so every stream starts with the run it is in.
-    current_run: Option<OutputEvent>,
-    /// Index the next broadcast event gets.
-    next_index: u64,
-    /// How far each live subscriber has read (the index of the next event it expects),
-    /// shared with its [`OutputSubscription`]; entries whose subscription is gone are
-    /// pruned when the backlog is checked.
-    readers: Vec<Arc<AtomicU64>>,
+    /// The task is gone: readers end at once.
+    freed: bool,
+    /// Live subscriptions (the window is kept for them when retention is 0).
+    readers: usize,
+    /// The `RunStarted` of the attempt in progress and its offset: a live subscriber that
+    /// joins mid-run receives it first.
+    current_run: Option<(u64, OutputEvent)>,
+    /// Readers waiting for events, by reader id.
+    wakers: Vec<(u64, Waker)>,
 }
 
-// === impl OutputChannel ===
+impl Window {
+    /// The offset of the oldest retained event.
+    fn start(&self) -> u64 {
+        self.entries.front().map_or(self.next, |e| e.first)
+    }
+
+    /// Drops events from the front until at most `keep` bytes are charged. Returns the bytes
+    /// freed and the events dropped.
+    fn trim_to(&mut self, keep: usize) -> (usize, u64) {
+        let (mut freed, mut events) = (0, 0u64);
+        while self.bytes > keep {
+            let Some(front) = self.entries.front_mut() else {
+                break;
+            };
+            let over = self.bytes - keep;
+            let charge = front.item.charge();
+            if charge <= over || front.item.len() == 1 {
+                self.bytes -= charge;
+                freed += charge;
+                events += front.item.len() as u64;
+                self.entries.pop_front();
+                continue;
+            }
+            // Drop just enough leading lines of a batch.
+            let Item::Lines(lines) = &mut front.item else {
+                break;
+            };
+            let mut drop_bytes = 0;
+            let mut n = 0;
+            while drop_bytes < over && n < lines.len() {
+                drop_bytes += lines.lines().line_len(n).unwrap_or(0) + EVENT_OVERHEAD;
+                n += 1;
+            }
+            if n == lines.len() {
+                // Every line must go: drop the whole entry (its overhead too).
+                self.bytes -= charge;
+                freed += charge;
+                events += n as u64;
+                self.entries.pop_front();
+                continue;
+            }
+            drop(lines.split_to(n));
+            front.first += n as u64;
+            self.bytes -= drop_bytes;
+            freed += drop_bytes;
+            events += n as u64;
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 16 {
+            self.entries = VecDeque::new();
+        }
+        (freed, events)
+    }
+
+    /// The bound of this window: the retention, or the live buffer while someone reads a
+    /// live-only task.
+    fn bound(&self, retention: Retention) -> usize {
+        match retention.per_task {
+            0 if self.readers > 0 && !self.closed => LIVE_ONLY_BYTES,
+            0 => 0,
+            bytes => bytes,
+        }
+    }
+
+    /// The offset of the first of the last `n` retained chunks (the window start when fewer
+    /// are retained).
+    fn tail_start(&self, n: u64) -> u64 {
+        if n == 0 {
+            return self.next;
+        }
+        let mut left = n;
+        for entry in self.entries.iter().rev() {
+            let chunks = entry.item.chunks() as u64;
+            if chunks >= left {
+                return match &entry.item {
+                    Item::Lines(lines) => entry.first + (lines.len() as u64 - left),
+                    Item::Event(_) => entry.first,
+                };
+            }
+            left -= chunks;
+        }
+        self.start()
+    }
+
+    /// The offset of the first retained event at or after `ts`.
+    fn since_start(&self, ts: i64) -> u64 {
+        self.entries
+            .iter()
+            .find(|e| e.item.ts() >= ts)
+            .map_or(self.next, |e| e.first)
+    }
+
+    /// Copies retained lines into buffers of exactly their size (the read buffers they
+    /// share may be much larger).
+    fn compact(&mut self) {
+        for entry in &mut self.entries {
+            if let Item::Lines(batch) = &mut entry.item {
+                *batch = compacted(batch);
+            }
+        }
+        self.entries.shrink_to_fit();
+    }
+
+    fn take_wakers(&mut self) -> Vec<(u64, Waker)> {
+        if self.wakers.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.wakers)
+        }
+    }
+}
+
+/// `batch` with its lines copied into one buffer of exactly their size.
+fn compacted(batch: &LineBatch) -> LineBatch {
+    let src = batch.lines();
+    let mut buf = BytesMut::with_capacity(src.line_bytes());
+    let mut spans = Vec::with_capacity(src.len());
+    for line in src.slices() {
+        let start = buf.len();
+        buf.put_slice(line);
+        spans.push((offset32(start), offset32(buf.len())));
+    }
+    let lines = Lines::from_spans(buf.freeze(), spans).unwrap_or_default();
+    LineBatch::new(
+        batch.attempt(),
+        batch.stream(),
+        batch.first_seq(),
+        batch.ts(),
+        lines,
+    )
+}
+
+fn offset32(n: usize) -> u32 {
+    // A batch holds at most a few read buffers' worth of bytes, far below 4 GiB.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn wake(wakers: Vec<(u64, Waker)>) {
+    for (_, waker) in wakers {
+        waker.wake();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a few field updates that cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The output channel of one task: its window and its readers. Implements
+/// [`OutputTarget`] for the runner's publisher.
+pub(crate) struct OutputChannel {
+    window: Mutex<Window>,
+    hub: Arc<HubShared>,
+}
 
 impl OutputChannel {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            state: Mutex::new(State {
-                sender: None,
-                closed: false,
-                current_run: None,
-                next_index: 0,
-                readers: Vec::new(),
-            }),
-            capacity,
-            max_batch: (capacity / 2).clamp(1, MAX_BATCH),
-            shared: Arc::default(),
-        }
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        lock(&self.window)
     }
 
-    /// A new subscription; it ends at once when the channel is already closed.
-    pub(crate) fn subscribe(&self) -> OutputSubscription {
-        let mut state = self.lock();
-        if state.closed {
-            return OutputSubscription::ended();
+    /// A subscription of this channel.
+    ///
+    /// # Errors
+    /// [`CoreError::Invalid`] naming `after_offset` when `After` names an offset that was
+    /// never published.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        query: OutputQuery,
+    ) -> Result<OutputSubscription, CoreError> {
+        let mut window = self.lock();
+        if window.freed {
+            return Ok(OutputSubscription::ended());
         }
-        let next_index = state.next_index;
-        let sender = state
-            .sender
-            .get_or_insert_with(|| broadcast::channel(self.capacity).0);
-        let rx = Some(sender.subscribe());
-        let progress = Arc::new(AtomicU64::new(next_index));
-        // Forget subscriptions that are gone (a silent task never checks its backlog).
-        state
-            .readers
-            .retain(|progress| Arc::strong_count(progress) > 1);
-        state.readers.push(Arc::clone(&progress));
-        OutputSubscription {
-            rx,
-            progress,
-            pending: state.current_run.clone(),
-            current: None,
-            expected: next_index,
-            shared: Arc::clone(&self.shared),
-            capacity: self.capacity as u64,
-        }
-    }
-
-    /// Ends the channel: subscribers receive what is buffered, then `None`.
-    pub(crate) fn close(&self) {
-        let mut state = self.lock();
-        state.closed = true;
-        state.sender = None;
-        state.readers.clear();
-        drop(state);
-        self.shared.progressed.notify_waiters();
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is a few fields written together; a poisoned lock still holds valid data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Broadcasts one payload under the held lock (callers bound its size). Returns
-    /// `false` when nobody listens (the payload is dropped).
-    fn send_one(&self, state: &mut State, payload: Payload) -> bool {
-        let Some(sender) = &state.sender else {
-            return false;
-        };
-        if sender.receiver_count() == 0 {
-            // Everyone left: free the buffer until someone subscribes again.
-            state.sender = None;
-            state.readers.clear();
-            return false;
-        }
-        let first = state.next_index;
-        state.next_index += payload.len() as u64;
-        // `send` never waits; it fails only when there is no receiver, which is fine.
-        let _ = sender.send(Batch {
-            first,
-            payload: Arc::new(payload),
-        });
-        self.shared.head.store(state.next_index, Ordering::Release);
-        true
-    }
-
-    /// Broadcasts `events` (already noted as run markers) under the held lock, split into
-    /// batches of at most [`MAX_BATCH`] events and [`MAX_BATCH_BYTES`] of line bytes (at
-    /// least one event each), so the buffer's `capacity` slots hold a bounded amount of
-    /// memory whatever the line lengths.
-    fn send(&self, state: &mut State, events: Vec<OutputEvent>) {
-        if state.sender.is_none() {
-            return;
-        }
-        if events.len() <= self.max_batch && chunk_bytes(&events) <= MAX_BATCH_BYTES {
-            self.send_one(state, Payload::Events(events));
-            return;
-        }
-        let mut batch = Vec::with_capacity(events.len().min(self.max_batch));
-        let mut bytes = 0;
-        for event in events {
-            let len = chunk_bytes(std::slice::from_ref(&event));
-            if !batch.is_empty() && (batch.len() == self.max_batch || bytes + len > MAX_BATCH_BYTES)
-            {
-                if !self.send_one(state, Payload::Events(std::mem::take(&mut batch))) {
-                    return;
+        let mut prefix = None;
+        let next = match query.start {
+            OutputStart::Live => {
+                if let Some((offset, event)) = &window.current_run {
+                    prefix = Some(OutputBatch::Event {
+                        offset: *offset,
+                        event: event.clone(),
+                    });
                 }
-                bytes = 0;
+                window.next
             }
-            bytes += len;
-            batch.push(event);
-        }
-        if !batch.is_empty() {
-            self.send_one(state, Payload::Events(batch));
-        }
-    }
-
-    /// Broadcasts `lines` under the held lock, split by the same bounds as [`Self::send`].
-    fn send_lines(&self, state: &mut State, mut lines: LineBatch) {
-        while !lines.is_empty() && state.sender.is_some() {
-            let head = lines.split_to(lines_that_fit(&lines, self.max_batch));
-            if !self.send_one(state, Payload::Lines(head)) {
-                return;
+            OutputStart::Tail(n) => window.tail_start(n),
+            OutputStart::All => window.start(),
+            OutputStart::Since(ts) => window.since_start(ts),
+            OutputStart::After(offset) => {
+                if offset >= window.next {
+                    return Err(CoreError::Invalid(ModelError::invalid(
+                        "after_offset",
+                        format!(
+                            "{offset} is beyond the newest event of this task (the newest offset is {})",
+                            window
+                                .next
+                                .checked_sub(1)
+                                .map_or_else(|| "none yet".to_owned(), |n| n.to_string())
+                        ),
+                    )));
+                }
+                offset + 1
             }
+        };
+        if query.start == OutputStart::Live && window.closed {
+            // A live view of a finished task has nothing to show.
+            return Ok(OutputSubscription::ended());
         }
-    }
-}
-
-/// Line bytes of the chunks among `events`.
-fn chunk_bytes(events: &[OutputEvent]) -> usize {
-    events
-        .iter()
-        .map(|event| match event {
-            OutputEvent::Chunk { line, .. } => line.len(),
-            _ => 0,
+        let until = (!query.follow).then_some(window.next);
+        window.readers += 1;
+        drop(window);
+        let mut pending = VecDeque::new();
+        pending.extend(prefix);
+        Ok(OutputSubscription {
+            channel: Some(Arc::clone(self)),
+            id: self.hub.next_reader.fetch_add(1, Ordering::Relaxed),
+            next,
+            until,
+            pending,
+            current: None,
+            last_offset: None,
         })
-        .sum()
-}
-
-/// How many leading lines of `batch` make one broadcast slot: at most `max_batch` lines
-/// and [`MAX_BATCH_BYTES`] of line bytes, and at least one line.
-fn lines_that_fit(batch: &LineBatch, max_batch: usize) -> usize {
-    let lines = batch.lines();
-    if lines.len() <= max_batch && lines.line_bytes() <= MAX_BATCH_BYTES {
-        return lines.len();
     }
-    let mut bytes = 0;
-    for i in 0..lines.len().min(max_batch) {
-        bytes += lines.line_len(i).unwrap_or(0);
-        if bytes > MAX_BATCH_BYTES {
-            return i.max(1);
+
+    /// Appends one item (under the window lock), trims to the bound, wakes readers.
+    fn push(&self, item: Item, run: Option<&OutputEvent>) {
+        let mut window = self.lock();
+        if window.closed {
+            return;
         }
+        let first = window.next;
+        let len = item.len() as u64;
+        window.next += len;
+        match run {
+            Some(event @ OutputEvent::RunStarted { .. }) => {
+                window.current_run = Some((first, event.clone()));
+            }
+            Some(OutputEvent::RunFinished { .. }) => window.current_run = None,
+            _ => {}
+        }
+        let bound = window.bound(self.hub.retention);
+        let charge = item.charge();
+        let (mut added, mut trimmed, mut events) = (0, 0, 0);
+        if bound > 0 {
+            window.entries.push_back(Entry { first, item });
+            window.bytes += charge;
+            added = charge;
+            (trimmed, events) = window.trim_to(bound);
+        }
+        let wakers = window.take_wakers();
+        drop(window);
+        if added > trimmed {
+            self.hub.add(added - trimmed);
+        } else {
+            self.hub.sub(trimmed - added);
+        }
+        self.hub.trimmed(Trim::TaskBytes, events);
+        self.hub.enforce_budget(self);
+        wake(wakers);
     }
-    lines.len().min(max_batch)
-}
 
-/// Remembers the run in progress for late subscribers.
-fn note_run(state: &mut State, event: &OutputEvent) {
-    match event {
-        OutputEvent::RunStarted { .. } => state.current_run = Some(event.clone()),
-        OutputEvent::RunFinished { .. } => state.current_run = None,
-        _ => {}
+    /// The task is terminal: readers drain what is retained, then end. The retained lines
+    /// are compacted and the window joins the terminal queue of the global budget.
+    pub(crate) fn close(self: &Arc<Self>) {
+        let mut window = self.lock();
+        if window.closed {
+            return;
+        }
+        window.closed = true;
+        window.current_run = None;
+        let mut freed = 0;
+        if window.bound(self.hub.retention) == 0 && window.readers == 0 {
+            freed = window.bytes;
+            window.entries = VecDeque::new();
+            window.bytes = 0;
+        } else {
+            window.compact();
+        }
+        let wakers = window.take_wakers();
+        drop(window);
+        self.hub.sub(freed);
+        self.hub.push_terminal(self);
+        self.hub.enforce_budget(self);
+        // Woken last: a reader that sees the end sees the budget enforced.
+        wake(wakers);
+    }
+
+    /// The task is gone: free the window; readers end at once.
+    fn free(&self) {
+        let mut window = self.lock();
+        window.closed = true;
+        window.freed = true;
+        window.current_run = None;
+        let freed = window.bytes;
+        window.entries = VecDeque::new();
+        window.bytes = 0;
+        let wakers = window.take_wakers();
+        drop(window);
+        self.hub.sub(freed);
+        wake(wakers);
     }
 }
 
 impl OutputTarget for OutputChannel {
     fn publish(&self, event: OutputEvent) {
-        let mut state = self.lock();
-        note_run(&mut state, &event);
-        self.send(&mut state, vec![event]);
+        let marker = matches!(
+            event,
+            OutputEvent::RunStarted { .. } | OutputEvent::RunFinished { .. }
+        )
+        .then(|| event.clone());
+        self.push(Item::Event(event), marker.as_ref());
     }
 
     fn publish_batch(&self, events: Vec<OutputEvent>) {
-        if events.is_empty() {
-            return;
+        for event in events {
+            self.publish(event);
         }
-        let mut state = self.lock();
-        for event in &events {
-            note_run(&mut state, event);
-        }
-        self.send(&mut state, events);
     }
 
     fn publish_lines(&self, batch: LineBatch) {
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            self.push(Item::Lines(batch), None);
         }
-        let mut state = self.lock();
-        self.send_lines(&mut state, batch);
     }
 
-    /// A quarter of the capacity (at most [`MAX_BATCH`]): a runner publishing stdout and
-    /// stderr in batches of this size, each pausing while more than half the capacity is
-    /// unread, keeps a reader that keeps up within its buffer.
     fn batch_hint(&self) -> usize {
-        (self.capacity / 4).clamp(1, MAX_BATCH)
-    }
-
-    /// Waits for a subscriber to take a batch (or leave) until none is backlogged: no
-    /// polling, the subscriber wakes the runner.
-    fn readers_caught_up(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let _waiting = Waiting::new(&self.shared.waiters);
-            loop {
-                // Registered before the check, so progress made in between is not missed.
-                let progressed = self.shared.progressed.notified();
-                let mut progressed = std::pin::pin!(progressed);
-                progressed.as_mut().enable();
-                if !self.backlogged() {
-                    return;
-                }
-                progressed.await;
-            }
-        })
-    }
-
-    /// More than half the buffer's worth of events (`capacity / 2`) is still unread by the
-    /// slowest subscriber: the runner may pause reading its pipes briefly so a reader that
-    /// keeps up loses nothing.
-    fn backlogged(&self) -> bool {
-        let mut state = self.lock();
-        if state.sender.is_none() {
-            return false;
-        }
-        // Each subscriber stores how far it has read when it takes a batch: reading that is
-        // one atomic load per subscriber, where asking the broadcast channel for its length
-        // takes a lock on the slots the subscriber is reading.
-        state
-            .readers
-            .retain(|progress| Arc::strong_count(progress) > 1);
-        let Some(slowest) = state
-            .readers
-            .iter()
-            .map(|progress| progress.load(Ordering::SeqCst))
-            .min()
-        else {
-            return false;
-        };
-        state.next_index.saturating_sub(slowest) > (self.capacity / 2) as u64
+        BATCH_HINT
     }
 }
 
 impl fmt::Debug for OutputChannel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
+        let window = self.lock();
         f.debug_struct("OutputChannel")
-            .field("capacity", &self.capacity)
-            .field(
-                "subscribers",
-                &state
-                    .sender
-                    .as_ref()
-                    .map_or(0, broadcast::Sender::receiver_count),
-            )
-            .field("closed", &state.closed)
+            .field("start", &window.start())
+            .field("next", &window.next)
+            .field("bytes", &window.bytes)
+            .field("readers", &window.readers)
+            .field("closed", &window.closed)
             .finish()
     }
 }
 
-/// A live view of one task's output, from the moment of subscribing. A subscription made
-/// while an attempt runs starts with that attempt's `RunStarted`; lines printed before the
-/// subscription are not replayed (the agent keeps no output history).
+/// A cursor into one task's output window.
 ///
 /// Events arrive in publish order across all attempts: `RunStarted`, chunks, `RunFinished`,
-/// then the next attempt. A subscriber that falls more than
-/// [`StateConfig::output_capacity`](crate::StateConfig::output_capacity) events behind gets
-/// [`OutputEvent::Lagged`] with the number of events it missed, and continues with the
-/// oldest of the last `output_capacity` events. Publishing never waits for a subscriber; a
-/// runner that chooses to pace itself ([`OutputTarget::backlogged`]) waits for a slow one at
-/// most briefly (the subprocess runner: 200 ms without progress, then it lags). Dropping the
-/// subscription frees it at once.
+/// then the next attempt. Each has an offset ([`offset`](Self::offset) after
+/// [`recv`](Self::recv), or [`OutputBatch::offset`]). Publishing never waits for a
+/// subscription: one that falls behind the window gets [`OutputEvent::Lagged`] with the
+/// exact number of events it missed and continues with the oldest retained event. The
+/// subscription ends once the task is terminal and everything retained was delivered (or,
+/// without follow, once the events retained when it was made were delivered), or when the
+/// task is deleted. Dropping it frees it at once.
+///
+/// Also a [`Stream`] of events (as [`recv`](Self::recv)).
 pub struct OutputSubscription {
-    rx: Option<broadcast::Receiver<Batch>>,
-    /// Delivered before anything from `rx`: the `RunStarted` of the run in progress when
-    /// the subscription was made.
-    pending: Option<OutputEvent>,
-    /// The rest of the batch being handed out.
-    current: Option<Current>,
-    /// Index of the next event this subscriber expects (to count skipped events).
-    expected: u64,
-    /// `expected` as the channel sees it, to tell how far behind the slowest reader is.
-    progress: Arc<AtomicU64>,
-    /// Events broadcast so far ([`Shared::head`]), the wake-up of runners waiting for this
-    /// subscriber, and how far behind the head it may fall before it skips ahead.
-    shared: Arc<Shared>,
-    capacity: u64,
+    channel: Option<Arc<OutputChannel>>,
+    /// This reader's wake-up slot in the window.
+    id: u64,
+    /// The offset of the next event to take from the window.
+    next: u64,
+    /// Without follow: the end offset.
+    until: Option<u64>,
+    /// Taken from the window, not handed out yet.
+    pending: VecDeque<OutputBatch>,
+    /// A batch of lines being handed out one event at a time, and the position in it.
+    current: Option<(u64, LineBatch, usize)>,
+    /// The offset of the last event handed out.
+    last_offset: Option<u64>,
 }
 
 // === impl OutputSubscription ===
 
 impl OutputSubscription {
-    /// A subscription that yields nothing (a terminal task).
+    /// A subscription that yields nothing.
     pub(crate) fn ended() -> Self {
         Self {
-            rx: None,
-            pending: None,
+            channel: None,
+            id: 0,
+            next: 0,
+            until: None,
+            pending: VecDeque::new(),
             current: None,
-            expected: 0,
-            progress: Arc::new(AtomicU64::new(0)),
-            shared: Arc::default(),
-            capacity: 0,
+            last_offset: None,
         }
     }
 
     /// The next event, in order; [`OutputEvent::Lagged`] when this subscriber fell behind.
-    ///
-    /// `None` once the task is terminal and everything published before that was delivered,
-    /// or the task was deleted.
+    /// `None` once the stream ended.
     pub async fn recv(&mut self) -> Option<OutputEvent> {
-        if let Some(event) = self.pending.take() {
-            return Some(event);
-        }
-        loop {
-            if let Some(event) = self.next_buffered() {
-                return Some(event);
-            }
-            if let Some(lagged) = self.receive().await? {
-                return Some(lagged);
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// The next part of the output, in order: a single event, or the rest of a batch of
     /// lines a runner read together ([`OutputBatch::Lines`]), which a reader can walk
     /// without building an event per line. The same stream as [`recv`](Self::recv), in
-    /// larger steps; the two may be mixed.
-    ///
-    /// `None` when [`recv`](Self::recv) would return `None`.
+    /// larger steps; the two may be mixed. `None` when `recv` would return `None`.
     pub async fn recv_batch(&mut self) -> Option<OutputBatch> {
-        if let Some(event) = self.pending.take() {
-            return Some(OutputBatch::Event(event));
-        }
+        std::future::poll_fn(|cx| self.poll_recv_batch(cx)).await
+    }
+
+    /// The offset of the last event handed out (for `Lagged`: the offset of the last event
+    /// it stands for), to resume from with [`OutputStart::After`].
+    #[must_use]
+    pub fn offset(&self) -> Option<u64> {
+        self.last_offset
+    }
+
+    /// Polls for the next event (see [`recv`](Self::recv)).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputEvent>> {
         loop {
-            if let Some(batch) = self.take_buffered() {
-                return Some(batch);
+            if let Some((offset, lines, pos)) = &mut self.current {
+                if let Some(event) = lines.event(*pos) {
+                    self.last_offset = Some(*offset + *pos as u64);
+                    *pos += 1;
+                    return Poll::Ready(Some(event));
+                }
+                self.current = None;
             }
-            if let Some(lagged) = self.receive().await? {
-                return Some(OutputBatch::Event(lagged));
+            match self.poll_recv_batch(cx) {
+                Poll::Ready(Some(OutputBatch::Lines { offset, lines })) => {
+                    self.current = Some((offset, lines, 0));
+                }
+                Poll::Ready(Some(OutputBatch::Event { offset, event })) => {
+                    self.last_offset = Some(offset);
+                    return Poll::Ready(Some(event));
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
 
-    /// Waits for the next broadcast batch and makes it current. `None`: the stream ended;
-    /// `Some(Some(lagged))`: this subscriber missed events, reported before the batch.
-    async fn receive(&mut self) -> Option<Option<OutputEvent>> {
-        let rx = self.rx.as_mut()?;
-        loop {
-            match rx.recv().await {
-                Ok(batch) => {
-                    // Keep only the last `capacity` events: what is older was lost to this
-                    // subscriber, as if the buffer held `capacity` single events.
-                    let floor = self
-                        .shared
-                        .head
-                        .load(Ordering::Acquire)
-                        .saturating_sub(self.capacity);
-                    let end = batch.first + batch.payload.len() as u64;
-                    if end <= floor {
-                        continue;
+    /// Polls for the next batch (see [`recv_batch`](Self::recv_batch)).
+    pub fn poll_recv_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<OutputBatch>> {
+        if let Some((offset, mut lines, pos)) = self.current.take() {
+            if pos > 0 {
+                drop(lines.split_to(pos));
+            }
+            if !lines.is_empty() {
+                let offset = offset + pos as u64;
+                self.last_offset = Some(offset + lines.len() as u64 - 1);
+                return Poll::Ready(Some(OutputBatch::Lines { offset, lines }));
+            }
+        }
+        if self.pending.is_empty() && !self.fill(cx) {
+            return if self.channel.is_some() {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            };
+        }
+        let Some(batch) = self.pending.pop_front() else {
+            return Poll::Ready(None);
+        };
+        self.last_offset = Some(batch.offset() + batch.len() as u64 - 1);
+        Poll::Ready(Some(batch))
+    }
+
+    /// Takes what the window has for this cursor into `pending`. `false` with the channel
+    /// still set: nothing yet, the waker is registered; `false` without it: the end.
+    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(channel) = &self.channel else {
+            return false;
+        };
+        let mut window = channel.lock();
+        let end = self
+            .until
+            .map_or(window.next, |until| until.min(window.next));
+        if window.freed || self.next >= end && (window.closed || self.until.is_some()) {
+            drop(window);
+            self.leave();
+            return false;
+        }
+        // Without follow, nothing past `end` counts as missed.
+        let start = window.start().min(end);
+        let mut lagged = 0;
+        if self.next < start {
+            lagged = start - self.next;
+            self.pending.push_back(OutputBatch::Event {
+                offset: start - 1,
+                event: OutputEvent::Lagged { skipped: lagged },
+            });
+            self.next = start;
+        }
+        let from = window.entries.partition_point(|e| e.end() <= self.next);
+        for entry in window.entries.range(from..).take(TAKE_ENTRIES) {
+            if entry.first >= end {
+                break;
+            }
+            let skip = usize::try_from(self.next - entry.first).unwrap_or(usize::MAX);
+            let batch = match &entry.item {
+                Item::Event(event) => OutputBatch::Event {
+                    offset: entry.first,
+                    event: event.clone(),
+                },
+                Item::Lines(lines) => {
+                    let mut lines = lines.clone();
+                    if skip > 0 {
+                        drop(lines.split_to(skip));
                     }
-                    // A gap in the event indices is what this subscriber missed (skipped
-                    // here, or the broadcast buffer overflowed). Counting from the indices
-                    // keeps `skipped` in events, not batches, and survives a `recv`
-                    // cancelled between a lag and the next batch.
-                    let from = batch.first.max(floor);
-                    let skipped = from.saturating_sub(self.expected);
-                    let skip_in_batch = usize::try_from(from - batch.first).unwrap_or(usize::MAX);
-                    self.start(batch);
-                    self.skip(skip_in_batch);
-                    return Some((skipped > 0).then_some(OutputEvent::Lagged { skipped }));
+                    let keep = usize::try_from(end - self.next).unwrap_or(usize::MAX);
+                    if lines.len() > keep {
+                        lines = lines.split_to(keep);
+                    }
+                    OutputBatch::Lines {
+                        offset: self.next,
+                        lines,
+                    }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => {
-                    self.rx = None;
-                    return None;
+            };
+            self.next += batch.len() as u64;
+            self.pending.push_back(batch);
+        }
+        if self.pending.is_empty() {
+            if let Some(slot) = window.wakers.iter_mut().find(|(id, _)| *id == self.id) {
+                if !slot.1.will_wake(cx.waker()) {
+                    slot.1 = cx.waker().clone();
                 }
+            } else {
+                window.wakers.push((self.id, cx.waker().clone()));
             }
+            return false;
         }
-    }
-
-    /// Makes `batch` the one handed out next.
-    fn start(&mut self, batch: Batch) {
-        self.expected = batch.first + batch.payload.len() as u64;
-        self.progress.store(self.expected, Ordering::SeqCst);
-        self.shared.reader_progressed();
-        // The broadcast slot lets go of its copy once every subscriber has read it, so the
-        // last (usually the only) subscriber takes the batch without cloning it.
-        self.current = Some(match Arc::try_unwrap(batch.payload) {
-            Ok(Payload::Events(events)) => Current::Events(events.into_iter()),
-            Ok(Payload::Lines(lines)) => Current::Lines(lines, 0),
-            Err(payload) => Current::Shared(payload, 0),
-        });
-    }
-
-    /// Drops the next `n` events of the current batch.
-    fn skip(&mut self, n: usize) {
-        match &mut self.current {
-            Some(Current::Events(events)) if n > 0 => {
-                events.nth(n - 1);
-            }
-            Some(Current::Lines(_, pos) | Current::Shared(_, pos)) => *pos += n,
-            _ => {}
+        drop(window);
+        if lagged > 0 {
+            channel.hub.metrics.output_lagged(lagged);
         }
+        true
     }
 
-    /// The next event of the current batch, if any is left.
-    fn next_buffered(&mut self) -> Option<OutputEvent> {
-        let event = match self.current.as_mut()? {
-            Current::Events(events) => events.next(),
-            Current::Lines(lines, pos) => {
-                let event = lines.event(*pos);
-                *pos += 1;
-                event
-            }
-            Current::Shared(payload, pos) => {
-                let event = payload.event(*pos);
-                *pos += 1;
-                event
-            }
+    /// Ends the subscription: the window no longer counts it as a reader.
+    fn leave(&mut self) {
+        let Some(channel) = self.channel.take() else {
+            return;
         };
-        if event.is_none() {
-            self.current = None;
+        let mut window = channel.lock();
+        window.readers = window.readers.saturating_sub(1);
+        window.wakers.retain(|(id, _)| *id != self.id);
+        let mut freed = 0;
+        if window.readers == 0 && window.bound(channel.hub.retention) == 0 {
+            // Live only and nobody reads: nothing is kept.
+            freed = window.bytes;
+            window.entries = VecDeque::new();
+            window.bytes = 0;
         }
-        event
-    }
-
-    /// The rest of the current batch if it holds lines, else its next event.
-    fn take_buffered(&mut self) -> Option<OutputBatch> {
-        let (mut lines, pos) = match self.current.take()? {
-            Current::Lines(lines, pos) => (lines, pos),
-            Current::Shared(payload, pos) => match &*payload {
-                Payload::Lines(lines) => (lines.clone(), pos),
-                Payload::Events(_) => {
-                    self.current = Some(Current::Shared(payload, pos));
-                    return self.next_buffered().map(OutputBatch::Event);
-                }
-            },
-            events @ Current::Events(_) => {
-                self.current = Some(events);
-                return self.next_buffered().map(OutputBatch::Event);
-            }
-        };
-        if pos > 0 {
-            drop(lines.split_to(pos));
-        }
-        (!lines.is_empty()).then_some(OutputBatch::Lines(lines))
+        drop(window);
+        channel.hub.sub(freed);
     }
 
     /// The subscription as a [`Stream`] of [`OutputBatch`]es (ends like
     /// [`recv_batch`](Self::recv_batch)).
-    pub fn into_batch_stream(self) -> impl Stream<Item = OutputBatch> + Send + Unpin + 'static {
-        Box::pin(futures_util::stream::unfold(self, |mut sub| async move {
-            let batch = sub.recv_batch().await?;
-            Some((batch, sub))
-        }))
+    pub fn into_batch_stream(mut self) -> impl Stream<Item = OutputBatch> + Send + Unpin + 'static {
+        futures_util::stream::poll_fn(move |cx| self.poll_recv_batch(cx))
     }
 
-    /// The subscription as a [`Stream`] of events (ends like [`recv`](Self::recv)).
+    /// The subscription as a [`Stream`] of events (ends like [`recv`](Self::recv)); the
+    /// subscription itself is one too.
     pub fn into_stream(self) -> impl Stream<Item = OutputEvent> + Send + Unpin + 'static {
-        Box::pin(futures_util::stream::unfold(self, |mut sub| async move {
-            let event = sub.recv().await?;
-            Some((event, sub))
-        }))
+        self
+    }
+}
+
+impl Stream for OutputSubscription {
+    type Item = OutputEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<OutputEvent>> {
+        self.get_mut().poll_recv(cx)
     }
 }
 
 impl Drop for OutputSubscription {
     fn drop(&mut self) {
-        // A runner may be waiting for this reader: it no longer counts once pruned.
-        self.progress.store(u64::MAX, Ordering::SeqCst);
-        self.shared.reader_progressed();
+        self.leave();
     }
-}
-
-/// A part of a task's output, as [`OutputSubscription::recv_batch`] hands it out.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum OutputBatch {
-    /// One event: a run marker, [`OutputEvent::Lagged`], or a line published on its own.
-    Event(OutputEvent),
-    /// Lines read together from one stream of one attempt; line `i` is the event
-    /// [`LineBatch::event(i)`](LineBatch::event).
-    Lines(LineBatch),
-}
-
-impl OutputBatch {
-    /// The events this part stands for, in order.
-    pub fn into_events(self) -> impl Iterator<Item = OutputEvent> {
-        let (event, lines) = match self {
-            Self::Event(event) => (Some(event), None),
-            Self::Lines(lines) => (None, Some(lines)),
-        };
-        event
-            .into_iter()
-            .chain(lines.into_iter().flat_map(LineBatch::into_events))
-    }
-}
-
-/// The rest of a received batch.
-enum Current {
-    /// This subscriber was the batch's last reader: the events are moved out.
-    Events(std::vec::IntoIter<OutputEvent>),
-    /// This subscriber was the last reader of a batch of lines; events are built from
-    /// `pos` on.
-    Lines(LineBatch, usize),
-    /// Other subscribers share the batch, or it holds lines: events are cloned or built
-    /// from `pos` on.
-    Shared(Arc<Payload>, usize),
 }
 
 impl fmt::Debug for OutputSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutputSubscription")
-            .field("ended", &(self.rx.is_none() && self.current.is_none()))
+            .field("next", &self.next)
+            .field(
+                "ended",
+                &(self.channel.is_none() && self.pending.is_empty()),
+            )
             .finish()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A part of a task's output, as [`OutputSubscription::recv_batch`] hands it out, with the
+/// offset of its first event.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum OutputBatch {
+    /// One event: a run marker, [`OutputEvent::Lagged`] (its offset is that of the last
+    /// event it stands for), or a line published on its own.
+    Event {
+        /// The event's offset.
+        offset: u64,
+        /// The event.
+        event: OutputEvent,
+    },
+    /// Lines read together from one stream of one attempt; line `i` is the event
+    /// [`LineBatch::event(i)`](LineBatch::event) at offset `offset + i`.
+    Lines {
+        /// The offset of the first line.
+        offset: u64,
+        /// The lines.
+        lines: LineBatch,
+    },
+}
 
-    fn started(attempt: u32) -> OutputEvent {
-        OutputEvent::RunStarted {
-            attempt,
-            started_at: 0,
+impl OutputBatch {
+    /// The offset of the first event.
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        match self {
+            Self::Event { offset, .. } | Self::Lines { offset, .. } => *offset,
         }
     }
 
-    #[tokio::test]
-    async fn lagged_then_drained_then_closed() {
-        let ch = OutputChannel::new(2);
-        ch.publish(started(0)); // nobody listens: only remembered as the current run
-        let mut sub = ch.subscribe();
-        for n in 1..=4 {
-            ch.publish(started(n));
+    /// How many events this part stands for (at least 1).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Event { .. } => 1,
+            Self::Lines { lines, .. } => lines.len(),
         }
-        ch.close();
-        assert_eq!(sub.recv().await, Some(started(0)));
-        assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 2 }));
-        assert_eq!(sub.recv().await, Some(started(3)));
-        assert_eq!(sub.recv().await, Some(started(4)));
-        assert_eq!(sub.recv().await, None);
-        assert_eq!(ch.subscribe().recv().await, None);
     }
 
-    #[tokio::test]
-    async fn late_subscriber_starts_with_the_current_run() {
-        let ch = OutputChannel::new(4);
-        ch.publish(started(1));
-        let mut sub = ch.subscribe();
-        let finished = OutputEvent::RunFinished {
-            attempt: 1,
-            exit_code: Some(0),
-            finished_at: 1,
+    /// Always `false`: a part holds at least one event.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The events this part stands for, in order.
+    pub fn into_events(self) -> impl Iterator<Item = OutputEvent> {
+        self.into_events_with_offsets().map(|(_, event)| event)
+    }
+
+    /// The events this part stands for, in order, with their offsets.
+    pub fn into_events_with_offsets(self) -> impl Iterator<Item = (u64, OutputEvent)> {
+        let (event, lines) = match self {
+            Self::Event { offset, event } => (Some((offset, event)), None),
+            Self::Lines { offset, lines } => (None, Some((offset, lines))),
         };
-        ch.publish(finished.clone());
-        assert_eq!(sub.recv().await, Some(started(1)));
-        assert_eq!(sub.recv().await, Some(finished));
-        // Between runs nothing is pending.
-        let mut between = ch.subscribe();
-        ch.publish(started(2));
-        assert_eq!(between.recv().await, Some(started(2)));
-    }
-
-    #[test]
-    fn backlog_is_reported_past_half_the_buffer() {
-        let ch = OutputChannel::new(4);
-        let _sub = ch.subscribe();
-        assert!(!ch.backlogged());
-        for n in 1..=3 {
-            ch.publish(started(n));
-        }
-        assert!(ch.backlogged());
-    }
-
-    fn chunk(seq: u64) -> OutputEvent {
-        OutputEvent::Chunk {
-            attempt: 1,
-            stream: solti_model::OutputStream::Stdout,
-            seq,
-            ts: 0,
-            line: seq.to_string().into_bytes().into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn batches_are_split_by_line_bytes() {
-        let ch = OutputChannel::new(64);
-        let mut sub = ch.subscribe();
-        let big = |seq| OutputEvent::Chunk {
-            attempt: 1,
-            stream: solti_model::OutputStream::Stdout,
-            seq,
-            ts: 0,
-            line: vec![b'x'; 8 * 1024].into(),
-        };
-        ch.publish_batch((0..10).map(big).collect());
-        // 8 KiB lines, at most 16 KiB per batch: five broadcast slots.
-        assert_eq!(ch.lock().next_index, 10);
-        for seq in 0..10 {
-            assert_eq!(sub.recv().await, Some(big(seq)));
-        }
-    }
-
-    #[tokio::test]
-    async fn batches_arrive_one_event_at_a_time_and_lag_counts_events() {
-        let ch = OutputChannel::new(8);
-        let mut sub = ch.subscribe();
-        ch.publish(started(1));
-        ch.publish_batch((0..3).map(chunk).collect());
-        ch.publish_batch((3..8).map(chunk).collect());
-        ch.publish_batch((8..10).map(chunk).collect());
-        ch.close();
-        // 11 events in 4 slots, capacity 8 events: the marker and two lines are lost.
-        assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 3 }));
-        for seq in 2..10 {
-            assert_eq!(sub.recv().await, Some(chunk(seq)));
-        }
-        assert_eq!(sub.recv().await, None);
-    }
-
-    #[tokio::test]
-    async fn long_batches_are_split_and_markers_are_remembered() {
-        let ch = OutputChannel::new(8192);
-        let mut sub = ch.subscribe();
-        let n = 1024 * 2 + 1;
-        let mut events = vec![started(1)];
-        events.extend((0..n).map(chunk));
-        ch.publish_batch(events);
-        // A late subscriber still starts with the run in progress.
-        let mut late = ch.subscribe();
-        assert_eq!(late.recv().await, Some(started(1)));
-        assert_eq!(sub.recv().await, Some(started(1)));
-        for seq in 0..n {
-            assert_eq!(sub.recv().await, Some(chunk(seq)));
-        }
-        ch.close();
-        assert_eq!(sub.recv().await, None);
-        assert_eq!(late.recv().await, None);
-    }
-
-    #[tokio::test]
-    async fn lag_is_counted_in_events_when_slots_overflow_too() {
-        let ch = OutputChannel::new(2);
-        let mut sub = ch.subscribe();
-        for n in 0..4 {
-            ch.publish_batch((n * 3..n * 3 + 3).map(chunk).collect());
-        }
-        // 4 slots of 3 into 2 slots, capacity 2 events: 10 of 12 lines lost.
-        assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 10 }));
-        assert_eq!(sub.recv().await, Some(chunk(10)));
-        assert_eq!(sub.recv().await, Some(chunk(11)));
-        ch.publish(started(2));
-        assert_eq!(sub.recv().await, Some(started(2)));
-    }
-
-    #[tokio::test]
-    async fn backlog_counts_unread_events_not_batches() {
-        let ch = OutputChannel::new(8);
-        let mut sub = ch.subscribe();
-        ch.publish_batch((0..4).map(chunk).collect());
-        assert!(!ch.backlogged(), "4 of 8 unread is not more than half");
-        ch.publish_batch((4..6).map(chunk).collect());
-        assert!(ch.backlogged(), "6 unread events in 2 slots");
-        assert_eq!(sub.recv().await, Some(chunk(0)));
-        assert!(!ch.backlogged(), "the first batch was taken");
-    }
-
-    fn line_batch(first_seq: u64, text: &str) -> LineBatch {
-        let mut lines = solti_runner::Lines::new(text.as_bytes().to_vec().into());
-        let mut start = 0;
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                assert!(lines.push(start..i));
-                start = i + 1;
-            }
-        }
-        LineBatch::new(1, solti_model::OutputStream::Stdout, first_seq, 0, lines)
-    }
-
-    fn line(seq: u64, text: &str) -> OutputEvent {
-        OutputEvent::Chunk {
-            attempt: 1,
-            stream: solti_model::OutputStream::Stdout,
-            seq,
-            ts: 0,
-            line: text.as_bytes().to_vec().into(),
-        }
-    }
-
-    fn texts(batch: &LineBatch) -> Vec<&[u8]> {
-        batch.lines().slices().collect()
-    }
-
-    #[tokio::test]
-    async fn line_batches_arrive_whole_or_one_line_at_a_time() {
-        let ch = OutputChannel::new(64);
-        let mut whole = ch.subscribe();
-        let mut single = ch.subscribe();
-        ch.publish(started(1));
-        ch.publish_lines(line_batch(0, "a\nbb\nccc\n"));
-        ch.close();
-
-        assert!(matches!(whole.recv_batch().await, Some(OutputBatch::Event(e)) if e == started(1)));
-        let Some(OutputBatch::Lines(batch)) = whole.recv_batch().await else {
-            panic!("expected lines");
-        };
-        assert_eq!(texts(&batch), [&b"a"[..], b"bb", b"ccc"]);
-        assert_eq!(batch.event(2), Some(line(2, "ccc")));
-        assert!(whole.recv_batch().await.is_none());
-
-        // The same stream through `recv`, mixed with `recv_batch` for the rest.
-        assert_eq!(single.recv().await, Some(started(1)));
-        assert_eq!(single.recv().await, Some(line(0, "a")));
-        let Some(OutputBatch::Lines(rest)) = single.recv_batch().await else {
-            panic!("expected the rest of the lines");
-        };
-        assert_eq!(
-            (rest.first_seq(), texts(&rest)),
-            (1, vec![&b"bb"[..], b"ccc"])
-        );
-        assert_eq!(single.recv().await, None);
-    }
-
-    #[tokio::test]
-    async fn line_batches_are_split_to_half_the_capacity_and_lag_in_lines() {
-        let ch = OutputChannel::new(4);
-        let mut sub = ch.subscribe();
-        ch.publish_lines(line_batch(0, "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"));
-        ch.close();
-        // Slots of 2 lines; the last 4 lines are kept.
-        assert_eq!(ch.max_batch, 2);
-        assert_eq!(sub.recv().await, Some(OutputEvent::Lagged { skipped: 6 }));
-        let rest: Vec<_> =
-            std::iter::from_fn(|| futures_util::FutureExt::now_or_never(sub.recv()).flatten())
-                .collect();
-        assert_eq!(
-            rest,
-            vec![line(6, "6"), line(7, "7"), line(8, "8"), line(9, "9")]
-        );
-    }
-
-    #[tokio::test]
-    async fn lines_are_paced_by_the_slowest_reader() {
-        let ch = OutputChannel::new(8);
-        assert_eq!(ch.batch_hint(), 2);
-        let mut fast = ch.subscribe();
-        let slow = ch.subscribe();
-        ch.publish_lines(line_batch(0, "a\nb\nc\nd\ne\n"));
-        assert!(fast.recv_batch().await.is_some());
-        assert!(ch.backlogged(), "the slow reader has 5 of 8 unread");
-        drop(slow);
-        assert!(!ch.backlogged(), "a dropped reader does not count");
-    }
-
-    #[tokio::test]
-    async fn a_waiting_runner_is_woken_by_reader_progress_and_departure() {
-        use futures_util::FutureExt as _;
-        let ch = OutputChannel::new(4);
-        let mut sub = ch.subscribe();
-        ch.publish_lines(line_batch(0, "a\nb\nc\n"));
-        assert!(ch.backlogged());
-        let mut wait = ch.readers_caught_up();
-        assert!((&mut wait).now_or_never().is_none(), "backlogged: waits");
-        assert!(sub.recv_batch().await.is_some());
-        assert!(
-            (&mut wait).now_or_never().is_some(),
-            "woken once the batch is taken"
-        );
-
-        ch.publish_lines(line_batch(3, "d\ne\nf\n"));
-        let mut wait = ch.readers_caught_up();
-        assert!((&mut wait).now_or_never().is_none());
-        drop(sub);
-        assert!(
-            wait.now_or_never().is_some(),
-            "woken when the reader leaves"
-        );
-        assert_eq!(ch.shared.waiters.load(Ordering::Acquire), 0);
-    }
-
-    #[test]
-    fn departed_subscribers_are_not_kept_while_the_task_is_silent() {
-        let ch = OutputChannel::new(4);
-        let _stay = ch.subscribe();
-        for _ in 0..1000 {
-            drop(ch.subscribe());
-        }
-        assert!(ch.lock().readers.len() <= 2, "{}", ch.lock().readers.len());
+        event
+            .into_iter()
+            .chain(lines.into_iter().flat_map(|(offset, lines)| {
+                (0..lines.len()).filter_map(move |i| Some((offset + i as u64, lines.event(i)?)))
+            }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,9 @@ pub(crate) async fn start(api: &SupervisorApi) -> Result<(), CoreError> {
         let shared = Arc::clone(&shared);
         async move {
             let report = shared.store.sweep(Instant::now());
+            for id in &report.tasks {
+                shared.output.free(id);
+            }
             if report.runs > 0 || !report.tasks.is_empty() {
                 tracing::debug!(
                     runs = report.runs,

@@ -42,16 +42,20 @@ impl fmt::Display for DiscoveryTransport {
     }
 }
 
-/// The JSON dialect of the HTTP transport (ignored for gRPC).
+/// The Podium dialect: the JSON shape of the HTTP transport, and the numbering of
+/// `endpoint_type` on both transports (the gRPC binding has the same field numbers in both).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum HttpDialect {
-    /// Canonical proto3 JSON of `solti.discover.v1.SyncRequest`: camelCase keys, 64-bit
-    /// integers as strings, `endpointType` as the enum name (`"ENDPOINT_TYPE_HTTP"`).
+    /// The shared proto: over HTTP the canonical proto3 JSON of
+    /// `solti.discover.v1.SyncRequest` (camelCase keys, 64-bit integers as strings,
+    /// `endpointType` as the enum name, `"ENDPOINT_TYPE_HTTP"`); `endpoint_type` numbered
+    /// `ENDPOINT_TYPE_GRPC = 1`, `ENDPOINT_TYPE_HTTP = 2` on both transports.
     #[default]
     Proto,
-    /// The released Podium before the shared proto: snake_case keys, integers as JSON
-    /// numbers, `endpoint_type` 0 = gRPC, 1 = HTTP.
+    /// The released Podium before the shared proto: over HTTP snake_case keys and integers
+    /// as JSON numbers; `endpoint_type` 0 = gRPC, 1 = HTTP on **both** transports (its gRPC
+    /// binding numbers the enum that way too).
     Legacy,
 }
 
@@ -366,7 +370,8 @@ impl DiscoverConfigBuilder {
         self
     }
 
-    /// Selects the JSON dialect of the HTTP transport.
+    /// Selects the Podium dialect (JSON shape over HTTP, `endpoint_type` numbers on both
+    /// transports).
     ///
     /// # Default
     /// [`HttpDialect::Proto`].

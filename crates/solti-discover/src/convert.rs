@@ -1,8 +1,8 @@
 //! Domain ↔ wire conversions for the generated `solti.discover.v1` types, in one place.
 
 use crate::{
-    DiscoveryTransport,
-    payload::{Payload, Reply},
+    HttpDialect,
+    payload::{Payload, Reply, endpoint_type_number},
     pb,
 };
 
@@ -22,7 +22,7 @@ impl From<&Payload> for pb::SyncRequest {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            endpoint_type: endpoint_type(p.endpoint_type) as i32,
+            endpoint_type: endpoint_type_number(p.endpoint_type, HttpDialect::Proto),
             api_version: p.api_version,
             heartbeat_interval_s: p.heartbeat_interval_s,
             capabilities: p.capabilities.clone(),
@@ -40,9 +40,19 @@ impl From<pb::SyncResponse> for Reply {
     }
 }
 
-fn endpoint_type(t: DiscoveryTransport) -> pb::EndpointType {
-    match t {
-        DiscoveryTransport::Http => pb::EndpointType::Http,
-        DiscoveryTransport::Grpc => pb::EndpointType::Grpc,
+#[cfg(test)]
+mod tests {
+    use crate::{DiscoveryTransport, HttpDialect, payload::endpoint_type_number, pb};
+
+    #[test]
+    fn proto_numbers_match_the_generated_enum() {
+        assert_eq!(
+            endpoint_type_number(DiscoveryTransport::Grpc, HttpDialect::Proto),
+            pb::EndpointType::Grpc as i32
+        );
+        assert_eq!(
+            endpoint_type_number(DiscoveryTransport::Http, HttpDialect::Proto),
+            pb::EndpointType::Http as i32
+        );
     }
 }

@@ -125,7 +125,7 @@ pub(crate) async fn run_with(
                 let delay = schedule::retry_after(reply.retry_after_s.into())
                     .unwrap_or_else(|| backoff(cfg, failures));
                 warn!(
-                    reason = %reply.reason,
+                    reason = %crate::client::shorten(&reply.reason),
                     retry_after_s = reply.retry_after_s,
                     retry_in_ms = millis(delay),
                     "control plane declined the discovery sync; retrying"

@@ -8,7 +8,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{DiscoverConfig, DiscoveryTransport};
+use crate::{DiscoverConfig, DiscoveryTransport, HttpDialect};
 
 /// One Sync request, filled from the configuration and the host at send time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,19 @@ impl Payload {
             heartbeat_interval_s: config.heartbeat_interval_s(),
             capabilities: config.capabilities.clone(),
         }
+    }
+}
+
+/// The wire number of `endpoint_type` for the agent's task API `kind` in `dialect`, on
+/// either heartbeat transport: the shared proto numbers `ENDPOINT_TYPE_GRPC = 1`,
+/// `ENDPOINT_TYPE_HTTP = 2`; released Podium (legacy) numbers `GRPC = 0`, `HTTP = 1`, in its
+/// JSON and in its gRPC binding alike.
+pub(crate) fn endpoint_type_number(kind: DiscoveryTransport, dialect: HttpDialect) -> i32 {
+    match (dialect, kind) {
+        (HttpDialect::Legacy, DiscoveryTransport::Grpc) => 0,
+        (HttpDialect::Legacy, DiscoveryTransport::Http) => 1,
+        (_, DiscoveryTransport::Grpc) => 1,
+        (_, DiscoveryTransport::Http) => 2,
     }
 }
 
@@ -155,6 +168,15 @@ mod tests {
             Some("X \"Y\"")
         );
         assert_eq!(parse_os_release("ID=x\nPRETTY_NAME=\"\"\n"), None);
+    }
+
+    #[test]
+    fn endpoint_type_numbers_per_dialect() {
+        use DiscoveryTransport::{Grpc, Http};
+        assert_eq!(endpoint_type_number(Grpc, HttpDialect::Proto), 1);
+        assert_eq!(endpoint_type_number(Http, HttpDialect::Proto), 2);
+        assert_eq!(endpoint_type_number(Grpc, HttpDialect::Legacy), 0);
+        assert_eq!(endpoint_type_number(Http, HttpDialect::Legacy), 1);
     }
 
     #[test]

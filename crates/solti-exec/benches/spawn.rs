@@ -134,9 +134,11 @@ async fn run(quick: bool) {
 }
 
 async fn output_table() {
-    println!("output throughput, one subscriber (lines/s; ratio = runner / raw pipe reader)");
     println!(
-        "{:<66} {:>10} {:>10} {:>7}",
+        "output throughput, one subscriber, default StateConfig (lines/s; ratio = solti / raw pipe reader)"
+    );
+    println!(
+        "{:<78} {:>10} {:>10} {:>7}",
         "case", "raw/s", "solti/s", "ratio"
     );
     for lines in [100_000u64, 1_000_000] {
@@ -147,27 +149,148 @@ async fn output_table() {
         for _ in 0..OUTPUT_ROUNDS {
             raw.push(raw_lines(lines).await);
             direct.push(runner_lines(lines).await.0);
-            cases[0].push(supervisor_lines_with(lines, 256, true).await);
-            cases[1].push(supervisor_lines_with(lines, 4096, true).await);
-            cases[2].push(supervisor_lines_with(lines, 4096, false).await);
+            cases[0].push(supervisor_lines_with(lines, Reader::Task, true).await);
+            cases[1].push(supervisor_lines_with(lines, Reader::Thread, true).await);
+            cases[2].push(supervisor_lines_with(lines, Reader::Task, false).await);
         }
         let raw = median(raw);
         row(&format!("seq 1 {lines}, runner alone"), raw, median(direct));
         let labels = [
-            "SupervisorApi, recv_batch, capacity 256 (default)",
-            "SupervisorApi, recv_batch, capacity 4096",
-            "SupervisorApi, recv (one event per line), capacity 4096",
+            "SupervisorApi, recv_batch, subscriber a runtime task",
+            "SupervisorApi, recv_batch, subscriber on its own thread",
+            "SupervisorApi, recv (one event per line), runtime task",
         ];
         for (label, case) in labels.iter().zip(cases) {
             let got = case.iter().map(|c| c.1).min().unwrap_or(0);
             let lagged = case.iter().map(|c| c.2).max().unwrap_or(0);
             row(
-                &format!("seq 1 {lines}, {label} ({got}+ delivered, {lagged} lagged)"),
+                &format!("seq 1 {lines}, {label} ({got}+ got, {lagged} lagged)"),
                 raw,
                 median(case.iter().map(|c| c.0).collect()),
             );
         }
     }
+    println!();
+    reader_independence().await;
+}
+
+/// What a reader does while a task prints.
+#[derive(Clone, Copy, Debug)]
+enum Attached {
+    /// Nobody reads.
+    None,
+    /// A subscription that is never read.
+    Stalled,
+    /// A subscription that takes one batch every 150 ms.
+    Slow,
+}
+
+/// The run time of `seq 1 2000000` (its run's `finished_at - started_at`) with no reader,
+/// a stalled reader and a reader taking one batch every 150 ms: the runner never waits
+/// for a reader, so the three should match.
+async fn reader_independence() {
+    const LINES: u64 = 2_000_000;
+    println!(
+        "task run time of `seq 1 {LINES}` (ms, median of {OUTPUT_ROUNDS}; ratio = with reader / no reader)"
+    );
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut lagged = [0u64; 3];
+    for _ in 0..OUTPUT_ROUNDS {
+        for (i, attached) in [Attached::None, Attached::Stalled, Attached::Slow]
+            .into_iter()
+            .enumerate()
+        {
+            let (ms, lag) = run_time_with(LINES, attached).await;
+            times[i].push(ms);
+            lagged[i] = lagged[i].max(lag);
+        }
+    }
+    let base = median(times[0].clone());
+    for (i, label) in [
+        "no reader",
+        "stalled reader",
+        "reader taking a batch every 150 ms",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let t = median(times[i].clone());
+        println!(
+            "{label:<40} {t:>8.1} ms  ratio {:.3}  (lagged up to {} events)",
+            t / base,
+            lagged[i]
+        );
+    }
+}
+
+async fn run_time_with(lines: u64, attached: Attached) -> (f64, u64) {
+    let api = api(SubprocessBackendConfig::new()).await;
+    let spec = TaskSpec::builder(
+        "seq",
+        TaskKind::Subprocess(SubprocessSpec::command(
+            "sh",
+            ["-c".to_owned(), format!("sleep 0.05; exec seq 1 {lines}")],
+        )),
+        600_000u64,
+    )
+    .build()
+    .unwrap();
+    let id = api.submit(&spec).await.unwrap();
+    let sub = match attached {
+        Attached::None => None,
+        _ => api
+            .subscribe_output(&id, solti_core::OutputStart::Live)
+            .await
+            .unwrap(),
+    };
+    let slow = match (attached, sub) {
+        (Attached::Slow, Some(mut sub)) => Some(tokio::spawn(async move {
+            let mut lagged = 0;
+            while let Some(batch) = sub.recv_batch().await {
+                if let OutputBatch::Event {
+                    event: OutputEvent::Lagged { skipped },
+                    ..
+                } = batch
+                {
+                    lagged += skipped;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            lagged
+        })),
+        (_, sub) => {
+            // Stalled: held, never read, until the task is done.
+            let _held = sub;
+            loop {
+                let task = api.get_task(&id).await.unwrap().unwrap();
+                if task.status.phase.is_terminal() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            None
+        }
+    };
+    loop {
+        let task = api.get_task(&id).await.unwrap().unwrap();
+        if task.status.phase.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let runs = api.list_task_runs(&id).await.unwrap().unwrap();
+    let run = &runs[0];
+    let ms = (run.finished_at.unwrap() - run.started_at) as f64;
+    // The slow reader is stopped once the task is done (its pace would take minutes).
+    let lagged = match slow {
+        Some(handle) => {
+            api.delete_task(&id).await.unwrap();
+            handle.await.unwrap()
+        }
+        None => 0,
+    };
+    api.shutdown().await.unwrap();
+    (ms, lagged)
 }
 
 /// Rounds of the output table (each case once per round, medians reported): single runs
@@ -182,7 +305,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn row(label: &str, raw: f64, solti: f64) {
-    println!("{label:<66} {raw:>10.0} {solti:>10.0} {:>7.2}", solti / raw);
+    println!("{label:<78} {raw:>10.0} {solti:>10.0} {:>7.2}", solti / raw);
 }
 
 /// `n` spawns of /bin/true split over `c` concurrent loops.
@@ -240,10 +363,10 @@ async fn runner_rate(c: usize, n: usize, config: SubprocessBackendConfig) -> f64
     (n / c * c) as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn api(config: SubprocessBackendConfig, output_capacity: usize) -> SupervisorApi {
+async fn api(config: SubprocessBackendConfig) -> SupervisorApi {
     let mut router = RunnerRouter::new();
     solti_exec::register_subprocess_runner_with_backend(&mut router, "default", config).unwrap();
-    let state = StateConfig::default().with_output_capacity(output_capacity);
+    let state = StateConfig::default();
     SupervisorApi::new(
         SupervisorConfig::default(),
         ControllerConfig::default(),
@@ -256,7 +379,7 @@ async fn api(config: SubprocessBackendConfig, output_capacity: usize) -> Supervi
 }
 
 async fn supervisor_rate(c: usize, n: usize, config: SubprocessBackendConfig) -> f64 {
-    let api = api(config, 256).await;
+    let api = api(config).await;
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for w in 0..c {
@@ -265,7 +388,11 @@ async fn supervisor_rate(c: usize, n: usize, config: SubprocessBackendConfig) ->
             let spec = true_spec(&format!("w{w}"));
             for _ in 0..n / c {
                 let id = api.submit(&spec).await.unwrap();
-                let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+                let mut sub = api
+                    .subscribe_output(&id, solti_core::OutputStart::Live)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 while sub.recv().await.is_some() {}
             }
         });
@@ -366,14 +493,22 @@ async fn runner_lines(lines: u64) -> (f64, u64) {
 }
 
 async fn supervisor_lines(lines: u64) -> (f64, u64, u64) {
-    supervisor_lines_with(lines, 4096, true).await
+    supervisor_lines_with(lines, Reader::Task, true).await
 }
 
-/// `seq 1 lines` through `SupervisorApi` to one subscriber with `capacity` events of
-/// buffer, read with `recv_batch` (each line borrowed from its batch) or `recv` (one event
-/// per line).
-async fn supervisor_lines_with(lines: u64, capacity: usize, batched: bool) -> (f64, u64, u64) {
-    let api = api(SubprocessBackendConfig::new(), capacity).await;
+/// Where the subscriber runs.
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    /// A runtime task, like the agent's SSE and gRPC streams.
+    Task,
+    /// Its own OS thread (`block_on`), like an embedder's blocking consumer.
+    Thread,
+}
+
+/// `seq 1 lines` through `SupervisorApi` (default settings) to one subscriber, read with
+/// `recv_batch` (each line borrowed from its batch) or `recv` (one event per line).
+async fn supervisor_lines_with(lines: u64, at: Reader, batched: bool) -> (f64, u64, u64) {
+    let api = api(SubprocessBackendConfig::new()).await;
     // The subscription starts before the process: the spec sleeps 50 ms first.
     let spec = TaskSpec::builder(
         "seq",
@@ -386,42 +521,67 @@ async fn supervisor_lines_with(lines: u64, capacity: usize, batched: bool) -> (f
     .build()
     .unwrap();
     let id = api.submit(&spec).await.unwrap();
-    let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
-    // The subscriber runs as a runtime task, like the agent's SSE and gRPC streams.
-    let reader = tokio::spawn(async move {
-        let (mut got, mut lagged) = (0u64, 0u64);
-        // Timed from the first line received to the end of the stream, like the raw reader.
-        let mut start = None;
-        if batched {
-            while let Some(batch) = sub.recv_batch().await {
-                if got == 0 {
-                    start = Some(Instant::now());
-                }
-                match batch {
-                    OutputBatch::Lines(batch) => {
-                        for line in batch.lines().slices() {
-                            std::hint::black_box(line);
-                        }
-                        got += batch.len() as u64;
-                    }
-                    OutputBatch::Event(ev) => tally(&ev, &mut got, &mut lagged),
-                    _ => {}
-                }
-            }
-        } else {
-            while let Some(ev) = sub.recv().await {
-                if got == 0 {
-                    start = Some(Instant::now());
-                }
-                tally(&ev, &mut got, &mut lagged);
-            }
+    let sub = api
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
+    let (start, got, lagged) = match at {
+        Reader::Task => tokio::spawn(read_all(sub, batched)).await.unwrap(),
+        Reader::Thread => {
+            let thread =
+                std::thread::spawn(move || futures_executor_block_on(read_all(sub, batched)));
+            tokio::task::spawn_blocking(move || thread.join().unwrap())
+                .await
+                .unwrap()
         }
-        (start, got, lagged)
-    });
-    let (start, got, lagged) = reader.await.unwrap();
+    };
     let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
     api.shutdown().await.unwrap();
     (got as f64 / elapsed.as_secs_f64(), got, lagged)
+}
+
+/// Runs `fut` to completion on the current (non-runtime) thread.
+fn futures_executor_block_on<F: Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+/// Reads a subscription to its end: when the first line arrived, lines got, events lagged.
+async fn read_all(
+    mut sub: solti_core::OutputSubscription,
+    batched: bool,
+) -> (Option<Instant>, u64, u64) {
+    let (mut got, mut lagged) = (0u64, 0u64);
+    // Timed from the first line received to the end of the stream, like the raw reader.
+    let mut start = None;
+    if batched {
+        while let Some(batch) = sub.recv_batch().await {
+            if got == 0 {
+                start = Some(Instant::now());
+            }
+            match batch {
+                OutputBatch::Lines { lines, .. } => {
+                    for line in lines.lines().slices() {
+                        std::hint::black_box(line);
+                    }
+                    got += lines.len() as u64;
+                }
+                OutputBatch::Event { event, .. } => tally(&event, &mut got, &mut lagged),
+                _ => {}
+            }
+        }
+    } else {
+        while let Some(ev) = sub.recv().await {
+            if got == 0 {
+                start = Some(Instant::now());
+            }
+            tally(&ev, &mut got, &mut lagged);
+        }
+    }
+    (start, got, lagged)
 }
 
 fn tally(ev: &OutputEvent, got: &mut u64, lagged: &mut u64) {

@@ -62,14 +62,14 @@ pub use output::{OutputEvent, OutputStream};
 pub use policy::{AdmissionPolicy, BackoffPolicy, JitterPolicy, RestartPolicy};
 #[doc(inline)]
 pub use selector::{
-    Labels, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_LABELS, RunnerSelector, SelectorOperator,
-    SelectorRequirement,
+    Labels, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_LABELS, MAX_SELECTOR_VALUES,
+    RunnerSelector, SelectorOperator, SelectorRequirement,
 };
 #[doc(inline)]
 pub use spec::{
-    ContainerSpec, MAX_ARGS, MAX_DURATION_MS, MAX_ENV_ENTRIES, MAX_SCRIPT_BYTES, MAX_STRING_BYTES,
-    Runtime, SubprocessMode, SubprocessSpec, TaskKind, TaskSpec, TaskSpecBuilder, WasmSpec,
-    decode_script,
+    ContainerSpec, MAX_ARGS, MAX_ARGS_BYTES, MAX_DURATION_MS, MAX_ENV_BYTES, MAX_ENV_ENTRIES,
+    MAX_SCRIPT_BYTES, MAX_STRING_BYTES, Runtime, SubprocessMode, SubprocessSpec, TaskKind,
+    TaskSpec, TaskSpecBuilder, WasmSpec, decode_script,
 };
 #[doc(inline)]
 pub use status::{

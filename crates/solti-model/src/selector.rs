@@ -12,6 +12,8 @@ pub const MAX_LABEL_KEY_LEN: usize = 253;
 pub const MAX_LABEL_VALUE_LEN: usize = 1024;
 /// Most labels (or selector expressions) on one object.
 pub const MAX_LABELS: usize = 64;
+/// Most values in one selector expression.
+pub const MAX_SELECTOR_VALUES: usize = 64;
 
 /// An ordered string map used to describe runners and to select them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -237,6 +239,26 @@ impl RunnerSelector {
         for (i, e) in self.match_expressions.iter().enumerate() {
             let field = format!("runner_selector.match_expressions[{i}]");
             check_key(&field, &e.key)?;
+            if e.values.len() > MAX_SELECTOR_VALUES {
+                return Err(ModelError::invalid(
+                    format!("{field}.values"),
+                    format!(
+                        "at most {MAX_SELECTOR_VALUES} entries, got {}",
+                        e.values.len()
+                    ),
+                ));
+            }
+            for (j, v) in e.values.iter().enumerate() {
+                if v.len() > MAX_LABEL_VALUE_LEN {
+                    return Err(ModelError::invalid(
+                        format!("{field}.values[{j}]"),
+                        format!(
+                            "must be at most {MAX_LABEL_VALUE_LEN} bytes, got {}",
+                            v.len()
+                        ),
+                    ));
+                }
+            }
             match e.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if e.values.is_empty() => {
                     return Err(ModelError::invalid(

@@ -20,6 +20,11 @@ pub const MAX_ENV_ENTRIES: usize = 1024;
 pub const MAX_ARGS: usize = 4096;
 /// Longest single string (command, argument, env value, path) in bytes.
 pub const MAX_STRING_BYTES: usize = 128 * 1024;
+/// Most bytes of all environment keys and values of one task together (the kernel refuses
+/// an `execve` whose arguments and environment pass about a quarter of the stack limit).
+pub const MAX_ENV_BYTES: usize = 1024 * 1024;
+/// Most bytes of all arguments of one command together.
+pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
 
 /// An immutable, validated description of a task.
 ///
@@ -519,6 +524,13 @@ fn check_list(field: &'static str, items: &[String]) -> Result<(), ModelError> {
         return Err(ModelError::invalid(
             field,
             format!("at most {MAX_ARGS} entries, got {}", items.len()),
+        ));
+    }
+    let bytes: usize = items.iter().map(String::len).sum();
+    if bytes > MAX_ARGS_BYTES {
+        return Err(ModelError::invalid(
+            field,
+            format!("at most {MAX_ARGS_BYTES} bytes in all, got {bytes}"),
         ));
     }
     for (i, a) in items.iter().enumerate() {

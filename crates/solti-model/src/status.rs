@@ -224,6 +224,11 @@ pub struct TaskQuery {
     pub limit: u32,
     /// Matches to skip.
     pub offset: u32,
+    /// Stop copying tasks into the page once their specs add up to more than this many
+    /// bytes (the store's own estimate); the page then holds fewer items than the limit
+    /// allows, while `total` still counts every match. `None`: no budget.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 impl TaskQuery {
@@ -235,7 +240,24 @@ impl TaskQuery {
             phase: None,
             limit: DEFAULT_PAGE_LIMIT,
             offset: 0,
+            max_bytes: None,
         }
+    }
+
+    /// Sets the byte budget of the page (see [`max_bytes`](Self::max_bytes)).
+    #[must_use]
+    pub const fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// How many items a complete page of `total` matches holds (after the offset, up to the
+    /// limit): a page with fewer stopped at its byte budget.
+    #[must_use]
+    pub fn expected_items(&self, total: u64) -> u64 {
+        total
+            .saturating_sub(u64::from(self.offset))
+            .min(u64::from(self.effective_limit()))
     }
     /// Filters by slot.
     #[must_use]

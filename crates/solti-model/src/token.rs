@@ -70,10 +70,23 @@ impl Token {
         Ok(Self(buf.iter().map(|b| format!("{b:02x}")).collect()))
     }
 
-    /// Compares `candidate` with the secret in constant time (for equal lengths).
+    /// Compares `candidate` with the secret in time that depends on neither the secret's
+    /// length nor its contents: both are copied into fixed buffers of [`MAX_TOKEN_LEN`]
+    /// bytes, which are compared in constant time together with the two lengths. (A plain
+    /// constant-time comparison returns early on a length mismatch, which tells an attacker
+    /// the secret's length.) A candidate longer than the longest token is refused at once:
+    /// that says nothing about the secret.
     #[must_use]
     pub fn verify(&self, candidate: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(candidate).into()
+        if candidate.len() > MAX_TOKEN_LEN {
+            return false;
+        }
+        let mut want = [0u8; MAX_TOKEN_LEN];
+        let mut got = [0u8; MAX_TOKEN_LEN];
+        want[..self.0.len()].copy_from_slice(self.0.as_bytes());
+        got[..candidate.len()].copy_from_slice(candidate);
+        let same_len = (self.0.len() as u64).ct_eq(&(candidate.len() as u64));
+        (want.ct_eq(&got) & same_len).into()
     }
 
     /// The secret itself, for sending it (e.g. as `Authorization: Bearer …`).
@@ -99,6 +112,11 @@ mod tests {
         assert!(t.verify(b"abc123"));
         assert!(!t.verify(b"abc124"));
         assert!(!t.verify(b"abc"));
+        // A prefix padded with zeros is not the token: the lengths are compared too.
+        assert!(!t.verify(b"abc123\0"));
+        assert!(!t.verify(&[b'a'; MAX_TOKEN_LEN + 1]));
+        let long = Token::new("x".repeat(MAX_TOKEN_LEN)).unwrap();
+        assert!(long.verify("x".repeat(MAX_TOKEN_LEN).as_bytes()));
         assert_eq!(format!("{t:?}"), "Token(<redacted>)");
         assert!(Token::new("").is_err());
         assert!(Token::new("a b").is_err());

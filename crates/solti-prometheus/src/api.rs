@@ -8,14 +8,20 @@ use crate::{
     MetricsError, family,
     guard::BoundedLabel,
     names::{
-        API_REQUEST_DURATION_SECONDS, API_REQUESTS_IN_FLIGHT, API_REQUESTS_TOTAL, LABEL_METHOD,
-        LABEL_ROUTE, LABEL_STATUS, LABEL_TRANSPORT, OTHER,
+        API_IN_FLIGHT_REQUESTS, API_REQUEST_DURATION_SECONDS, API_REQUESTS_TOTAL, LABEL_METHOD,
+        LABEL_PATH, LABEL_STATUS, LABEL_TRANSPORT, OTHER,
     },
 };
 
 /// Records API requests. Its inherent methods have the names and arguments of
 /// `solti_api::ApiObserver` (with the transport as `"http"` / `"grpc"`); with the `api`
 /// feature it implements that trait.
+///
+/// Families: `solti_api_requests_total{transport,method,path,status}`,
+/// `solti_api_request_duration_seconds{transport,method,path}` and
+/// `solti_api_in_flight_requests{transport}` (both transports present at 0 from the start).
+/// `path` is the route template (or the gRPC method path), `status` the HTTP code or the gRPC
+/// code number.
 ///
 /// Labels stay bounded even if a caller passes raw request data: the transport must be
 /// `http` or `grpc`; methods and statuses are limited to 32 / 64 distinct short values, the
@@ -30,6 +36,8 @@ use crate::{
 /// let api = ApiMetrics::new(&registry)?;
 /// api.request_started("http", "GET", "/api/v1/tasks/{id}");
 /// api.request_finished("http", "GET", "/api/v1/tasks/{id}", "200", Duration::from_millis(3));
+/// api.request_started("grpc", "ListTasks", "/solti.task.v1.TaskService/ListTasks");
+/// api.request_finished("grpc", "ListTasks", "/solti.task.v1.TaskService/ListTasks", "0", Duration::from_millis(1));
 /// # Ok::<(), solti_prometheus::MetricsError>(())
 /// ```
 #[derive(Debug)]
@@ -47,40 +55,44 @@ impl ApiMetrics {
     /// # Errors
     /// [`MetricsError::Register`] when a family is already registered there.
     pub fn new(registry: &Registry) -> Result<Self, MetricsError> {
-        Ok(Self {
+        let metrics = Self {
             requests: family::counter_vec(
                 registry,
                 API_REQUESTS_TOTAL,
-                "API requests answered, by transport, method, route template and status.",
-                &[LABEL_TRANSPORT, LABEL_METHOD, LABEL_ROUTE, LABEL_STATUS],
+                "API requests answered, by transport, method, path (route template) and status (HTTP code or gRPC code number).",
+                &[LABEL_TRANSPORT, LABEL_METHOD, LABEL_PATH, LABEL_STATUS],
             )?,
             duration: family::histogram_vec(
                 registry,
                 API_REQUEST_DURATION_SECONDS,
-                "API request duration in seconds, by transport, method and route template.",
-                &[LABEL_TRANSPORT, LABEL_METHOD, LABEL_ROUTE],
+                "API request duration in seconds, by transport, method and path (route template).",
+                &[LABEL_TRANSPORT, LABEL_METHOD, LABEL_PATH],
                 REQUEST_BUCKETS,
             )?,
             in_flight: family::gauge_vec(
                 registry,
-                API_REQUESTS_IN_FLIGHT,
-                "API requests whose response is not ready yet, by transport, method and route template.",
-                &[LABEL_TRANSPORT, LABEL_METHOD, LABEL_ROUTE],
+                API_IN_FLIGHT_REQUESTS,
+                "API requests whose response is not ready yet, by transport.",
+                &[LABEL_TRANSPORT],
             )?,
             methods: BoundedLabel::new(MAX_METHODS),
             statuses: BoundedLabel::new(MAX_STATUSES),
-        })
+        };
+        for transport in ["http", "grpc"] {
+            metrics.in_flight.with_label_values(&[transport]);
+        }
+        Ok(metrics)
     }
 
     /// A request arrived on `transport` for `method` on the route template `route`.
     pub fn request_started(&self, transport: &str, method: &str, route: &'static str) {
-        let method = self.methods.admit(method);
+        let _ = (method, route);
         self.in_flight
-            .with_label_values(&[transport_label(transport), method, route])
+            .with_label_values(&[transport_label(transport)])
             .inc();
     }
 
-    /// The request was answered with `status` (HTTP code as text, or gRPC code name) after
+    /// The request was answered with `status` (HTTP code as text, or gRPC code number) after
     /// `duration`.
     pub fn request_finished(
         &self,
@@ -99,9 +111,7 @@ impl ApiMetrics {
         self.duration
             .with_label_values(&[transport, method, route])
             .observe(duration.as_secs_f64());
-        let in_flight = self
-            .in_flight
-            .with_label_values(&[transport, method, route]);
+        let in_flight = self.in_flight.with_label_values(&[transport]);
         if in_flight.get() > 0 {
             in_flight.dec();
         }

@@ -7,14 +7,20 @@ use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 use crate::{
     MetricsError, family,
     names::{
-        DISCOVER_HOLD_SECONDS, DISCOVER_LAST_SUCCESS_TIMESTAMP_SECONDS,
-        DISCOVER_SYNC_ATTEMPTS_TOTAL, DISCOVER_SYNC_DURATION_SECONDS, DISCOVER_SYNC_FAILURES_TOTAL,
-        DISCOVER_SYNC_SUCCESSES_TOTAL, LABEL_REASON,
+        DISCOVER_ATTEMPTS_TOTAL, DISCOVER_DURATION_SECONDS, DISCOVER_FAILURES_TOTAL,
+        DISCOVER_HOLD_SECONDS, DISCOVER_LAST_SUCCESS_TIMESTAMP_SECONDS, DISCOVER_OUTCOMES_TOTAL,
+        LABEL_OUTCOME, LABEL_REASON,
     },
 };
 
 /// Records discovery (heartbeat) syncs. Its inherent methods have the names and arguments of
 /// `solti_discover::DiscoverMetrics`; with the `discover` feature it implements that trait.
+///
+/// Families: `solti_discover_attempts_total`, `solti_discover_outcomes_total{outcome}`
+/// (`success`, `failure`), `solti_discover_failures_total{reason}`,
+/// `solti_discover_duration_seconds` (successful syncs),
+/// `solti_discover_last_success_timestamp_seconds` and `solti_discover_hold_seconds`; every
+/// outcome and reason exists at 0 from the start.
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,7 +37,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct DiscoveryMetrics {
     attempts: IntCounter,
-    successes: IntCounter,
+    outcomes: IntCounterVec,
     failures: IntCounterVec,
     duration: Histogram,
     hold: Histogram,
@@ -47,23 +53,24 @@ impl DiscoveryMetrics {
         let metrics = Self {
             attempts: family::counter(
                 registry,
-                DISCOVER_SYNC_ATTEMPTS_TOTAL,
-                "Sync attempts to the control plane.",
+                DISCOVER_ATTEMPTS_TOTAL,
+                "Sync (heartbeat) attempts to the control plane.",
             )?,
-            successes: family::counter(
+            outcomes: family::counter_vec(
                 registry,
-                DISCOVER_SYNC_SUCCESSES_TOTAL,
-                "Successful syncs.",
+                DISCOVER_OUTCOMES_TOTAL,
+                "Syncs by outcome (success, failure).",
+                &[LABEL_OUTCOME],
             )?,
             failures: family::counter_vec(
                 registry,
-                DISCOVER_SYNC_FAILURES_TOTAL,
+                DISCOVER_FAILURES_TOTAL,
                 "Failed syncs, by reason.",
                 &[LABEL_REASON],
             )?,
             duration: family::histogram(
                 registry,
-                DISCOVER_SYNC_DURATION_SECONDS,
+                DISCOVER_DURATION_SECONDS,
                 "Duration of successful syncs in seconds.",
                 SYNC_BUCKETS,
             )?,
@@ -83,6 +90,9 @@ impl DiscoveryMetrics {
         for reason in FAILURE_REASONS {
             metrics.failures.with_label_values(&[reason]);
         }
+        for outcome in [SUCCESS, FAILURE] {
+            metrics.outcomes.with_label_values(&[outcome]);
+        }
         Ok(metrics)
     }
 
@@ -93,7 +103,7 @@ impl DiscoveryMetrics {
 
     /// A sync succeeded after `duration`.
     pub fn sync_success(&self, duration: Duration) {
-        self.successes.inc();
+        self.outcomes.with_label_values(&[SUCCESS]).inc();
         self.duration.observe(duration.as_secs_f64());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -104,6 +114,7 @@ impl DiscoveryMetrics {
 
     /// A sync failed; `reason` is a short fixed label (`transport`, `timeout`, …).
     pub fn sync_failure(&self, reason: &'static str) {
+        self.outcomes.with_label_values(&[FAILURE]).inc();
         self.failures.with_label_values(&[reason]).inc();
     }
 
@@ -112,6 +123,9 @@ impl DiscoveryMetrics {
         self.hold.observe(duration.as_secs_f64());
     }
 }
+
+const SUCCESS: &str = "success";
+const FAILURE: &str = "failure";
 
 /// One request/response round trip to the control plane.
 pub const SYNC_BUCKETS: &[f64] = &[

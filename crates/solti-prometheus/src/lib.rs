@@ -8,9 +8,13 @@
 //! depend on `solti-core` (the phase collector takes a closure). The reference agents
 //! (`examples/agentd-*`) wire it up.
 //!
-//! Every metric name and label key is a constant in [`names`]. Label values are bounded:
+//! Metric names, types, labels and label values are the original Solti SDK's
+//! (`solti_build_info`, `solti_runner_*`, `solti_sv_*`, `solti_ctrl_*`, `solti_api_*`,
+//! `solti_discover_*`, `process_*`), so the published Grafana dashboard ("Solti agent
+//! overview") works unchanged; each is a constant in [`names`]. Label values are bounded:
 //! runner names, task kinds, outcomes, fixed reason labels, phases, route templates; never
-//! task ids. `docs/observability.md` lists every family with its type and labels.
+//! task ids; every known value exists at 0 from the start. `docs/observability.md` lists
+//! every family with its type and labels.
 //!
 //! # Example
 //! ```no_run
@@ -20,7 +24,8 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = prometheus::Registry::new();
-//! let metrics = SoltiMetrics::new(&registry)?;
+//! // `agent` is the `solti_build_info` label the published dashboard selects agents by.
+//! let metrics = SoltiMetrics::builder().agent("my-agent").build(&registry)?;
 //!
 //! // The runner backend goes to the runners, the lifecycle subscriber to the supervisor.
 //! let backend: Arc<dyn solti_runner::MetricsBackend> = metrics.runner();
@@ -57,6 +62,7 @@ mod hooks;
 mod lifecycle;
 mod metrics;
 pub mod names;
+mod output;
 mod phase;
 mod process;
 mod runner;
@@ -80,13 +86,17 @@ pub use error::MetricsError;
 #[doc(inline)]
 pub use lifecycle::LifecycleMetrics;
 #[doc(inline)]
-pub use metrics::SoltiMetrics;
+pub use metrics::{SoltiMetrics, SoltiMetricsBuilder};
+#[doc(inline)]
+pub use output::{
+    OUTPUT_LAGGED_EVENTS_TOTAL, OUTPUT_RETAINED_BYTES, OUTPUT_TRIMMED_EVENTS_TOTAL, TRIM_REASONS,
+};
 #[doc(inline)]
 pub use phase::PhaseCollector;
 #[doc(inline)]
-pub use process::{SDK_VERSION, register_build_info, register_process_metrics};
+pub use process::{DEFAULT_AGENT_NAME, SDK_VERSION, register_build_info, register_process_metrics};
 #[doc(inline)]
-pub use runner::{ATTEMPT_BUCKETS, RunnerMetrics};
+pub use runner::{ATTEMPT_BUCKETS, REJECTION_REASONS, RUNNER_ERRORS, RunnerMetrics};
 #[doc(inline)]
 pub use server::{
     METRICS_PATH, METRICS_SLOT, encode_text, metrics_router, metrics_server, serve_metrics,

@@ -3,27 +3,26 @@
 use std::num::NonZeroUsize;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
-use taskvisor::{BackoffSource, Event, EventKind, RejectionKind, Subscribe, TaskOutcomeKind};
+use taskvisor::{BackoffSource, Event, EventKind, Subscribe, TaskOutcomeKind};
 
 use crate::{
     MetricsError, family,
     names::{
-        LABEL_EVENT, LABEL_OUTCOME, LABEL_REASON, LABEL_SOURCE, LABEL_SUBSCRIBER,
-        SUPERVISOR_ATTEMPT_FAILURES_TOTAL, SUPERVISOR_ATTEMPT_TIMEOUTS_TOTAL,
-        SUPERVISOR_ATTEMPTS_IN_FLIGHT, SUPERVISOR_BACKOFFS_TOTAL, SUPERVISOR_DIAGNOSTICS_TOTAL,
-        SUPERVISOR_EVENTS_DROPPED_TOTAL, SUPERVISOR_REJECTIONS_TOTAL, SUPERVISOR_RESTARTS_TOTAL,
-        SUPERVISOR_TASKS_FINISHED_TOTAL,
+        LABEL_EVENT, LABEL_REASON, LABEL_SOURCE, SV_ATTEMPT_FAILURES_TOTAL, SV_DIAGNOSTICS_TOTAL,
+        SV_SUBSCRIBER_OVERFLOW_TOTAL, SV_SUBSCRIBER_PANICKED_TOTAL, SV_TASK_BACKOFF_COUNT_TOTAL,
+        SV_TASK_RESTARTS_TOTAL, SV_TASK_TERMINAL_TOTAL, SV_TASK_TIMEOUTS_TOTAL, SV_TASKS_IN_FLIGHT,
     },
 };
 
-/// A taskvisor [`Subscribe`] implementation that counts lifecycle events: attempts in
-/// flight, restarts, backoffs, timeouts, failures, terminal outcomes, rejections, dropped
-/// events and supervisor diagnostics. Register it with the supervisor's subscribers.
+/// A taskvisor [`Subscribe`] implementation that counts lifecycle events (`solti_sv_*`):
+/// attempts in flight, restarts, backoffs by source, terminal outcomes by reason, timeouts,
+/// lost events and subscriber panics, plus attempt failures and other supervisor
+/// diagnostics. Register it with the supervisor's subscribers.
 ///
 /// Events are best-effort: under overload the supervisor may drop some for this subscriber
-/// (counted in `solti_supervisor_events_dropped_total`). The in-flight gauge never goes
-/// below zero. Precise per-attempt numbers come from [`RunnerMetrics`](crate::RunnerMetrics),
-/// which is called on the attempt's path.
+/// (counted in `solti_sv_subscriber_overflow_total`). The in-flight gauge never goes below
+/// zero. Precise per-attempt numbers come from [`RunnerMetrics`](crate::RunnerMetrics),
+/// which is called on the attempt's path; submissions and refusals are counted there too.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -43,16 +42,16 @@ pub struct LifecycleMetrics {
     in_flight: IntGauge,
     restarts: IntCounter,
     backoffs: IntCounterVec,
+    terminal: IntCounterVec,
     timeouts: IntCounter,
+    overflow: IntCounter,
+    panicked: IntCounter,
     failures: IntCounter,
-    finished: IntCounterVec,
-    rejections: IntCounterVec,
-    dropped: IntCounterVec,
     diagnostics: IntCounterVec,
 }
 
 impl LifecycleMetrics {
-    /// Registers the supervisor families on `registry`.
+    /// Registers the supervision families on `registry`, every known label value at 0.
     ///
     /// # Errors
     /// [`MetricsError::Register`] when a family is already registered there.
@@ -60,52 +59,50 @@ impl LifecycleMetrics {
         let metrics = Self {
             in_flight: family::gauge(
                 registry,
-                SUPERVISOR_ATTEMPTS_IN_FLIGHT,
+                SV_TASKS_IN_FLIGHT,
                 "Task attempts running, as seen from supervisor events (embedded tasks included).",
             )?,
             restarts: family::counter(
                 registry,
-                SUPERVISOR_RESTARTS_TOTAL,
+                SV_TASK_RESTARTS_TOTAL,
                 "Attempts started after the first attempt of a task (retries and periodic restarts).",
             )?,
             backoffs: family::counter_vec(
                 registry,
-                SUPERVISOR_BACKOFFS_TOTAL,
+                SV_TASK_BACKOFF_COUNT_TOTAL,
                 "Delays scheduled before another attempt, by source (failure backoff or success interval).",
                 &[LABEL_SOURCE],
             )?,
+            terminal: family::counter_vec(
+                registry,
+                SV_TASK_TERMINAL_TOTAL,
+                "Tasks that left the supervisor, by reason.",
+                &[LABEL_REASON],
+            )?,
             timeouts: family::counter(
                 registry,
-                SUPERVISOR_ATTEMPT_TIMEOUTS_TOTAL,
+                SV_TASK_TIMEOUTS_TOTAL,
                 "Attempts that hit their timeout.",
+            )?,
+            overflow: family::counter(
+                registry,
+                SV_SUBSCRIBER_OVERFLOW_TOTAL,
+                "Supervisor events lost because a subscriber's queue was full.",
+            )?,
+            panicked: family::counter(
+                registry,
+                SV_SUBSCRIBER_PANICKED_TOTAL,
+                "Subscriber callbacks that panicked.",
             )?,
             failures: family::counter(
                 registry,
-                SUPERVISOR_ATTEMPT_FAILURES_TOTAL,
+                SV_ATTEMPT_FAILURES_TOTAL,
                 "Attempts that failed (error, non-zero exit, panic).",
-            )?,
-            finished: family::counter_vec(
-                registry,
-                SUPERVISOR_TASKS_FINISHED_TOTAL,
-                "Tasks that reached a terminal outcome, by outcome.",
-                &[LABEL_OUTCOME],
-            )?,
-            rejections: family::counter_vec(
-                registry,
-                SUPERVISOR_REJECTIONS_TOTAL,
-                "Submissions refused before running, by reason.",
-                &[LABEL_REASON],
-            )?,
-            dropped: family::counter_vec(
-                registry,
-                SUPERVISOR_EVENTS_DROPPED_TOTAL,
-                "Lifecycle events a subscriber lost because its queue was full, by subscriber.",
-                &[LABEL_SUBSCRIBER],
             )?,
             diagnostics: family::counter_vec(
                 registry,
-                SUPERVISOR_DIAGNOSTICS_TOTAL,
-                "Supervisor diagnostics (runtime failures, subscriber panics, grace exceeded), by event.",
+                SV_DIAGNOSTICS_TOTAL,
+                "Other supervisor diagnostics (runtime failures, grace exceeded, capacity retired), by event.",
                 &[LABEL_EVENT],
             )?,
         };
@@ -117,13 +114,10 @@ impl LifecycleMetrics {
     /// first occurrence.
     fn zero_closed_sets(&self) {
         for outcome in OUTCOMES {
-            self.finished.with_label_values(&[outcome_label(outcome)]);
+            self.terminal.with_label_values(&[terminal_reason(outcome)]);
         }
         for source in [BackoffSource::Success, BackoffSource::Failure] {
             self.backoffs.with_label_values(&[source.as_label()]);
-        }
-        for reason in REJECTIONS {
-            self.rejections.with_label_values(&[reason.as_label()]);
         }
         for event in DIAGNOSTICS {
             self.diagnostics.with_label_values(&[event.as_label()]);
@@ -162,22 +156,14 @@ impl Subscribe for LifecycleMetrics {
                 self.backoffs.with_label_values(&[source]).inc();
             }
             EventKind::TaskFinished => {
-                let outcome = e.outcome_kind.map_or(UNKNOWN, outcome_label);
-                self.finished.with_label_values(&[outcome]).inc();
-            }
-            EventKind::TaskAddFailed | EventKind::ControllerRejected => {
-                let reason = e.rejection_kind.map_or(UNKNOWN, |r| r.as_label());
-                self.rejections.with_label_values(&[reason]).inc();
+                let reason = e.outcome_kind.map_or(UNKNOWN, terminal_reason);
+                self.terminal.with_label_values(&[reason]).inc();
             }
             EventKind::SubscriberOverflow => {
-                // Names come from the fixed set of configured subscribers and relays.
-                let subscriber = e.task.as_deref().unwrap_or(UNKNOWN);
-                self.dropped
-                    .with_label_values(&[subscriber])
-                    .inc_by(e.dropped.unwrap_or(1));
+                self.overflow.inc_by(e.dropped.unwrap_or(1));
             }
+            EventKind::SubscriberPanicked => self.panicked.inc(),
             EventKind::RuntimeFailure
-            | EventKind::SubscriberPanicked
             | EventKind::GraceExceeded
             | EventKind::OwnershipCapacityRetired => {
                 self.diagnostics
@@ -197,10 +183,19 @@ impl Subscribe for LifecycleMetrics {
     }
 }
 
-/// `completed`, `failed`, … (taskvisor's label without its `outcome_` prefix).
-fn outcome_label(kind: TaskOutcomeKind) -> &'static str {
-    let label = kind.as_label();
-    label.strip_prefix("outcome_").unwrap_or(label)
+/// The `reason` of a task's terminal outcome, in the SDK's words: a task whose restart
+/// policy or retry budget ended on a failure is `exhausted`, a permanent failure `fatal`;
+/// the rest keep taskvisor's label without its `outcome_` prefix (`completed`, `canceled`,
+/// `force_aborted`, `panicked`, `rejected`).
+fn terminal_reason(kind: TaskOutcomeKind) -> &'static str {
+    match kind {
+        TaskOutcomeKind::Failed => "exhausted",
+        TaskOutcomeKind::Fatal => "fatal",
+        other => {
+            let label = other.as_label();
+            label.strip_prefix("outcome_").unwrap_or(label)
+        }
+    }
 }
 
 /// The subscriber name taskvisor reports in its diagnostics.
@@ -220,22 +215,9 @@ const OUTCOMES: [TaskOutcomeKind; 7] = [
     TaskOutcomeKind::Panicked,
     TaskOutcomeKind::Rejected,
 ];
-/// Rejection reasons pre-created at 0.
-const REJECTIONS: [RejectionKind; 9] = [
-    RejectionKind::AlreadyExists,
-    RejectionKind::BatchRejected,
-    RejectionKind::SlotBusy,
-    RejectionKind::QueueFull,
-    RejectionKind::SupersededByReplace,
-    RejectionKind::RemovedFromQueue,
-    RejectionKind::ControllerShuttingDown,
-    RejectionKind::AdmissionFailed,
-    RejectionKind::ResourceLimit,
-];
 /// Diagnostic events pre-created at 0.
-const DIAGNOSTICS: [EventKind; 4] = [
+const DIAGNOSTICS: [EventKind; 3] = [
     EventKind::RuntimeFailure,
-    EventKind::SubscriberPanicked,
     EventKind::GraceExceeded,
     EventKind::OwnershipCapacityRetired,
 ];

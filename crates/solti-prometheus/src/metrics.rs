@@ -7,14 +7,29 @@ use solti_model::TaskPhase;
 
 use crate::{
     ApiMetrics, DiscoveryMetrics, LifecycleMetrics, MetricsError, PhaseCollector, RunnerMetrics,
-    names::TASKS,
-    process::{SDK_VERSION, register_build_info, register_process_metrics},
+    names::SV_TASKS_BY_PHASE,
+    process::{DEFAULT_AGENT_NAME, SDK_VERSION, register_build_info, register_process_metrics},
 };
 
 /// All Solti metrics on one registry: the runner backend, the lifecycle subscriber, the API
 /// and discovery recorders, build info and (on Linux) process metrics. Hand the pieces to the
 /// parts of the agent that report, and serve the registry with
 /// [`metrics_server`](crate::metrics_server).
+///
+/// Name the agent with [`SoltiMetrics::builder`]: `solti_build_info{agent}` is how the
+/// published dashboard lists and selects agents (the reference agents say `agentd-http` and
+/// `agentd-grpc`; [`new`](Self::new) says `solti`).
+///
+/// ```
+/// let registry = prometheus::Registry::new();
+/// let metrics = solti_prometheus::SoltiMetrics::builder()
+///     .agent("my-agent")
+///     .version("1.4.2")
+///     .build(&registry)?;
+/// let text = solti_prometheus::encode_text(metrics.registry())?;
+/// assert!(text.contains(r#"solti_build_info{agent="my-agent",version="1.4.2"} 1"#));
+/// # Ok::<(), solti_prometheus::MetricsError>(())
+/// ```
 ///
 /// ```
 /// use std::{collections::BTreeMap, sync::Arc};
@@ -44,25 +59,25 @@ pub struct SoltiMetrics {
 }
 
 impl SoltiMetrics {
-    /// Registers every Solti family, `solti_build_info` (this SDK's version) and the process
-    /// families on `registry`. Call it once per registry.
+    /// Registers every Solti family, `solti_build_info{agent="solti", version=<this SDK's
+    /// version>}` and the process families on `registry`. Call it once per registry; use
+    /// [`builder`](Self::builder) to name the agent.
     ///
     /// # Errors
     /// [`MetricsError::Register`] when a family is already registered there.
     pub fn new(registry: &Registry) -> Result<Self, MetricsError> {
-        let metrics = Self {
-            registry: registry.clone(),
-            runner: Arc::new(RunnerMetrics::new(registry)?),
-            lifecycle: Arc::new(LifecycleMetrics::new(registry)?),
-            api: Arc::new(ApiMetrics::new(registry)?),
-            discovery: Arc::new(DiscoveryMetrics::new(registry)?),
-        };
-        register_build_info(registry, SDK_VERSION)?;
-        register_process_metrics(registry)?;
-        Ok(metrics)
+        Self::builder().build(registry)
     }
 
-    /// Adds the `solti_tasks{phase}` gauge, read from `source` at every scrape (the agent
+    /// A builder naming the agent (and its version) in `solti_build_info`.
+    pub fn builder() -> SoltiMetricsBuilder {
+        SoltiMetricsBuilder {
+            agent: DEFAULT_AGENT_NAME.to_owned(),
+            version: SDK_VERSION.to_owned(),
+        }
+    }
+
+    /// Adds the `solti_sv_tasks_by_phase{phase}` gauge, read from `source` at every scrape (the agent
     /// passes `move || api.phase_counts()`).
     ///
     /// # Errors
@@ -74,7 +89,7 @@ impl SoltiMetrics {
         self.registry
             .register(Box::new(PhaseCollector::new(source)?))
             .map_err(|source| MetricsError::Register {
-                name: TASKS,
+                name: SV_TASKS_BY_PHASE,
                 source,
             })
     }
@@ -103,5 +118,53 @@ impl SoltiMetrics {
     #[must_use]
     pub fn discovery(&self) -> Arc<DiscoveryMetrics> {
         Arc::clone(&self.discovery)
+    }
+}
+
+/// Builds [`SoltiMetrics`] with the agent's name and version; see [`SoltiMetrics::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SoltiMetricsBuilder {
+    agent: String,
+    version: String,
+}
+
+impl SoltiMetricsBuilder {
+    /// The `agent` label of `solti_build_info`: the program's name (`agentd-http`,
+    /// `agentd-grpc`, `my-agent`). Keep it constant for a program: the dashboard lists agents
+    /// by it.
+    ///
+    /// # Default
+    /// `solti`.
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = agent.into();
+        self
+    }
+
+    /// The `version` label of `solti_build_info`.
+    ///
+    /// # Default
+    /// This SDK's version ([`SDK_VERSION`](crate::SDK_VERSION)).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Registers every Solti family, `solti_build_info` and the process families on
+    /// `registry`. Call it once per registry.
+    ///
+    /// # Errors
+    /// [`MetricsError::Register`] when a family is already registered there.
+    pub fn build(self, registry: &Registry) -> Result<SoltiMetrics, MetricsError> {
+        let metrics = SoltiMetrics {
+            registry: registry.clone(),
+            runner: Arc::new(RunnerMetrics::new(registry)?),
+            lifecycle: Arc::new(LifecycleMetrics::new(registry)?),
+            api: Arc::new(ApiMetrics::new(registry)?),
+            discovery: Arc::new(DiscoveryMetrics::new(registry)?),
+        };
+        register_build_info(registry, &self.agent, &self.version)?;
+        register_process_metrics(registry)?;
+        Ok(metrics)
     }
 }

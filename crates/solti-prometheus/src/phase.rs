@@ -11,11 +11,11 @@ use solti_model::TaskPhase;
 
 use crate::{
     MetricsError,
-    names::{LABEL_PHASE, TASKS},
+    names::{LABEL_PHASE, SV_TASKS_BY_PHASE},
 };
 
 /// A collector that asks a closure for the number of tasks in each phase whenever the
-/// registry is gathered, and exposes them as the `solti_tasks{phase}` gauge. Every phase is
+/// registry is gathered, and exposes them as the `solti_sv_tasks_by_phase{phase}` gauge. Every phase is
 /// reported, with 0 when the closure has no entry for it.
 ///
 /// The closure keeps this crate independent of `solti-core`; the agent passes
@@ -32,8 +32,8 @@ use crate::{
 /// let collector = PhaseCollector::new(|| BTreeMap::from([(TaskPhase::Running, 3)]))?;
 /// registry.register(Box::new(collector)).expect("registered once");
 /// let text = solti_prometheus::encode_text(&registry)?;
-/// assert!(text.contains(r#"solti_tasks{phase="running"} 3"#));
-/// assert!(text.contains(r#"solti_tasks{phase="failed"} 0"#));
+/// assert!(text.contains(r#"solti_sv_tasks_by_phase{phase="running"} 3"#));
+/// assert!(text.contains(r#"solti_sv_tasks_by_phase{phase="failed"} 0"#));
 /// # Ok::<(), solti_prometheus::MetricsError>(())
 /// ```
 pub struct PhaseCollector {
@@ -53,11 +53,14 @@ impl PhaseCollector {
         F: Fn() -> BTreeMap<TaskPhase, u64> + Send + Sync + 'static,
     {
         let gauge = IntGaugeVec::new(
-            Opts::new(TASKS, "Listed tasks by phase, read at scrape time."),
+            Opts::new(
+                SV_TASKS_BY_PHASE,
+                "Listed tasks by phase, read at scrape time.",
+            ),
             &[LABEL_PHASE],
         )
         .map_err(|source| MetricsError::Register {
-            name: TASKS,
+            name: SV_TASKS_BY_PHASE,
             source,
         })?;
         Ok(Self {

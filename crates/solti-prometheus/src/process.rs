@@ -4,24 +4,33 @@ use prometheus::Registry;
 
 use crate::{
     MetricsError, family,
-    names::{BUILD_INFO, LABEL_VERSION},
+    names::{BUILD_INFO, LABEL_AGENT, LABEL_VERSION},
 };
 
 /// The Solti SDK version reported by `solti_build_info`.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Registers `solti_build_info{version}` = 1.
+/// The agent name `solti_build_info` reports when the embedder names none.
+pub const DEFAULT_AGENT_NAME: &str = "solti";
+
+/// Registers `solti_build_info{agent, version}` = 1. `agent` names the program
+/// (`agentd-http`, `agentd-grpc`, or an embedder's own name): the published dashboard lists
+/// agents by this label and joins every panel on it.
 ///
 /// # Errors
 /// [`MetricsError::Register`] when it is already registered on `registry`.
-pub fn register_build_info(registry: &Registry, version: &str) -> Result<(), MetricsError> {
+pub fn register_build_info(
+    registry: &Registry,
+    agent: &str,
+    version: &str,
+) -> Result<(), MetricsError> {
     let info = family::gauge_vec(
         registry,
         BUILD_INFO,
-        "Solti build information; always 1.",
-        &[LABEL_VERSION],
+        "Solti build information, by agent name and version; always 1.",
+        &[LABEL_AGENT, LABEL_VERSION],
     )?;
-    info.with_label_values(&[version]).set(1);
+    info.with_label_values(&[agent, version]).set(1);
     Ok(())
 }
 

@@ -1,21 +1,29 @@
-//! [`RunnerMetrics`]: the [`MetricsBackend`] runners report through.
+//! [`RunnerMetrics`]: the [`MetricsBackend`] runners and the supervisor report through.
 
-use std::time::Duration;
+use std::{
+    sync::{PoisonError, RwLock},
+    time::Duration,
+};
 
-use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
 use solti_runner::{AttemptOutcome, MetricsBackend};
 
 use crate::{
     MetricsError, family,
     names::{
-        LABEL_KIND, LABEL_OUTCOME, LABEL_REASON, LABEL_RUNNER, RUNNER_ATTEMPT_DURATION_SECONDS,
-        RUNNER_ATTEMPTS_COMPLETED_TOTAL, RUNNER_ATTEMPTS_IN_FLIGHT, RUNNER_ATTEMPTS_STARTED_TOTAL,
-        RUNNER_ERRORS_TOTAL,
+        CTRL_REJECTIONS_TOTAL, CTRL_SUBMISSIONS_TOTAL, LABEL_ERROR, LABEL_KIND, LABEL_OUTCOME,
+        LABEL_REASON, LABEL_RUNNER, RUNNER_ATTEMPTS_IN_FLIGHT, RUNNER_ERRORS_TOTAL,
+        RUNNER_TASK_DURATION_SECONDS, RUNNER_TASKS_COMPLETED_TOTAL, RUNNER_TASKS_STARTED_TOTAL,
     },
 };
 
-/// Runner-level metrics: attempts started, in flight and completed by outcome, attempt
-/// durations, and runner errors, labelled by runner name and task kind.
+/// Runner-level metrics (attempts started and completed by outcome, attempt durations,
+/// runner errors, by runner name; attempts in flight by runner and task kind) and the
+/// supervisor's submissions and refusals (`solti_ctrl_*`).
+///
+/// The series of a runner are created at 0 for every outcome and error label the first time
+/// the runner is named: by [`register_runner`](Self::register_runner) (the agent calls it
+/// for each runner it registers) or by its first measurement.
 ///
 /// Every call is a few atomic operations behind a read lock; it never blocks on I/O.
 ///
@@ -26,44 +34,54 @@ use crate::{
 /// use solti_runner::{AttemptOutcome, MetricsBackend};
 ///
 /// let registry = prometheus::Registry::new();
-/// let backend: Arc<dyn MetricsBackend> = Arc::new(RunnerMetrics::new(&registry)?);
+/// let metrics = Arc::new(RunnerMetrics::new(&registry)?);
+/// metrics.register_runner("default");
+/// let backend: Arc<dyn MetricsBackend> = metrics;
 /// backend.task_started("default", "subprocess");
 /// backend.task_completed("default", "subprocess", AttemptOutcome::Success, Duration::from_millis(120));
 /// # Ok::<(), solti_prometheus::MetricsError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunnerMetrics {
     started: IntCounterVec,
     completed: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGaugeVec,
     errors: IntCounterVec,
+    /// The output hub's families (`solti_output_*`).
+    output: crate::output::OutputMetrics,
+    submissions: IntCounter,
+    rejections: IntCounterVec,
+    /// Runners whose series exist already: a handful of short names, scanned on each
+    /// attempt start and runner error, written once per runner.
+    known: RwLock<Vec<Box<str>>>,
 }
 
 impl RunnerMetrics {
-    /// Registers the runner families on `registry`.
+    /// Registers the runner and controller families on `registry`, with every rejection
+    /// reason at 0.
     ///
     /// # Errors
     /// [`MetricsError::Register`] when a family is already registered there.
     pub fn new(registry: &Registry) -> Result<Self, MetricsError> {
-        Ok(Self {
+        let metrics = Self {
             started: family::counter_vec(
                 registry,
-                RUNNER_ATTEMPTS_STARTED_TOTAL,
-                "Task attempts started, by runner and task kind.",
-                &[LABEL_RUNNER, LABEL_KIND],
+                RUNNER_TASKS_STARTED_TOTAL,
+                "Task attempts started, by runner.",
+                &[LABEL_RUNNER],
             )?,
             completed: family::counter_vec(
                 registry,
-                RUNNER_ATTEMPTS_COMPLETED_TOTAL,
-                "Task attempts ended, by runner, task kind and outcome.",
-                &[LABEL_RUNNER, LABEL_KIND, LABEL_OUTCOME],
+                RUNNER_TASKS_COMPLETED_TOTAL,
+                "Task attempts ended, by runner and outcome.",
+                &[LABEL_RUNNER, LABEL_OUTCOME],
             )?,
             duration: family::histogram_vec(
                 registry,
-                RUNNER_ATTEMPT_DURATION_SECONDS,
-                "Duration of task attempts in seconds, by runner, task kind and outcome.",
-                &[LABEL_RUNNER, LABEL_KIND, LABEL_OUTCOME],
+                RUNNER_TASK_DURATION_SECONDS,
+                "Duration of task attempts in seconds, by runner and outcome.",
+                &[LABEL_RUNNER, LABEL_OUTCOME],
                 ATTEMPT_BUCKETS,
             )?,
             in_flight: family::gauge_vec(
@@ -75,16 +93,60 @@ impl RunnerMetrics {
             errors: family::counter_vec(
                 registry,
                 RUNNER_ERRORS_TOTAL,
-                "Runner failures to build or start a task, by runner and reason.",
-                &[LABEL_RUNNER, LABEL_REASON],
+                "Runner failures to build or start a task, by runner and error.",
+                &[LABEL_RUNNER, LABEL_ERROR],
             )?,
-        })
+            output: crate::output::OutputMetrics::new(registry)?,
+            submissions: family::counter(
+                registry,
+                CTRL_SUBMISSIONS_TOTAL,
+                "Submissions the supervisor took to admission.",
+            )?,
+            rejections: family::counter_vec(
+                registry,
+                CTRL_REJECTIONS_TOTAL,
+                "Submissions refused before their task ran, by reason.",
+                &[LABEL_REASON],
+            )?,
+            known: RwLock::new(Vec::new()),
+        };
+        for reason in REJECTION_REASONS {
+            metrics.rejections.with_label_values(&[reason]);
+        }
+        Ok(metrics)
+    }
+
+    /// Creates the series of `runner` at 0: started, and completed and durations for every
+    /// outcome, and errors for every error label. Idempotent; the agent calls it for each
+    /// runner it registers, so dashboards have series before the first task.
+    pub fn register_runner(&self, runner: &str) {
+        let is_known = |known: &[Box<str>]| known.iter().any(|k| &**k == runner);
+        if is_known(&self.known.read().unwrap_or_else(PoisonError::into_inner)) {
+            return;
+        }
+        {
+            let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+            if is_known(&known) {
+                return;
+            }
+            known.push(runner.into());
+        }
+        self.started.with_label_values(&[runner]);
+        for outcome in OUTCOMES {
+            let labels = [runner, outcome.as_label()];
+            self.completed.with_label_values(&labels);
+            self.duration.with_label_values(&labels);
+        }
+        for error in RUNNER_ERRORS {
+            self.errors.with_label_values(&[runner, error]);
+        }
     }
 }
 
 impl MetricsBackend for RunnerMetrics {
     fn task_started(&self, runner: &str, kind: &str) {
-        self.started.with_label_values(&[runner, kind]).inc();
+        self.register_runner(runner);
+        self.started.with_label_values(&[runner]).inc();
         self.in_flight.with_label_values(&[runner, kind]).inc();
     }
 
@@ -95,7 +157,8 @@ impl MetricsBackend for RunnerMetrics {
         outcome: AttemptOutcome,
         duration: Duration,
     ) {
-        let labels = [runner, kind, outcome.as_label()];
+        // The series exist since this attempt's start.
+        let labels = [runner, outcome.as_label()];
         self.completed.with_label_values(&labels).inc();
         self.duration
             .with_label_values(&labels)
@@ -109,11 +172,64 @@ impl MetricsBackend for RunnerMetrics {
     }
 
     fn runner_error(&self, runner: &str, reason: &'static str) {
+        self.register_runner(runner);
         self.errors.with_label_values(&[runner, reason]).inc();
+    }
+
+    fn output_retained_bytes(&self, bytes: u64) {
+        self.output.retained(bytes);
+    }
+
+    fn output_trimmed(&self, reason: &'static str, events: u64) {
+        self.output.trimmed(reason, events);
+    }
+
+    fn output_lagged(&self, events: u64) {
+        self.output.lagged(events);
+    }
+
+    fn task_submitted(&self) {
+        self.submissions.inc();
+    }
+
+    fn task_rejected(&self, reason: &'static str) {
+        self.rejections.with_label_values(&[reason]).inc();
     }
 }
 
 /// Attempt durations span milliseconds (a failed spawn) to hours (a backup job).
 pub const ATTEMPT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// The attempt outcomes pre-created per runner.
+const OUTCOMES: [AttemptOutcome; 4] = [
+    AttemptOutcome::Success,
+    AttemptOutcome::Failure,
+    AttemptOutcome::Canceled,
+    AttemptOutcome::Timeout,
+];
+
+/// The runner error labels of the subprocess runner, pre-created per runner.
+pub const RUNNER_ERRORS: [&str; 8] = [
+    "spawn",
+    "spawn_timeout",
+    "not_found",
+    "script_write",
+    "cgroup",
+    "isolation",
+    "config",
+    "spec",
+];
+
+/// The refusal reasons the supervisor reports, pre-created at 0.
+pub const REJECTION_REASONS: [&str; 8] = [
+    "slot_busy",
+    "slot_full",
+    "superseded",
+    "removed",
+    "shutting_down",
+    "add_failed",
+    "resource_limit",
+    "other",
 ];

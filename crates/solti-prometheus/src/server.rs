@@ -25,9 +25,9 @@ pub const METRICS_PATH: &str = "/metrics";
 ///
 /// ```
 /// let registry = prometheus::Registry::new();
-/// solti_prometheus::register_build_info(&registry, "1.2.3")?;
+/// solti_prometheus::register_build_info(&registry, "my-agent", "1.2.3")?;
 /// let text = solti_prometheus::encode_text(&registry)?;
-/// assert!(text.contains(r#"solti_build_info{version="1.2.3"} 1"#));
+/// assert!(text.contains(r#"solti_build_info{agent="my-agent",version="1.2.3"} 1"#));
 /// # Ok::<(), solti_prometheus::MetricsError>(())
 /// ```
 ///

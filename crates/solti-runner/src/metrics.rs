@@ -40,6 +40,36 @@ pub trait MetricsBackend: Send + Sync + 'static {
     /// A runner failed to build or start a task; `reason` is a short fixed label
     /// (e.g. `spawn`, `script_write`, `cgroup`).
     fn runner_error(&self, runner: &str, reason: &'static str);
+
+    /// The output hub now retains `bytes` (charged bytes of every task's window together).
+    /// The default ignores it.
+    fn output_retained_bytes(&self, bytes: u64) {
+        let _ = bytes;
+    }
+
+    /// `events` were dropped from the front of a task's output window by a bound; `reason`
+    /// is `task_bytes` (the task's own retention) or `global_bytes` (the budget of all
+    /// tasks). The default ignores it.
+    fn output_trimmed(&self, reason: &'static str, events: u64) {
+        let _ = (reason, events);
+    }
+
+    /// A reader fell behind a task's output window and missed `events` events (it got
+    /// `Lagged`). The default ignores it.
+    fn output_lagged(&self, events: u64) {
+        let _ = events;
+    }
+
+    /// The supervisor took a submission to admission (it passed validation): every task the
+    /// supervisor is asked to run, embedded ones included, whether it is then admitted or
+    /// refused. Default: nothing.
+    fn task_submitted(&self) {}
+    /// The supervisor refused a submission before its task ran; `reason` is a short fixed
+    /// label (`slot_busy`, `slot_full`, `superseded`, `removed`, `shutting_down`,
+    /// `add_failed`, `resource_limit`, `other`). Default: nothing.
+    fn task_rejected(&self, reason: &'static str) {
+        let _ = reason;
+    }
 }
 
 /// Discards every measurement. The default.

@@ -2,8 +2,6 @@
 
 use std::{
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -19,9 +17,10 @@ use crate::{LineBatch, Lines};
 /// Where a task's output events go. Implemented by the supervisor's output hub.
 ///
 /// # Contract
-/// `publish` must never block and never fail: when a bounded buffer is full the
-/// implementation drops the oldest events for slow readers (who then see
-/// [`OutputEvent::Lagged`]), it never waits for them.
+/// `publish` must never block and never fail, and never waits for a reader: when a bounded
+/// buffer is full the implementation drops its oldest events (readers that had not taken
+/// them yet then see [`OutputEvent::Lagged`]). A runner publishes as fast as its source
+/// produces; no reader can slow it down.
 pub trait OutputTarget: Send + Sync + 'static {
     /// Delivers one event.
     fn publish(&self, event: OutputEvent);
@@ -44,29 +43,11 @@ pub trait OutputTarget: Send + Sync + 'static {
         self.publish_batch(batch.into_events().collect());
     }
 
-    /// How many lines a runner should publish at most per batch (and then let readers
-    /// catch up, e.g. by yielding): what one slot of the target's buffer holds, so that
-    /// [`backlogged`](Self::backlogged) pacing between batches keeps a reader that keeps
-    /// up within its buffer. A hint; larger batches are accepted. The default is 128.
+    /// How many lines a runner should publish at most per batch: larger batches cost fewer
+    /// locks and wake-ups per line, smaller ones reach readers sooner. A hint; any size is
+    /// accepted. The default is 1024.
     fn batch_hint(&self) -> usize {
-        128
-    }
-
-    /// Resolves once no live reader is backlogged (at once when none is). A runner that
-    /// saw [`backlogged`](Self::backlogged) may await this, under its own time limit,
-    /// before reading more of its source. The default resolves at once; the supervisor's
-    /// hub resolves when its readers catch up, without polling.
-    fn readers_caught_up(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(std::future::ready(()))
-    }
-
-    /// Whether a live reader has fallen well behind (e.g. its buffer is more than half
-    /// full). A hint only: runners may slow down *reading* their source while it is true
-    /// (a subprocess runner lets the pipe fill, which blocks the child), but must not rely
-    /// on it and must stop waiting on a reader that makes no progress. `publish` itself
-    /// never waits. The default is `false` (no pacing).
-    fn backlogged(&self) -> bool {
-        false
+        1024
     }
 }
 
@@ -195,19 +176,6 @@ impl OutputSink {
     #[must_use]
     pub fn batch_hint(&self) -> usize {
         self.target.batch_hint().max(1)
-    }
-
-    /// Resolves once no live reader of this task's output is backlogged; see
-    /// [`OutputTarget::readers_caught_up`]. Bound the wait: a reader may never catch up.
-    pub fn readers_caught_up(&self) -> impl Future<Output = ()> + Send + '_ {
-        self.target.readers_caught_up()
-    }
-
-    /// Whether a live reader of this task's output has fallen well behind; see
-    /// [`OutputTarget::backlogged`].
-    #[must_use]
-    pub fn backlogged(&self) -> bool {
-        self.target.backlogged()
     }
 
     /// Publishes one stdout line (without its line ending).

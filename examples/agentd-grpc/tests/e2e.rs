@@ -42,6 +42,7 @@ fn spec(slot: &str, script: &str) -> CreateSpec {
         }),
         timeout_ms: 30_000,
         restart: pb::RestartStrategy::OnFailure as i32,
+        admission: pb::AdmissionStrategy::DropIfRunning as i32,
         max_retries: Some(1),
         backoff: Some(pb::BackoffStrategy {
             jitter: pb::JitterStrategy::None as i32,
@@ -70,6 +71,7 @@ async fn every_rpc_over_a_real_socket() {
     let mut stream = c
         .stream_task_logs(StreamTaskLogsRequest {
             task_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -159,7 +161,10 @@ async fn every_rpc_over_a_real_socket() {
         .into_inner();
     assert!(gone.task.is_none());
     let err = c
-        .stream_task_logs(StreamTaskLogsRequest { task_id: id })
+        .stream_task_logs(StreamTaskLogsRequest {
+            task_id: id,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -190,6 +195,7 @@ async fn bearer_token_is_required_on_every_rpc() {
     let err = c
         .stream_task_logs(StreamTaskLogsRequest {
             task_id: "tsk_x".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -39,7 +39,9 @@ async fn run_once(base: &str, round: &str, client: &reqwest::Client) -> Duration
                 let body = json!({"spec": {
                     "slot": format!("{round}-{n}"),
                     "kind": {"subprocess": {"command": {"command": "true"}, "failOnNonZero": true}},
-                    "timeoutMs": "30000"
+                    "timeoutMs": "30000",
+                    "restart": "RESTART_STRATEGY_NEVER",
+                    "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
                 }});
                 let resp = client
                     .post(format!("{base}/api/v1/tasks"))
@@ -110,7 +112,7 @@ async fn main() {
                         .text()
                         .await
                         .unwrap();
-                    assert!(body.contains("solti_tasks"));
+                    assert!(body.contains("solti_sv_tasks_by_phase"));
                     scrapes += 1;
                 }
                 scrapes

@@ -1,8 +1,10 @@
 //! Live-log throughput of the real agent over SSE: a task runs `seq 1 1000000` and one
 //! client reads `GET /api/v1/tasks/{id}/logs` to its end, counting `chunk` events (and
 //! checking their `seq`s), next to `seq 1 1000000` read straight from a pipe. Timed from the
-//! first line to the last; 5 rounds, medians. Run with
-//! `cargo bench -p agentd-http --bench sse_throughput`.
+//! first line to the last; 5 rounds, medians. Two agents: the default retention (1 MiB per
+//! task: a reader slower than `seq` falls out of the window and gets `lagged`, because the
+//! runner never waits for it), and 16 MiB per task (the whole output fits, so every line is
+//! delivered). Run with `cargo bench -p agentd-http --bench sse_throughput`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench code")]
 
 use std::{
@@ -25,7 +27,9 @@ async fn sse_round(base: &str, client: &reqwest::Client, round: usize) -> (f64, 
         "slot": format!("seq-{round}"),
         "kind": {"subprocess": {"command": {"command": "sh",
             "args": ["-c", format!("sleep 0.2; exec seq 1 {LINES}")]}}},
-        "timeoutMs": "60000"
+        "timeoutMs": "60000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
     }});
     let resp = client
         .post(format!("{base}/api/v1/tasks"))
@@ -94,24 +98,41 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    for (label, extra) in [
+        ("default retention (1 MiB per task)", &[][..]),
+        (
+            "--log-retention-bytes 16777216",
+            &["--log-retention-bytes", "16777216"][..],
+        ),
+    ] {
+        agent_rounds(label, extra).await;
+    }
+}
+
+async fn agent_rounds(label: &str, extra: &[&str]) {
     let bin = Path::new(env!("CARGO_BIN_EXE_agentd-http"));
     let scratch = std::env::temp_dir().join(format!("agentd-sse-bench-{}", std::process::id()));
-    let agent = AgentProcess::start(bin, &scratch, &["--log-level", "warn"]).unwrap();
+    let mut args = vec!["--log-level", "warn"];
+    args.extend_from_slice(extra);
+    let agent = AgentProcess::start(bin, &scratch, &args).unwrap();
     let base = format!("http://{}", agent.api_addr());
     let client = reqwest::Client::new();
     let (mut sse, mut raw) = (Vec::new(), Vec::new());
+    let (mut min_chunks, mut max_lagged) = (u64::MAX, 0u64);
     for round in 0..ROUNDS {
         raw.push(raw_round().await);
         let (rate, chunks, lagged) = sse_round(&base, &client, round).await;
         sse.push(rate);
+        min_chunks = min_chunks.min(chunks);
+        max_lagged = max_lagged.max(lagged);
         println!(
-            "round {round}: raw pipe {:.0} lines/s, SSE {rate:.0} chunk events/s ({chunks} chunks, {lagged} lagged)",
+            "round {round}: raw pipe {:.0} lines/s, SSE {rate:.0} chunk events/s ({chunks} chunks, {lagged} lagged events)",
             raw[round]
         );
     }
     let (raw, sse) = (median(raw), median(sse));
     println!(
-        "{LINES} lines, one SSE client (default output capacity 256): median {:.2} M events/s; raw pipe reader {:.2} M lines/s; ratio {:.2}",
+        "{LINES} lines, one SSE client, {label}: median {:.2} M events/s; raw pipe reader {:.2} M lines/s; ratio {:.2}; fewest chunks delivered {min_chunks}, most lagged events {max_lagged}",
         sse / 1e6,
         raw / 1e6,
         sse / raw

@@ -174,8 +174,8 @@ async fn submit_tail_inspect_and_delete() {
         .await
         .unwrap();
     for family in [
-        "solti_build_info",
-        "solti_tasks",
+        "solti_build_info{agent=\"agentd-http\",",
+        "solti_sv_tasks_by_phase",
         "solti_api_requests_total",
     ] {
         assert!(metrics.contains(family), "missing {family} in scrape");

@@ -7,6 +7,8 @@ use clap::{Parser, ValueEnum};
 use solti_core::StateConfig;
 use solti_model::MAX_DURATION_MS;
 
+use crate::ListenAddr;
+
 /// Which API transport an agent serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
@@ -56,7 +58,25 @@ pub enum StateBackendArg {
     Disk,
 }
 
-/// Podium HTTP dialect.
+/// Log timestamp zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogTimezoneArg {
+    /// The host's local offset (`+02:00`), re-read hourly (daylight saving).
+    Local,
+    /// UTC (`Z`).
+    Utc,
+}
+
+/// How heartbeats reach the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PodiumTransportArg {
+    /// `POST {control-plane}/api/v1/discovery/sync` with JSON.
+    Http,
+    /// `solti.discover.v1.DiscoverService/Sync`.
+    Grpc,
+}
+
+/// Podium dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DialectArg {
     /// The shared-proto JSON (camelCase, int64 as strings).
@@ -94,13 +114,34 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Config {
-    /// API listen address [default: 127.0.0.1:8085 for HTTP, 127.0.0.1:50052 for gRPC].
-    /// A non-loopback address needs --token/--token-file or mTLS (--tls-client-ca), or
-    /// --insecure-allow-unauthenticated.
+    /// API listen address [default: 127.0.0.1:8085 for HTTP, 127.0.0.1:50052 for gRPC], or
+    /// `unix:/path/agent.sock` for a Unix socket (local users need write access to it; see
+    /// --listen-mode). A non-loopback address needs --token/--token-file or mTLS
+    /// (--tls-client-ca), or --insecure-allow-unauthenticated; with a token it also needs TLS
+    /// (--tls-cert), or --insecure-allow-cleartext-token.
     #[arg(long, env = "SOLTI_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<ListenAddr>,
 
-    /// Prometheus /metrics listen address, or `off`.
+    /// File mode of the Unix socket of `--listen unix:…`, in octal. The default lets only the
+    /// agent's user connect; `0660` adds the socket's group.
+    #[arg(long, env = "SOLTI_LISTEN_MODE", default_value = "0600")]
+    pub listen_mode: String,
+
+    /// Most API connections open at once [default: derived from the open-file limit, keeping
+    /// a quarter of it for spawning tasks; at most 4096]. At the cap the oldest idle
+    /// connection is closed to make room.
+    #[arg(long, env = "SOLTI_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Accept a bearer token in clear text on a non-loopback listener without TLS, and send
+    /// it to an `http://` control plane that is not on loopback. Anyone who can observe the
+    /// network can then read the token.
+    #[arg(long, env = "SOLTI_INSECURE_ALLOW_CLEARTEXT_TOKEN")]
+    pub insecure_allow_cleartext_token: bool,
+
+    /// Prometheus /metrics listen address, or `off`. A non-loopback address needs a token
+    /// (then /metrics requires it as a bearer token, as the API does) or
+    /// --insecure-allow-unauthenticated.
     #[arg(long, env = "SOLTI_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
 
@@ -108,7 +149,8 @@ pub struct Config {
     #[arg(long, env = "SOLTI_CONTROL_PLANE")]
     pub control_plane: Option<String>,
 
-    /// Podium HTTP dialect.
+    /// Podium dialect: JSON shape over HTTP and `endpoint_type` numbers (legacy: 0 = gRPC,
+    /// 1 = HTTP; proto: 1 = gRPC, 2 = HTTP) on both heartbeat transports.
     #[arg(
         long,
         env = "SOLTI_PODIUM_DIALECT",
@@ -116,6 +158,11 @@ pub struct Config {
         default_value = "proto"
     )]
     pub podium_dialect: DialectArg,
+
+    /// Transport of the heartbeats to the control plane [default: the agent's own API kind].
+    /// Whatever it is, the agent advertises its own API kind as `endpoint_type`.
+    #[arg(long, env = "SOLTI_PODIUM_TRANSPORT", value_enum)]
+    pub podium_transport: Option<PodiumTransportArg>,
 
     /// Heartbeat interval to the control plane, in milliseconds (>= 1000).
     #[arg(long, env = "SOLTI_HEARTBEAT_MS", default_value_t = 10_000)]
@@ -191,6 +238,10 @@ pub struct Config {
     #[arg(long, env = "SOLTI_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormatArg,
 
+    /// Zone of the log timestamps (text and JSON formats).
+    #[arg(long, env = "SOLTI_LOG_TIMEZONE", value_enum, default_value = "local")]
+    pub log_timezone: LogTimezoneArg,
+
     /// Log level, as a tracing env-filter expression (e.g. `info,solti_exec=debug`).
     #[arg(long, env = "SOLTI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -220,6 +271,18 @@ pub struct Config {
     /// continuous).
     #[arg(long, env = "SOLTI_SWEEP_INTERVAL_MS", default_value_t = 300_000)]
     pub sweep_interval_ms: u64,
+
+    /// Task output kept in memory per task, in bytes (a line costs its bytes + 16, a run marker or a batch of lines 128 more), so
+    /// `GET …/logs?tail=N` and resuming with `Last-Event-ID` work after the fact, also for
+    /// finished tasks until they are deleted or swept. 0 = live only. At most 1 GiB.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_BYTES", default_value_t = 1 << 20)]
+    pub log_retention_bytes: u64,
+
+    /// Task output kept in memory for all tasks together, in bytes; over it, the output of
+    /// the tasks that finished first is dropped first. At least --log-retention-bytes, at
+    /// most 64 GiB. Output is never written to disk.
+    #[arg(long, env = "SOLTI_LOG_RETENTION_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub log_retention_total_bytes: u64,
 
     /// Serve a non-loopback address without any authentication. Anyone who can reach the port
     /// can run commands as this agent's user.
@@ -259,13 +322,15 @@ const MIN_SWEEP_INTERVAL_MS: u64 = 100;
 impl Config {
     /// The API listen address for `transport`.
     #[must_use]
-    pub fn listen_addr(&self, transport: TransportKind) -> SocketAddr {
-        self.listen.unwrap_or_else(|| {
+    pub fn listen_addr(&self, transport: TransportKind) -> ListenAddr {
+        self.listen.clone().unwrap_or_else(|| {
             // The defaults are literals that always parse.
-            transport
-                .default_listen()
-                .parse()
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+            ListenAddr::Tcp(
+                transport
+                    .default_listen()
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            )
         })
     }
 
@@ -313,7 +378,28 @@ impl Config {
                 MIN_SWEEP_INTERVAL_MS,
                 "--sweep-interval-ms",
                 "SOLTI_SWEEP_INTERVAL_MS",
-            )?))
+            )?)
+            .with_output_retention_bytes(self.log_retention()?.0)
+            .with_output_retention_total_bytes(self.log_retention()?.1))
+    }
+
+    /// `--log-retention-bytes` and `--log-retention-total-bytes`, checked.
+    fn log_retention(&self) -> Result<(usize, usize)> {
+        const MAX_PER_TASK: u64 = 1 << 30;
+        const MAX_TOTAL: u64 = 64 << 30;
+        let (per_task, total) = (self.log_retention_bytes, self.log_retention_total_bytes);
+        if per_task > MAX_PER_TASK {
+            bail!(
+                "--log-retention-bytes / SOLTI_LOG_RETENTION_BYTES: expected 0 to {MAX_PER_TASK} bytes (1 GiB), got {per_task}"
+            );
+        }
+        if total > MAX_TOTAL || total < per_task {
+            bail!(
+                "--log-retention-total-bytes / SOLTI_LOG_RETENTION_TOTAL_BYTES: expected --log-retention-bytes ({per_task}) to {MAX_TOTAL} bytes (64 GiB), got {total}"
+            );
+        }
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok((size(per_task), size(total)))
     }
 
     /// Resolves `--task-user` / `--task-group` (names through the system's user and group
@@ -451,6 +537,13 @@ mod tests {
         Config::try_parse_from(std::iter::once("agentd").chain(args.iter().copied())).unwrap()
     }
 
+    fn tcp(c: &Config) -> SocketAddr {
+        match c.listen_addr(TransportKind::Http) {
+            ListenAddr::Tcp(addr) => addr,
+            ListenAddr::Unix(p) => panic!("unix listen {}", p.display()),
+        }
+    }
+
     #[test]
     fn defaults() {
         let c = parse(&[]);
@@ -458,6 +551,8 @@ mod tests {
             c.listen_addr(TransportKind::Http).to_string(),
             "127.0.0.1:8085"
         );
+        assert_eq!(c.listen_mode, "0600");
+        assert!(!c.insecure_allow_cleartext_token);
         assert_eq!(
             c.listen_addr(TransportKind::Grpc).to_string(),
             "127.0.0.1:50052"
@@ -467,30 +562,36 @@ mod tests {
             "127.0.0.1:9090"
         );
         assert_eq!(c.heartbeat_ms, 10_000);
+        assert_eq!(c.log_timezone, LogTimezoneArg::Local);
+        assert_eq!(c.podium_transport, None);
+    }
+
+    #[test]
+    fn log_timezone_and_podium_transport() {
+        assert_eq!(
+            parse(&["--log-timezone", "utc"]).log_timezone,
+            LogTimezoneArg::Utc
+        );
+        assert!(Config::try_parse_from(["agentd", "--log-timezone", "mars"]).is_err());
+        assert_eq!(
+            parse(&["--podium-transport", "grpc"]).podium_transport,
+            Some(PodiumTransportArg::Grpc)
+        );
     }
 
     #[test]
     fn non_loopback_needs_auth() {
         let c = parse(&["--listen", "0.0.0.0:8085"]);
-        let err = c
-            .check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-            .unwrap_err()
-            .to_string();
+        let err = c.check_safe_listen(tcp(&c), "API").unwrap_err().to_string();
         assert!(err.contains("insecure"), "{err}");
         let c = parse(&[
             "--listen",
             "0.0.0.0:8085",
             "--insecure-allow-unauthenticated",
         ]);
-        assert!(
-            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-                .is_ok()
-        );
+        assert!(c.check_safe_listen(tcp(&c), "API").is_ok());
         let c = parse(&["--listen", "0.0.0.0:8085", "--token-file", "/x"]);
-        assert!(
-            c.check_safe_listen(c.listen_addr(TransportKind::Http), "API")
-                .is_ok()
-        );
+        assert!(c.check_safe_listen(tcp(&c), "API").is_ok());
     }
 
     #[test]
@@ -552,6 +653,39 @@ mod tests {
         assert!(err.contains("expected 100 to"), "{err}");
         let err = Config::try_parse_from(["agentd", "--run-ttl-ms", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--run-ttl-ms"), "{err}");
+    }
+
+    #[test]
+    fn log_retention_flags() {
+        let c = parse(&[]).state_config().unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (1 << 20, 256 << 20)
+        );
+        let c = parse(&[
+            "--log-retention-bytes",
+            "0",
+            "--log-retention-total-bytes",
+            "1000",
+        ])
+        .state_config()
+        .unwrap();
+        assert_eq!(
+            (c.output_retention_bytes, c.output_retention_total_bytes),
+            (0, 1000)
+        );
+        let err = parse(&["--log-retention-bytes", "2000000000"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SOLTI_LOG_RETENTION_BYTES"), "{err}");
+        let err = parse(&["--log-retention-total-bytes", "10"])
+            .state_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-retention-total-bytes"), "{err}");
+        let err = Config::try_parse_from(["agentd", "--log-retention-bytes", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("--log-retention-bytes"), "{err}");
     }
 
     #[test]

@@ -5,10 +5,11 @@ use solti_discover::{DiscoverConfig, DiscoveryTransport, HttpDialect};
 use solti_model::{AgentId, Token};
 use solti_prometheus::SoltiMetrics;
 
-use crate::{Config, DialectArg, TransportKind};
+use crate::{Config, DialectArg, PodiumTransportArg, TransportKind};
 
 /// Builds the discovery configuration: the control plane reaches the agent at `advertise`
-/// over the agent's own transport, with the agent's token.
+/// over the agent's own API (`transport`, always advertised as `endpoint_type`), with the
+/// agent's token; heartbeats go over `--podium-transport` (default: the same kind).
 pub(crate) fn config(
     config: &Config,
     transport: TransportKind,
@@ -18,9 +19,14 @@ pub(crate) fn config(
     metrics: &SoltiMetrics,
     started: std::time::Instant,
 ) -> Result<DiscoverConfig> {
-    let discovery_transport = match transport {
+    let api_kind = match transport {
         TransportKind::Http => DiscoveryTransport::Http,
         TransportKind::Grpc => DiscoveryTransport::Grpc,
+    };
+    let discovery_transport = match config.podium_transport {
+        None => api_kind,
+        Some(PodiumTransportArg::Http) => DiscoveryTransport::Http,
+        Some(PodiumTransportArg::Grpc) => DiscoveryTransport::Grpc,
     };
     let mut builder = DiscoverConfig::builder(
         agent_id.clone(),
@@ -31,6 +37,7 @@ pub(crate) fn config(
         config.heartbeat_ms,
         solti_api::API_VERSION,
     )
+    .with_endpoint_type(api_kind)
     .with_dialect(match config.podium_dialect {
         DialectArg::Proto => HttpDialect::Proto,
         DialectArg::Legacy => HttpDialect::Legacy,
@@ -46,7 +53,7 @@ pub(crate) fn config(
         if let (Some(cert), Some(key)) = (&config.cp_client_cert, &config.cp_client_key) {
             tls = tls.client_cert_pem_file(cert).client_key_pem_file(key);
         }
-        if transport == TransportKind::Grpc {
+        if discovery_transport == DiscoveryTransport::Grpc {
             tls = tls.with_alpn(["h2"]);
         }
         builder = builder.with_tls(
@@ -57,4 +64,66 @@ pub(crate) fn config(
     builder
         .build()
         .context("--control-plane / --advertise / --heartbeat-ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use solti_discover::{DiscoveryTransport, HttpDialect};
+
+    use super::*;
+
+    /// Every agent kind × heartbeat transport × dialect: the advertised `endpoint_type` is the
+    /// agent's own API, the Sync goes over `--podium-transport` (default: the API kind).
+    #[tokio::test]
+    async fn endpoint_type_is_the_agents_own_api_kind() {
+        let registry = prometheus::Registry::new();
+        let metrics = SoltiMetrics::new(&registry).unwrap();
+        let id = AgentId::new("agent-1");
+        for (kind, api) in [
+            (TransportKind::Http, DiscoveryTransport::Http),
+            (TransportKind::Grpc, DiscoveryTransport::Grpc),
+        ] {
+            for heartbeat in [None, Some("http"), Some("grpc")] {
+                for dialect in ["proto", "legacy"] {
+                    let mut args = vec![
+                        "agentd",
+                        "--control-plane",
+                        "http://127.0.0.1:9",
+                        "--podium-dialect",
+                        dialect,
+                    ];
+                    if let Some(h) = heartbeat {
+                        args.extend(["--podium-transport", h]);
+                    }
+                    let cfg = Config::try_parse_from(args).unwrap();
+                    let advertise = cfg.advertise(kind, "127.0.0.1:8085".parse().unwrap());
+                    let d = config(
+                        &cfg,
+                        kind,
+                        &id,
+                        &advertise,
+                        None,
+                        &metrics,
+                        std::time::Instant::now(),
+                    )
+                    .unwrap();
+                    let case = format!("{kind:?} heartbeat={heartbeat:?} {dialect}");
+                    assert_eq!(d.endpoint_type(), api, "{case}");
+                    let want = match heartbeat {
+                        None => api,
+                        Some("http") => DiscoveryTransport::Http,
+                        Some(_) => DiscoveryTransport::Grpc,
+                    };
+                    assert_eq!(d.transport(), want, "{case}");
+                    let want = if dialect == "legacy" {
+                        HttpDialect::Legacy
+                    } else {
+                        HttpDialect::Proto
+                    };
+                    assert_eq!(d.dialect(), want, "{case}");
+                }
+            }
+        }
+    }
 }

@@ -38,15 +38,43 @@ pub fn load_or_create_agent_id(state_dir: &Path) -> Result<AgentId> {
 fn write_atomically(dir: &Path, path: &PathBuf, contents: &str) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-    let tmp = dir.join(format!(".{AGENT_ID_FILE}.tmp.{}", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let (tmp, mut f) = create_temp(dir)?;
     f.write_all(contents.as_bytes())
         .and_then(|()| f.write_all(b"\n"))
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(())
+}
+
+/// Creates a new temporary file next to the id file. `create_new` (`O_CREAT|O_EXCL`) never
+/// opens an existing file and never follows a symlink, so a link planted at the temp name
+/// (by another user of a shared state directory) cannot redirect the write; the name is
+/// unpredictable and retried on collision.
+fn create_temp(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for attempt in 0..16u32 {
+        let tmp = dir.join(format!(
+            ".{AGENT_ID_FILE}.tmp.{}.{seed:x}.{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot write {}", tmp.display())),
+        }
+    }
+    anyhow::bail!("cannot create a temporary file in {}", dir.display())
 }
 
 #[cfg(test)]
@@ -66,6 +94,37 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("invalid agent id")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        let dir = std::env::temp_dir().join(format!("agentd-kit-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // Every name the old code used, and a link at a would-be temp name.
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.join(format!(".{AGENT_ID_FILE}.tmp.{}", std::process::id())),
+        )
+        .unwrap();
+        let (tmp, _f) = create_temp(&dir).unwrap();
+        assert!(
+            !std::fs::symlink_metadata(&tmp)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let id = load_or_create_agent_id(&dir).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(AGENT_ID_FILE))
+                .unwrap()
+                .trim(),
+            id.as_str()
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -9,6 +9,8 @@
 mod config;
 mod discovery;
 mod identity;
+mod listen;
+mod metrics;
 mod run;
 mod serve;
 mod signals;
@@ -17,8 +19,10 @@ pub mod testing;
 mod trim;
 
 pub use config::{
-    Config, DialectArg, LogFormatArg, Secret, StateBackendArg, TaskIdentity, TransportKind,
+    Config, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret, StateBackendArg,
+    TaskIdentity, TransportKind,
 };
 pub use identity::load_or_create_agent_id;
+pub use listen::{ListenAddr, bind_unix, parse_mode};
 pub use run::{main, main_with, run, run_with};
 pub use signals::Signals;

@@ -5,14 +5,17 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{Context as _, Result};
 use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
-use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig};
+use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig, Timezone};
 use solti_prometheus::SoltiMetrics;
 use solti_runner::RunnerRouter;
 use taskvisor::{ControllerConfig, SupervisorConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, LogFormatArg, Signals, TransportKind, load_or_create_agent_id, serve};
+use crate::{
+    Config, ListenAddr, LogFormatArg, LogTimezoneArg, Signals, TransportKind,
+    load_or_create_agent_id, serve,
+};
 
 /// Runs an agent until SIGTERM / ctrl-c, then shuts down gracefully: stop accepting, cancel
 /// every task, kill and reap every child, exit.
@@ -68,8 +71,22 @@ where
             LogFormatArg::Json => LogFormat::Json,
             LogFormatArg::Journald => LogFormat::Journald,
         })
-        .with_level(config.log_level.clone());
+        .with_level(config.log_level.clone())
+        .with_timezone(match config.log_timezone {
+            LogTimezoneArg::Local => Timezone::Local,
+            LogTimezoneArg::Utc => Timezone::Utc,
+        });
     solti_observe::init_logger(&logger).context("--log-format/--log-level")?;
+    // Before any listener or config derives a limit from it.
+    if let Some((before, after)) = crate::listen::raise_nofile_limit()
+        && after > before
+    {
+        tracing::info!(
+            before,
+            after,
+            "raised the open-file limit (RLIMIT_NOFILE soft) to its hard limit"
+        );
+    }
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
 
@@ -77,13 +94,44 @@ where
     let token = load_token(&config)?;
     let task_identity = config.task_identity()?;
     let listen = config.listen_addr(transport);
-    config.check_safe_listen(listen, "task API")?;
+    if let ListenAddr::Tcp(addr) = &listen {
+        config.check_safe_listen(*addr, "task API")?;
+    }
+    config.check_cleartext(&listen)?;
+    let listen_mode = crate::listen::parse_mode(&config.listen_mode)?;
+    let metrics_addr = config.metrics_addr()?;
+    if let Some(addr) = metrics_addr
+        && !addr.ip().is_loopback()
+        && !config.insecure_allow_unauthenticated
+    {
+        anyhow::bail!(
+            "refusing to serve metrics on non-loopback address {addr}: /metrics has no \
+             authentication; keep it on loopback (scrape through a local Prometheus agent or a \
+             proxy), turn it off with --metrics-listen off, or pass \
+             --insecure-allow-unauthenticated if anyone who can reach this port may read the \
+             agent's metrics"
+        );
+    }
+    if matches!(listen, ListenAddr::Unix(_))
+        && config.control_plane.is_some()
+        && config.advertise.is_none()
+    {
+        anyhow::bail!(
+            "--control-plane with --listen unix:…: the control plane cannot reach a Unix \
+             socket; set --advertise to an address that forwards to it"
+        );
+    }
     let server_tls = server_tls(&config)?;
     let state = config.state_config()?;
 
     // Metrics first, so the runner and supervisor report into them from the start.
+    // `agent` is how the published Grafana dashboard lists and selects agents.
     let registry = prometheus::Registry::new();
-    let metrics = SoltiMetrics::new(&registry).context("metrics registry")?;
+    let metrics = SoltiMetrics::builder()
+        .agent(transport.binary_name())
+        .version(env!("CARGO_PKG_VERSION"))
+        .build(&registry)
+        .context("metrics registry")?;
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
@@ -104,6 +152,9 @@ where
         None => {}
     }
     runners(&mut router).context("register extra runners")?;
+    for name in router.names() {
+        metrics.runner().register_runner(name);
+    }
     // After everything that can refuse to start, so a failed start leaves no new id file.
     let agent_id = match &config.agent_id {
         Some(id) => AgentId::try_new(id).context("--agent-id")?,
@@ -128,12 +179,29 @@ where
         .register_phase_counts(move || phases.phase_counts())
         .context("phase metrics")?;
 
-    let api_listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("--listen: cannot bind {listen}"))?;
-    let api_addr = api_listener.local_addr().context("API listener address")?;
+    let (api_listener, api_addr, socket_path) = match &listen {
+        ListenAddr::Tcp(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen: cannot bind {addr}"))?;
+            let bound = l.local_addr().context("API listener address")?;
+            (serve::ApiListener::Tcp(l), Some(bound), None)
+        }
+        ListenAddr::Unix(path) => {
+            let l = crate::listen::bind_unix(path, listen_mode)?;
+            (serve::ApiListener::Unix(l), None, Some(path.clone()))
+        }
+    };
+    let mut serve_config = solti_api::ServeConfig::new();
+    if let Some(max) = config.max_connections {
+        serve_config = serve_config.max_connections(max);
+    }
+    tracing::info!(
+        max_connections = serve_config.connection_limit(),
+        "API connection limit"
+    );
 
-    let metrics_url = match config.metrics_addr()? {
+    let metrics_url = match metrics_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -142,7 +210,8 @@ where
                 "http://{}/metrics",
                 listener.local_addr().context("metrics listener address")?
             );
-            let (task, spec) = solti_prometheus::metrics_server(listener, registry.clone());
+            let host = solti_api::HostPolicy::for_listen_addr(addr);
+            let (task, spec) = crate::metrics::server(listener, registry.clone(), host)?;
             supervisor
                 .submit_with_task(task, &spec)
                 .await
@@ -161,15 +230,21 @@ where
             .context("start the allocator trim")?;
     }
 
-    let (task, spec) = solti_observe::timezone_sync();
-    supervisor
-        .submit_with_task(task, &spec)
-        .await
-        .context("start the timezone sync")?;
+    if config.log_timezone == LogTimezoneArg::Local {
+        // Re-reads the local offset hourly, so log timestamps follow daylight saving.
+        let (task, spec) = solti_observe::timezone_sync();
+        supervisor
+            .submit_with_task(task, &spec)
+            .await
+            .context("start the timezone sync")?;
+    }
 
     let control_plane = match &config.control_plane {
         Some(cp) => {
-            let advertise = config.advertise(transport, api_addr);
+            let advertise = match api_addr {
+                Some(addr) => config.advertise(transport, addr),
+                None => config.advertise.clone().unwrap_or_default(),
+            };
             let discover = crate::discovery::config(
                 &config,
                 transport,
@@ -196,8 +271,13 @@ where
         (TransportKind::Grpc, true) => "grpcs",
     };
     // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
+    let api_url = match (&api_addr, &socket_path) {
+        (Some(addr), _) => format!("{scheme}://{addr}"),
+        (None, Some(path)) => format!("unix:{}", path.display()),
+        (None, None) => "none".to_owned(),
+    };
     println!(
-        "{} ready: api={scheme}://{api_addr} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
+        "{} ready: api={api_url} metrics={metrics_url} control-plane={control_plane} agent-id={agent_id}",
         transport.binary_name()
     );
 
@@ -212,6 +292,7 @@ where
     let server = serve::api(
         transport,
         api_listener,
+        serve_config,
         Arc::new(supervisor.clone()),
         token,
         server_tls,
@@ -239,6 +320,9 @@ where
     let _ = signals.await;
     if let Some(disk) = &disk {
         disk.close();
+    }
+    if let Some(path) = &socket_path {
+        crate::listen::remove_socket(path);
     }
     served?;
     stopped.context("supervisor shutdown")?;

@@ -40,6 +40,15 @@ impl AgentProcess {
         Self::start_custom(binary, state_dir, extra, &[], None)
     }
 
+    /// Starts `binary` with `--state-dir state_dir` and exactly `args` (no default listen
+    /// addresses: for `--listen unix:…`), and waits for its start-up line.
+    ///
+    /// # Errors
+    /// When the process cannot start or exits before it is ready.
+    pub fn start_args(binary: &Path, state_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn(binary, state_dir, args, &[], None)
+    }
+
     /// As [`start_with_state`](Self::start_with_state), with extra environment variables for
     /// the agent and, when `stderr` is given, its log written to that file (otherwise
     /// inherited).
@@ -53,8 +62,19 @@ impl AgentProcess {
         env: &[(&str, &str)],
         stderr: Option<std::fs::File>,
     ) -> Result<Self> {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Self::spawn(binary, state_dir, &args, env, stderr)
+    }
+
+    fn spawn(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Result<Self> {
         let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
@@ -163,6 +183,48 @@ impl Drop for AgentProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `binary` with `args` (and a private `--state-dir` under `scratch`) expecting it to
+/// refuse to start; returns its stderr. Fails when it starts (prints a ready line) or does
+/// not exit within 30 s.
+///
+/// # Errors
+/// When the agent starts, or cannot be run.
+pub fn refused_start(binary: &Path, scratch: &Path, args: &[&str]) -> Result<String> {
+    let mut child = Command::new(binary)
+        .arg("--state-dir")
+        .arg(scratch.join("state"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {}", binary.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().context("wait for the agent")? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("agent did not exit: it started with {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let mut stdout = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut stdout);
+    }
+    if status.success() || stdout.contains(" ready: ") {
+        bail!("agent started with {args:?}: {stdout}");
+    }
+    Ok(stderr)
 }
 
 /// Whether a process with this pid still exists (and is not a zombie).

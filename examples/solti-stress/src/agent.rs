@@ -44,6 +44,9 @@ pub(crate) struct AgentOpts {
     pub(crate) args: Vec<String>,
     /// Extra environment variables.
     pub(crate) env: Vec<(String, String)>,
+    /// Start the agent with this soft and hard `RLIMIT_NOFILE` (through `sh -c 'ulimit -n'`),
+    /// so it cannot raise its limit above it.
+    pub(crate) nofile: Option<u64>,
 }
 
 impl AgentOpts {
@@ -56,6 +59,7 @@ impl AgentOpts {
             token: None,
             args: Vec::new(),
             env: Vec::new(),
+            nofile: None,
         }
     }
 }
@@ -77,7 +81,17 @@ pub(crate) struct Agent {
 impl Agent {
     /// Starts the agent and waits for its ready line.
     pub(crate) async fn start(opts: &AgentOpts) -> Result<Self> {
-        let mut cmd = Command::new(&opts.bin);
+        let mut cmd = match opts.nofile {
+            // `exec` keeps the pid: the shell becomes the agent.
+            Some(n) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(&opts.bin);
+                c
+            }
+            None => Command::new(&opts.bin),
+        };
         cmd.arg("--listen")
             .arg(&opts.listen)
             .arg("--metrics-listen")

@@ -6,7 +6,7 @@
 //! cargo run -p solti-stress -- [--long] [--agent PATH] [scenario...]
 //! ```
 //!
-//! Scenarios: `load`, `logs`, `idle-sse`, `faults`, `control-plane`, `bad-input`, `auth` (all by
+//! Scenarios: `load`, `logs`, `idle-sse`, `faults`, `control-plane`, `bad-input`, `auth`, `security` (all by
 //! default).
 //! Each starts its own agent as a child process
 //! (`--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir <tmp>`), waits for its
@@ -54,7 +54,7 @@ struct Args {
     /// Rounds of the `load` scenario (memory growth shows from round 2 on).
     #[arg(long, default_value_t = 3)]
     load_rounds: usize,
-    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth) [default: all].
+    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security) [default: all].
     scenarios: Vec<String>,
 }
 

@@ -13,6 +13,49 @@ use crate::{ApiError, pb};
 
 pub(crate) use spec::{spec_from_pb, spec_to_pb};
 
+/// Words a JSON decoding error of a request body. `path` is where it happened
+/// (`spec.restart`, `.` for the whole body), with the client's key spelling.
+///
+/// A strict enum of the spec that holds an unknown name, an out-of-range number or `null`
+/// gets the same message as an unset one ([`spec::StrictEnum::refusal`]), so both transports
+/// answer alike; anything else is `invalid JSON body: <serde's text> (at <path>)`.
+#[cfg(feature = "http")]
+pub(crate) fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
+    let path = camel_case_path(path);
+    if err.is_data()
+        && let Some(strict) = spec::StrictEnum::at_json_path(&path)
+    {
+        return strict.refusal(&path);
+    }
+    if path == "." || path.is_empty() || !err.is_data() {
+        ApiError::InvalidRequest(format!("invalid JSON body: {err}"))
+    } else {
+        ApiError::InvalidRequest(format!("invalid JSON body: {err} (at {path})"))
+    }
+}
+
+/// `spec.runner_selector.match_expressions[0].operator` →
+/// `spec.runnerSelector.matchExpressions[0].operator` (proto3 JSON accepts both spellings;
+/// messages use the canonical one). Keys are the client's, so the result is cut at 256
+/// characters.
+#[cfg(feature = "http")]
+fn camel_case_path(path: &str) -> String {
+    const MAX_PATH_CHARS: usize = 256;
+    let mut out = String::new();
+    let mut upper = false;
+    for c in path.chars().take(MAX_PATH_CHARS) {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Decodes the spec of an `ApplyTask`: like [`spec_from_pb`], then admission is forced to
 /// `Replace`.
 pub(crate) fn apply_spec_from_pb(spec: Option<pb::CreateSpec>) -> Result<TaskSpec, ApiError> {
@@ -38,6 +81,14 @@ pub(crate) fn task_id(field: &str, raw: &str) -> Result<TaskId, ApiError> {
 }
 
 /// Builds a query from list parameters; an empty `slot` means no slot filter.
+/// The byte budget of a listed page: one response (HTTP body or gRPC message) is 4 MiB.
+pub(crate) const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether `page` stopped at its byte budget before holding every item it should.
+pub(crate) fn page_cut_short<T>(query: &TaskQuery, page: &solti_model::TaskPage<T>) -> bool {
+    (page.items.len() as u64) < query.expected_items(page.total)
+}
+
 pub(crate) fn query(
     slot: Option<&str>,
     phase: Option<TaskPhase>,
@@ -50,7 +101,9 @@ pub(crate) fn query(
             format!("must be at most {MAX_PAGE_LIMIT}, got {limit}"),
         ));
     }
+    // The store stops copying specs past what one response may carry (see the handlers).
     let mut q = TaskQuery::new()
+        .with_max_bytes(MAX_PAGE_BYTES as u64)
         .with_offset(offset)
         .with_limit(limit)
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
@@ -135,7 +188,10 @@ pub(crate) fn run_to_pb(run: &TaskRun) -> pb::TaskRunInfo {
 /// `OutputEvent` → one `StreamTaskLogsResponse` (gRPC; SSE has its own readable JSON); `None` for event kinds this API version
 /// does not carry.
 #[cfg(feature = "grpc")]
-pub(crate) fn event_to_pb(event: solti_model::OutputEvent) -> Option<pb::StreamTaskLogsResponse> {
+pub(crate) fn event_to_pb(
+    offset: u64,
+    event: solti_model::OutputEvent,
+) -> Option<pb::StreamTaskLogsResponse> {
     use pb::stream_task_logs_response::Kind;
     use solti_model::{OutputEvent, OutputStream};
     let kind = match event {
@@ -175,7 +231,10 @@ pub(crate) fn event_to_pb(event: solti_model::OutputEvent) -> Option<pb::StreamT
         OutputEvent::Lagged { skipped } => Kind::Lagged(pb::Lagged { skipped }),
         _ => return None,
     };
-    Some(pb::StreamTaskLogsResponse { kind: Some(kind) })
+    Some(pb::StreamTaskLogsResponse {
+        kind: Some(kind),
+        offset,
+    })
 }
 
 #[cfg(test)]
@@ -215,5 +274,134 @@ mod tests {
         for p in TaskPhase::ALL {
             assert_eq!(phase_from_pb(Some(phase_to_pb(p))).unwrap(), Some(p));
         }
+    }
+}
+
+/// The subscription a `StreamTaskLogsRequest` asks for (wire contract §5): `after_offset`
+/// wins (resume); `tail_all`, `tail` and `since_ms` pick the start (one at most);
+/// `no_follow` ends the stream after the retained events.
+pub(crate) fn log_query_from_pb(
+    req: &pb::StreamTaskLogsRequest,
+) -> Result<solti_core::OutputQuery, ApiError> {
+    use solti_core::{OutputQuery, OutputStart};
+    let start = match (req.after_offset, req.tail_all, req.tail, req.since_ms) {
+        (Some(after), ..) => OutputStart::After(after),
+        (None, true, Some(_), _) => {
+            return Err(ApiError::invalid("tail", "cannot be combined with tailAll"));
+        }
+        (None, true, None, Some(_)) | (None, false, Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "sinceMs",
+                "cannot be combined with tail or tailAll (use one of them)",
+            ));
+        }
+        (None, true, None, None) => OutputStart::All,
+        (None, false, Some(n), None) => OutputStart::Tail(u64::from(n)),
+        (None, false, None, Some(ms)) => OutputStart::Since(ms),
+        (None, false, None, None) => OutputStart::Live,
+    };
+    Ok(OutputQuery::new(start).follow(!req.no_follow))
+}
+
+/// The `StreamTaskLogsRequest` for a subscription: the client side of what the server
+/// decodes (a `tail` above `u32::MAX` is sent as `u32::MAX`).
+#[cfg(feature = "grpc")]
+#[must_use]
+pub fn log_query_to_pb(task_id: &str, query: solti_core::OutputQuery) -> pb::StreamTaskLogsRequest {
+    use solti_core::OutputStart;
+    let mut req = pb::StreamTaskLogsRequest {
+        task_id: task_id.to_owned(),
+        no_follow: !query.follow,
+        ..Default::default()
+    };
+    match query.start {
+        OutputStart::Tail(n) => req.tail = Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        OutputStart::All => req.tail_all = true,
+        OutputStart::Since(ms) => req.since_ms = Some(ms),
+        OutputStart::After(offset) => req.after_offset = Some(offset),
+        _ => {}
+    }
+    req
+}
+
+/// The offset and event of a `StreamTaskLogsResponse`: the client side of what the server
+/// encodes; `None` for an empty or unknown kind.
+#[cfg(feature = "grpc")]
+#[must_use]
+pub fn event_from_pb(msg: pb::StreamTaskLogsResponse) -> Option<(u64, solti_model::OutputEvent)> {
+    use pb::stream_task_logs_response::Kind;
+    use solti_model::{OutputEvent, OutputStream};
+    let event = match msg.kind? {
+        Kind::Chunk(c) => OutputEvent::Chunk {
+            attempt: c.attempt,
+            stream: match pb::OutputStreamKind::try_from(c.stream) {
+                Ok(pb::OutputStreamKind::Stderr) => OutputStream::Stderr,
+                _ => OutputStream::Stdout,
+            },
+            seq: c.seq,
+            ts: c.ts,
+            line: c.line,
+        },
+        Kind::RunStarted(r) => OutputEvent::RunStarted {
+            attempt: r.attempt,
+            started_at: r.started_at,
+        },
+        Kind::RunFinished(r) => OutputEvent::RunFinished {
+            attempt: r.attempt,
+            exit_code: r.exit_code,
+            finished_at: r.finished_at,
+        },
+        Kind::Lagged(l) => OutputEvent::Lagged { skipped: l.skipped },
+    };
+    Some((msg.offset, event))
+}
+
+#[cfg(all(test, feature = "grpc"))]
+mod log_tests {
+    use solti_core::{OutputQuery, OutputStart};
+
+    use super::*;
+
+    #[test]
+    fn log_queries_round_trip() {
+        for q in [
+            OutputQuery::live(),
+            OutputQuery::new(OutputStart::Tail(3)).follow(false),
+            OutputQuery::new(OutputStart::All),
+            OutputQuery::new(OutputStart::Since(1_700_000_000_000)),
+            OutputQuery::new(OutputStart::After(41)).follow(false),
+        ] {
+            assert_eq!(log_query_from_pb(&log_query_to_pb("t", q)).unwrap(), q);
+        }
+        let both = pb::StreamTaskLogsRequest {
+            tail: Some(1),
+            since_ms: Some(2),
+            ..Default::default()
+        };
+        assert!(
+            log_query_from_pb(&both)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sinceMs: ")
+        );
+    }
+
+    #[test]
+    fn events_round_trip_with_offsets() {
+        let event = solti_model::OutputEvent::Chunk {
+            attempt: 2,
+            stream: solti_model::OutputStream::Stderr,
+            seq: 7,
+            ts: 9,
+            line: bytes::Bytes::from_static(b"x"),
+        };
+        let msg = event_to_pb(12, event.clone()).unwrap();
+        assert_eq!(msg.offset, 12);
+        assert_eq!(event_from_pb(msg), Some((12, event)));
+        let lagged = solti_model::OutputEvent::Lagged { skipped: 5 };
+        assert_eq!(
+            event_from_pb(event_to_pb(4, lagged.clone()).unwrap()),
+            Some((4, lagged))
+        );
     }
 }

@@ -509,6 +509,21 @@ pub struct DeleteTaskResponse {}
 pub struct StreamTaskLogsRequest {
     #[prost(string, tag = "1")]
     pub task_id: ::prost::alloc::string::String,
+    /// Start with the last N retained lines (with the run markers between them).
+    #[prost(uint32, optional, tag = "2")]
+    pub tail: ::core::option::Option<u32>,
+    /// End the stream after the retained events instead of following the live output.
+    #[prost(bool, tag = "3")]
+    pub no_follow: bool,
+    /// Start with the retained events stamped at or after this time (Unix milliseconds).
+    #[prost(int64, optional, tag = "4")]
+    pub since_ms: ::core::option::Option<i64>,
+    /// Resume: start with the events after this offset (the last one received).
+    #[prost(uint64, optional, tag = "5")]
+    pub after_offset: ::core::option::Option<u64>,
+    /// Start with everything retained.
+    #[prost(bool, tag = "6")]
+    pub tail_all: bool,
 }
 /// One line of output, without its line ending.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -550,6 +565,10 @@ pub struct Lagged {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StreamTaskLogsResponse {
+    /// The event's per-task offset: one more per event, never reused. For `lagged`, the
+    /// offset of the last event it stands for. Resume with `after_offset`.
+    #[prost(uint64, tag = "5")]
+    pub offset: u64,
     #[prost(oneof = "stream_task_logs_response::Kind", tags = "1, 2, 3, 4")]
     pub kind: ::core::option::Option<stream_task_logs_response::Kind>,
 }

@@ -3484,9 +3484,43 @@ impl serde::Serialize for StreamTaskLogsRequest {
         if true {
             len += 1;
         }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
         let mut struct_ser = serializer.serialize_struct("solti.task.v1.StreamTaskLogsRequest", len)?;
         if true {
             struct_ser.serialize_field("taskId", &self.task_id)?;
+        }
+        if let Some(v) = self.tail.as_ref() {
+            struct_ser.serialize_field("tail", v)?;
+        }
+        if true {
+            struct_ser.serialize_field("noFollow", &self.no_follow)?;
+        }
+        if let Some(v) = self.since_ms.as_ref() {
+            #[allow(clippy::needless_borrow)]
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            struct_ser.serialize_field("sinceMs", ToString::to_string(&v).as_str())?;
+        }
+        if let Some(v) = self.after_offset.as_ref() {
+            #[allow(clippy::needless_borrow)]
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            struct_ser.serialize_field("afterOffset", ToString::to_string(&v).as_str())?;
+        }
+        if true {
+            struct_ser.serialize_field("tailAll", &self.tail_all)?;
         }
         struct_ser.end()
     }
@@ -3500,11 +3534,25 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsRequest {
         const FIELDS: &[&str] = &[
             "task_id",
             "taskId",
+            "tail",
+            "no_follow",
+            "noFollow",
+            "since_ms",
+            "sinceMs",
+            "after_offset",
+            "afterOffset",
+            "tail_all",
+            "tailAll",
         ];
 
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             TaskId,
+            Tail,
+            NoFollow,
+            SinceMs,
+            AfterOffset,
+            TailAll,
             __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
@@ -3528,6 +3576,11 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsRequest {
                     {
                         match value {
                             "taskId" | "task_id" => Ok(GeneratedField::TaskId),
+                            "tail" => Ok(GeneratedField::Tail),
+                            "noFollow" | "no_follow" => Ok(GeneratedField::NoFollow),
+                            "sinceMs" | "since_ms" => Ok(GeneratedField::SinceMs),
+                            "afterOffset" | "after_offset" => Ok(GeneratedField::AfterOffset),
+                            "tailAll" | "tail_all" => Ok(GeneratedField::TailAll),
                             _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
@@ -3548,6 +3601,11 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsRequest {
                     V: serde::de::MapAccess<'de>,
             {
                 let mut task_id__ = None;
+                let mut tail__ = None;
+                let mut no_follow__ = None;
+                let mut since_ms__ = None;
+                let mut after_offset__ = None;
+                let mut tail_all__ = None;
                 while let Some(k) = map_.next_key()? {
                     match k {
                         GeneratedField::TaskId => {
@@ -3556,6 +3614,42 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsRequest {
                             }
                             task_id__ = Some(map_.next_value()?);
                         }
+                        GeneratedField::Tail => {
+                            if tail__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("tail"));
+                            }
+                            tail__ = 
+                                map_.next_value::<::std::option::Option<::pbjson::private::NumberDeserialize<_>>>()?.map(|x| x.0)
+                            ;
+                        }
+                        GeneratedField::NoFollow => {
+                            if no_follow__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("noFollow"));
+                            }
+                            no_follow__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::SinceMs => {
+                            if since_ms__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("sinceMs"));
+                            }
+                            since_ms__ = 
+                                map_.next_value::<::std::option::Option<::pbjson::private::NumberDeserialize<_>>>()?.map(|x| x.0)
+                            ;
+                        }
+                        GeneratedField::AfterOffset => {
+                            if after_offset__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("afterOffset"));
+                            }
+                            after_offset__ = 
+                                map_.next_value::<::std::option::Option<::pbjson::private::NumberDeserialize<_>>>()?.map(|x| x.0)
+                            ;
+                        }
+                        GeneratedField::TailAll => {
+                            if tail_all__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("tailAll"));
+                            }
+                            tail_all__ = Some(map_.next_value()?);
+                        }
                         GeneratedField::__SkipField__ => {
                             let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -3563,6 +3657,11 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsRequest {
                 }
                 Ok(StreamTaskLogsRequest {
                     task_id: task_id__.unwrap_or_default(),
+                    tail: tail__,
+                    no_follow: no_follow__.unwrap_or_default(),
+                    since_ms: since_ms__,
+                    after_offset: after_offset__,
+                    tail_all: tail_all__.unwrap_or_default(),
                 })
             }
         }
@@ -3577,10 +3676,18 @@ impl serde::Serialize for StreamTaskLogsResponse {
     {
         use serde::ser::SerializeStruct;
         let mut len = 0;
+        if true {
+            len += 1;
+        }
         if self.kind.is_some() {
             len += 1;
         }
         let mut struct_ser = serializer.serialize_struct("solti.task.v1.StreamTaskLogsResponse", len)?;
+        if true {
+            #[allow(clippy::needless_borrow)]
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            struct_ser.serialize_field("offset", ToString::to_string(&self.offset).as_str())?;
+        }
         if let Some(v) = self.kind.as_ref() {
             match v {
                 stream_task_logs_response::Kind::Chunk(v) => {
@@ -3607,6 +3714,7 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsResponse {
         D: serde::Deserializer<'de>,
     {
         const FIELDS: &[&str] = &[
+            "offset",
             "chunk",
             "run_started",
             "runStarted",
@@ -3617,6 +3725,7 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsResponse {
 
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
+            Offset,
             Chunk,
             RunStarted,
             RunFinished,
@@ -3643,6 +3752,7 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsResponse {
                         E: serde::de::Error,
                     {
                         match value {
+                            "offset" => Ok(GeneratedField::Offset),
                             "chunk" => Ok(GeneratedField::Chunk),
                             "runStarted" | "run_started" => Ok(GeneratedField::RunStarted),
                             "runFinished" | "run_finished" => Ok(GeneratedField::RunFinished),
@@ -3666,9 +3776,18 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsResponse {
                 where
                     V: serde::de::MapAccess<'de>,
             {
+                let mut offset__ = None;
                 let mut kind__ = None;
                 while let Some(k) = map_.next_key()? {
                     match k {
+                        GeneratedField::Offset => {
+                            if offset__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("offset"));
+                            }
+                            offset__ = 
+                                Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
+                            ;
+                        }
                         GeneratedField::Chunk => {
                             if kind__.is_some() {
                                 return Err(serde::de::Error::duplicate_field("chunk"));
@@ -3703,6 +3822,7 @@ impl<'de> serde::Deserialize<'de> for StreamTaskLogsResponse {
                     }
                 }
                 Ok(StreamTaskLogsResponse {
+                    offset: offset__.unwrap_or_default(),
                     kind: kind__,
                 })
             }

@@ -16,7 +16,9 @@ use tower::Service;
 
 use super::{MAX_MESSAGE_BYTES, service::TaskServiceImpl};
 use crate::{
-    ApiError, ApiObserver, Transport, UNMATCHED_ROUTE, auth::bearer_matches,
+    ApiError, ApiObserver, HostPolicy, Transport, UNMATCHED_ROUTE,
+    auth::bearer_matches,
+    guard::{self, BodyType},
     pb::task_service_server::TaskServiceServer,
 };
 
@@ -26,6 +28,7 @@ pub struct GrpcService<H> {
     inner: TaskServiceServer<TaskServiceImpl<H>>,
     auth: Option<Arc<Token>>,
     observer: Arc<dyn ApiObserver>,
+    host_policy: HostPolicy,
 }
 
 impl<H> GrpcService<H> {
@@ -33,11 +36,13 @@ impl<H> GrpcService<H> {
         inner: TaskServiceServer<TaskServiceImpl<H>>,
         auth: Option<Token>,
         observer: Arc<dyn ApiObserver>,
+        host_policy: HostPolicy,
     ) -> Self {
         Self {
             inner,
             auth: auth.map(Arc::new),
             observer,
+            host_policy,
         }
     }
 }
@@ -57,6 +62,16 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         let observer = Arc::clone(&self.observer);
         let started = Instant::now();
         observer.request_started(Transport::Grpc, method, route);
+        // Browser defences first (a page can POST HTTP/1.1 to this port too), then auth.
+        let refused = guard::check(
+            self.host_policy,
+            BodyType::Grpc,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            !hyper::body::Body::is_end_stream(req.body()),
+        )
+        .err();
         let authorized = self.auth.as_ref().is_none_or(|token| {
             bearer_matches(
                 token,
@@ -67,10 +82,20 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         });
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            let mut res = if authorized {
-                match inner.call(req).await {
-                    Ok(res) => res,
-                    Err(never) => match never {},
+            let mut res = if let Some(e) = refused {
+                Status::from(e).into_http()
+            } else if authorized {
+                let req = if matches!(method, "SubmitTask" | "ApplyTask") {
+                    prescan(req).await
+                } else {
+                    Ok(req)
+                };
+                match req {
+                    Ok(req) => match inner.call(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    },
+                    Err(status) => status.into_http(),
                 }
             } else {
                 Status::new(Code::Unauthenticated, ApiError::Unauthenticated.to_string())
@@ -81,7 +106,7 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
                 Transport::Grpc,
                 method,
                 route,
-                code_name(code),
+                code_number(code),
                 started.elapsed(),
             );
             Ok(res)
@@ -99,6 +124,7 @@ impl<H> Clone for GrpcService<H> {
             inner: self.inner.clone(),
             auth: self.auth.clone(),
             observer: Arc::clone(&self.observer),
+            host_policy: self.host_policy,
         }
     }
 }
@@ -109,6 +135,41 @@ impl<H> fmt::Debug for GrpcService<H> {
             .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Reads a `SubmitTask` / `ApplyTask` request (one message, at most the message limit) and
+/// refuses it when a list in the spec is over its limit, before prost decodes it; the request
+/// goes on with the same bytes otherwise. Compressed or malformed frames are left to tonic.
+async fn prescan(req: Request<Body>) -> Result<Request<Body>, Status> {
+    use http_body_util::BodyExt as _;
+
+    let (parts, body) = req.into_parts();
+    let collected = http_body_util::Limited::new(body, MAX_MESSAGE_BYTES + 5)
+        .collect()
+        .await;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Status::resource_exhausted(format!(
+                "message must be at most {MAX_MESSAGE_BYTES} bytes"
+            )));
+        }
+        Err(e) => {
+            return Err(Status::invalid_argument(format!(
+                "could not read the request: {e}"
+            )));
+        }
+    };
+    if let [0, a, b, c, d, rest @ ..] = &bytes[..] {
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        if let Some(message) = rest.get(..len) {
+            super::shape::check(message).map_err(Status::from)?;
+        }
+    }
+    Ok(Request::from_parts(
+        parts,
+        Body::new(http_body_util::Full::new(bytes)),
+    ))
 }
 
 /// The status a response head carries (`OK` when the status comes later in trailers),
@@ -182,26 +243,27 @@ fn method_of(path: &str) -> (&'static str, &'static str) {
         .unwrap_or(("unknown", UNMATCHED_ROUTE))
 }
 
-/// The canonical gRPC code name (`OK`, `NOT_FOUND`, …).
-pub(crate) const fn code_name(code: Code) -> &'static str {
+/// The gRPC status code as its decimal number (`"0"` for OK, `"5"` for NOT_FOUND, …), the
+/// form the `status` metric label takes.
+pub(crate) const fn code_number(code: Code) -> &'static str {
     match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
+        Code::Ok => "0",
+        Code::Cancelled => "1",
+        Code::Unknown => "2",
+        Code::InvalidArgument => "3",
+        Code::DeadlineExceeded => "4",
+        Code::NotFound => "5",
+        Code::AlreadyExists => "6",
+        Code::PermissionDenied => "7",
+        Code::ResourceExhausted => "8",
+        Code::FailedPrecondition => "9",
+        Code::Aborted => "10",
+        Code::OutOfRange => "11",
+        Code::Unimplemented => "12",
+        Code::Internal => "13",
+        Code::Unavailable => "14",
+        Code::DataLoss => "15",
+        Code::Unauthenticated => "16",
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod gate;
 mod service;
+mod shape;
 
 use std::{fmt, future::Future, sync::Arc};
 
@@ -10,8 +11,14 @@ use tonic::service::Routes;
 
 pub use gate::GrpcService;
 
+/// Client-side helpers for `StreamTaskLogs`: the request for an
+/// [`OutputQuery`](solti_core::OutputQuery) and the offset and event of each response.
+pub use crate::convert::{
+    event_from_pb as log_event_from_pb, log_query_to_pb as log_request_to_pb,
+};
+
 use crate::{
-    ApiHandler, ApiObserver, Listener, NoOpApiObserver, ServeConfig,
+    ApiHandler, ApiObserver, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
     pb::task_service_server::TaskServiceServer,
 };
 
@@ -44,6 +51,7 @@ pub struct GrpcApi<H> {
     handler: Arc<H>,
     auth: Option<Token>,
     observer: Arc<dyn ApiObserver>,
+    host_policy: HostPolicy,
 }
 
 impl<H: ApiHandler> GrpcApi<H> {
@@ -53,7 +61,19 @@ impl<H: ApiHandler> GrpcApi<H> {
             handler,
             auth: None,
             observer: Arc::new(NoOpApiObserver),
+            host_policy: HostPolicy::default(),
         }
+    }
+
+    /// Which `:authority` / `Host` values are accepted; the `Origin`, `Sec-Fetch-Site` and
+    /// `Content-Type: application/grpc` checks always apply (a refused call gets
+    /// `PERMISSION_DENIED` or `INVALID_ARGUMENT` before auth and before the method runs).
+    ///
+    /// # Default
+    /// [`HostPolicy::Loopback`].
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> Self {
+        self.host_policy = policy;
+        self
     }
 
     /// Requires `authorization: Bearer <token>` metadata on every call (constant-time check).
@@ -83,7 +103,7 @@ impl<H: ApiHandler> GrpcApi<H> {
         }))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        GrpcService::new(server, self.auth, self.observer)
+        GrpcService::new(server, self.auth, self.observer, self.host_policy)
     }
 
     /// The service as [`Routes`], ready for [`serve_grpc`].

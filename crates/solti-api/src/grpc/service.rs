@@ -6,7 +6,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::{Stream, StreamExt as _};
+use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
 use super::MAX_MESSAGE_BYTES;
@@ -59,7 +59,13 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         let req = req.into_inner();
         let phase = convert::phase_from_pb(req.status)?;
         let query = convert::query(req.slot.as_deref(), phase, req.limit, req.offset)?;
-        let page = self.handler.list(query).await?;
+        let page = self.handler.list(query.clone()).await?;
+        if convert::page_cut_short(&query, &page) {
+            return Err(Status::resource_exhausted(format!(
+                "response would be over {} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit; request a smaller page (limit)",
+                convert::MAX_PAGE_BYTES
+            )));
+        }
         let res = pb::ListTasksResponse {
             tasks: page.items.iter().map(convert::task_to_pb).collect(),
             total: u32::try_from(page.total).unwrap_or(u32::MAX),
@@ -101,8 +107,20 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         &self,
         req: Request<pb::StreamTaskLogsRequest>,
     ) -> Result<Response<Self::StreamTaskLogsStream>, Status> {
-        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
-        let stream = self.handler.stream_logs(id.clone()).await?;
+        let req = req.into_inner();
+        let id = convert::task_id("taskId", &req.task_id)?;
+        let query = convert::log_query_from_pb(&req)?;
+        let stream =
+            self.handler
+                .stream_logs(id.clone(), query)
+                .await
+                .map_err(|err| match err {
+                    ApiError::InvalidRequest(msg) => ApiError::InvalidRequest(
+                        msg.strip_prefix("after_offset:")
+                            .map_or(msg.clone(), |rest| format!("afterOffset:{rest}")),
+                    ),
+                    other => other,
+                })?;
         let stream = stream.ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
         Ok(Response::new(LogResponses { inner: stream }))
     }
@@ -119,9 +137,9 @@ impl Stream for LogResponses {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            match self.inner.poll_next_unpin(cx) {
-                Poll::Ready(Some(event)) => {
-                    if let Some(msg) = convert::event_to_pb(event) {
+            match self.inner.poll_next_event(cx) {
+                Poll::Ready(Some((offset, event))) => {
+                    if let Some(msg) = convert::event_to_pb(offset, event) {
                         return Poll::Ready(Some(Ok(msg)));
                     }
                 }
@@ -148,6 +166,8 @@ impl From<ApiError> for Status {
                 Code::Unimplemented
             }
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Forbidden(_) | ApiError::MisdirectedRequest(_) => Code::PermissionDenied,
+            ApiError::UnsupportedMediaType(_) => Code::InvalidArgument,
         };
         Self::new(code, err.to_string())
     }

@@ -19,15 +19,17 @@ pub(super) async fn observe<H: ApiHandler>(
     next: Next,
 ) -> Response {
     let route = route_template(req.extensions().get::<MatchedPath>());
-    let method = req.method().clone();
+    // Only the methods of the contract become label values; anything a client invents is
+    // `other`, so unauthenticated requests cannot mint new series.
+    let method = method_label(req.method());
     let started = Instant::now();
     shared
         .observer
-        .request_started(Transport::Http, method.as_str(), route);
+        .request_started(Transport::Http, method, route);
     let res = next.run(req).await;
     shared.observer.request_finished(
         Transport::Http,
-        method.as_str(),
+        method,
         route,
         res.status().as_str(),
         started.elapsed(),
@@ -70,6 +72,20 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         path: short_path(&uri),
     }
     .into_response()
+}
+
+/// The method as a metric label: one of the standard methods, or `other`.
+pub(super) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// The static route template for a matched path (never the concrete id).

@@ -1,8 +1,11 @@
 //! The HTTP/JSON binding (`/api/v1`) on axum, with SSE live logs.
 
 mod gate;
+mod guard;
+mod log_query;
 mod reply;
 mod routes;
+mod shape;
 mod sse;
 
 use std::{fmt, future::Future, sync::Arc};
@@ -15,7 +18,7 @@ use axum::{
 };
 use solti_model::Token;
 
-use crate::{ApiHandler, ApiObserver, Listener, NoOpApiObserver, ServeConfig};
+use crate::{ApiHandler, ApiObserver, HostPolicy, Listener, NoOpApiObserver, ServeConfig};
 
 /// Largest accepted request body: 4 MiB. Larger bodies get `413 PayloadTooLarge`.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -33,7 +36,10 @@ pub const ROUTE_LOGS: &str = "/api/v1/tasks/{id}/logs";
 ///
 /// Every route of the wire contract §2 (see `api_v1.md`): bodies are proto3 JSON, errors are
 /// `{"error":"<Label>","message":"…"}` (also for unknown routes, wrong methods, bad JSON and
-/// oversized bodies), the body limit is [`MAX_BODY_BYTES`], and with
+/// oversized bodies), the body limit is [`MAX_BODY_BYTES`], browser-shaped requests are
+/// refused before anything else (a cross-site `Origin` or `Sec-Fetch-Site`: 403; a body not
+/// declared `application/json`: 415; a `Host` that is not loopback, see
+/// [`with_host_policy`](Self::with_host_policy): 421), and with
 /// [`with_auth`](Self::with_auth) every request, including the log stream and unknown routes,
 /// must carry `Authorization: Bearer <token>`.
 ///
@@ -55,6 +61,7 @@ pub struct HttpApi<H> {
     handler: Arc<H>,
     auth: Option<Token>,
     observer: Arc<dyn ApiObserver>,
+    host_policy: HostPolicy,
 }
 
 impl<H: ApiHandler> HttpApi<H> {
@@ -64,7 +71,19 @@ impl<H: ApiHandler> HttpApi<H> {
             handler,
             auth: None,
             observer: Arc::new(NoOpApiObserver),
+            host_policy: HostPolicy::default(),
         }
+    }
+
+    /// Which `Host` values are accepted; the other browser defences (`Origin`,
+    /// `Sec-Fetch-Site`, `Content-Type`) always apply. See [`HostPolicy`].
+    ///
+    /// # Default
+    /// [`HostPolicy::Loopback`]: only `localhost` or a loopback IP. Serving on another
+    /// address, pass [`HostPolicy::for_listen_addr`] of the bound address.
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> Self {
+        self.host_policy = policy;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every request (compared in constant time).
@@ -92,6 +111,7 @@ impl<H: ApiHandler> HttpApi<H> {
             handler: self.handler,
             auth: self.auth,
             observer: self.observer,
+            host_policy: self.host_policy,
         });
         Router::new()
             .route(
@@ -112,6 +132,10 @@ impl<H: ApiHandler> HttpApi<H> {
             .layer(middleware::from_fn_with_state(
                 Arc::clone(&shared),
                 gate::auth::<H>,
+            ))
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                guard::browser::<H>,
             ))
             .layer(middleware::from_fn_with_state(
                 Arc::clone(&shared),
@@ -150,4 +174,5 @@ struct Shared<H> {
     handler: Arc<H>,
     auth: Option<Token>,
     observer: Arc<dyn ApiObserver>,
+    host_policy: HostPolicy,
 }

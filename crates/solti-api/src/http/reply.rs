@@ -28,8 +28,8 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, msg: &T) -> Response {
 
 /// Decodes a proto3 JSON request body.
 ///
-/// A missing `Content-Type` is accepted; a present one must be `application/json` or
-/// `application/*+json` (curl's `-d` without `-H` sends a form type and gets a 400 saying so).
+/// The browser guard (`http::guard`) has already refused a body without
+/// `Content-Type: application/json` (415); this check stays for routers built without it.
 pub(crate) fn decode<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -58,8 +58,14 @@ pub(crate) fn decode<T: DeserializeOwned>(
     if body.is_empty() {
         return Err(ApiError::invalid("body", "required: a JSON object"));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+    // Lists over their field's limit are refused before decoding allocates every entry.
+    super::shape::check(&body)?;
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| crate::convert::json_error(&e.path().to_string(), e.inner()))?;
+    json.end()
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 /// Maps a failure to read the body: over the limit → 413, anything else → 400.

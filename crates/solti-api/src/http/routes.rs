@@ -15,7 +15,7 @@ use serde::Deserialize;
 use solti_model::TaskPhase;
 
 use super::{
-    Shared,
+    Shared, log_query,
     reply::{decode, json, path_error},
     sse,
 };
@@ -90,7 +90,13 @@ pub(super) async fn list<H: ApiHandler>(
             "a non-negative 32-bit integer",
         )?;
         let query = convert::query(p.slot.as_deref(), phase, limit, offset)?;
-        let page = s.handler.list(query).await?;
+        let page = s.handler.list(query.clone()).await?;
+        if convert::page_cut_short(&query, &page) {
+            return Err(ApiError::InvalidRequest(format!(
+                "limit: the page would be over {} bytes, more than a response may carry; request a smaller page",
+                convert::MAX_PAGE_BYTES
+            )));
+        }
         let res = pb::ListTasksResponse {
             tasks: page.items.iter().map(convert::task_to_pb).collect(),
             total: u32::try_from(page.total).unwrap_or(u32::MAX),
@@ -164,14 +170,25 @@ pub(super) async fn delete_task<H: ApiHandler>(
     respond(run.await)
 }
 
-/// `GET /api/v1/tasks/{id}/logs` → `200 text/event-stream` or `404`.
-pub(super) async fn logs<H: ApiHandler>(State(s): State<Arc<Shared<H>>>, id: IdPath) -> Response {
+/// `GET /api/v1/tasks/{id}/logs?tail=N|all&follow=false&since=<ms>` (and `Last-Event-ID`)
+/// → `200 text/event-stream`, `400` naming a bad parameter, or `404`.
+pub(super) async fn logs<H: ApiHandler>(
+    State(s): State<Arc<Shared<H>>>,
+    id: IdPath,
+    params: Result<Query<log_query::LogParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
     let run = async {
         let id = path_id(id)?;
+        let Query(params) = params.map_err(|e| {
+            ApiError::InvalidRequest(format!("invalid query string: {}", e.body_text()))
+        })?;
+        let query = log_query::parse(&params, &headers)?;
         let stream = s
             .handler
-            .stream_logs(id.clone())
-            .await?
+            .stream_logs(id.clone(), query)
+            .await
+            .map_err(log_query::rename_offset)?
             .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
         Ok(sse::response(stream))
     };

@@ -1,13 +1,16 @@
-//! The live log stream as Server-Sent Events (wire contract §3).
+//! The log stream as Server-Sent Events (wire contract §3 and §5).
 //!
-//! Each event has a name and one line of readable JSON (numbers as numbers, `line` as UTF-8
+//! Each event has a name, its per-task offset as the SSE `id` (a client resumes with
+//! `Last-Event-ID`), and one line of readable JSON (numbers as numbers, `line` as UTF-8
 //! with invalid bytes replaced):
 //!
 //! ```text
 //! event: run-started
+//! id: 0
 //! data: {"type":"runStarted","attempt":1,"startedAt":1712750400000}
 //!
 //! event: chunk
+//! id: 1
 //! data: {"type":"chunk","attempt":1,"stream":"stdout","seq":0,"ts":1712750400123,"line":"hello world"}
 //! ```
 
@@ -68,8 +71,8 @@ pub(super) fn response(stream: LogStream) -> Response {
 pub(crate) fn encode_batch(batch: &OutputBatch) -> Bytes {
     let mut buf = Vec::new();
     match batch {
-        OutputBatch::Event(event) => encode(event, &mut buf),
-        OutputBatch::Lines(lines) => {
+        OutputBatch::Event { offset, event } => encode(*offset, event, &mut buf),
+        OutputBatch::Lines { offset, lines } => {
             // About 90 bytes of SSE framing and JSON around each line.
             buf.reserve(lines.lines().line_bytes() + lines.len() * 96);
             let stream = lines.stream().as_str();
@@ -81,7 +84,7 @@ pub(crate) fn encode_batch(batch: &OutputBatch) -> Bytes {
                     ts: lines.ts(),
                     line: String::from_utf8_lossy(line),
                 };
-                write_event(&mut buf, "chunk", &data);
+                write_event(&mut buf, "chunk", offset + i as u64, &data);
             }
         }
         _ => {}
@@ -89,9 +92,9 @@ pub(crate) fn encode_batch(batch: &OutputBatch) -> Bytes {
     Bytes::from(buf)
 }
 
-/// Appends one output event as an SSE event to `buf` (nothing for kinds this API version
-/// does not carry).
-pub(crate) fn encode(event: &OutputEvent, buf: &mut Vec<u8>) {
+/// Appends one output event as an SSE event with `id: offset` to `buf` (nothing for kinds
+/// this API version does not carry).
+pub(crate) fn encode(offset: u64, event: &OutputEvent, buf: &mut Vec<u8>) {
     let (name, data) = match event {
         OutputEvent::RunStarted {
             attempt,
@@ -134,16 +137,18 @@ pub(crate) fn encode(event: &OutputEvent, buf: &mut Vec<u8>) {
         OutputEvent::Lagged { skipped } => ("lagged", SseData::Lagged { skipped: *skipped }),
         _ => return,
     };
-    write_event(buf, name, &data);
+    write_event(buf, name, offset, &data);
 }
 
-/// `event: <name>\ndata: <json>\n\n`. serde_json escapes every control character, so the
-/// data is always one line.
-fn write_event(buf: &mut Vec<u8>, name: &str, data: &SseData<'_>) {
+/// `event: <name>\nid: <offset>\ndata: <json>\n\n`. serde_json escapes every control
+/// character, so the data is always one line.
+fn write_event(buf: &mut Vec<u8>, name: &str, offset: u64, data: &SseData<'_>) {
+    use std::io::Write as _;
     let start = buf.len();
     buf.extend_from_slice(b"event: ");
     buf.extend_from_slice(name.as_bytes());
-    buf.extend_from_slice(b"\ndata: ");
+    // Writing to a Vec cannot fail.
+    let _ = write!(buf, "\nid: {offset}\ndata: ");
     if serde_json::to_writer(&mut *buf, data).is_err() {
         // Not reachable for these plain types; never send half an event.
         buf.truncate(start);
@@ -196,28 +201,34 @@ mod tests {
         assert!(lines.push(12..21));
         let batch = LineBatch::new(2, OutputStream::Stderr, 7, 1_712_750_400_123, lines);
         let mut one_by_one = Vec::new();
-        for event in batch.clone().into_events() {
-            encode(&event, &mut one_by_one);
+        for (i, event) in batch.clone().into_events().enumerate() {
+            encode(40 + i as u64, &event, &mut one_by_one);
         }
-        let together = encode_batch(&OutputBatch::Lines(batch));
+        let together = encode_batch(&OutputBatch::Lines {
+            offset: 40,
+            lines: batch,
+        });
         assert_eq!(together, one_by_one);
         assert_eq!(
             std::str::from_utf8(&together).unwrap(),
-            "event: chunk\ndata: {\"type\":\"chunk\",\"attempt\":2,\"stream\":\"stderr\",\"seq\":7,\"ts\":1712750400123,\"line\":\"hello world\"}\n\n\
-             event: chunk\ndata: {\"type\":\"chunk\",\"attempt\":2,\"stream\":\"stderr\",\"seq\":8,\"ts\":1712750400123,\"line\":\"bad \u{fffd}\\u001b[0m\"}\n\n"
+            "event: chunk\nid: 40\ndata: {\"type\":\"chunk\",\"attempt\":2,\"stream\":\"stderr\",\"seq\":7,\"ts\":1712750400123,\"line\":\"hello world\"}\n\n\
+             event: chunk\nid: 41\ndata: {\"type\":\"chunk\",\"attempt\":2,\"stream\":\"stderr\",\"seq\":8,\"ts\":1712750400123,\"line\":\"bad \u{fffd}\\u001b[0m\"}\n\n"
         );
     }
 
     #[test]
     fn run_markers_encode_as_single_events() {
-        let frame = encode_batch(&OutputBatch::Event(OutputEvent::RunFinished {
-            attempt: 1,
-            exit_code: None,
-            finished_at: 5,
-        }));
+        let frame = encode_batch(&OutputBatch::Event {
+            offset: 3,
+            event: OutputEvent::RunFinished {
+                attempt: 1,
+                exit_code: None,
+                finished_at: 5,
+            },
+        });
         assert_eq!(
             &frame[..],
-            b"event: run-finished\ndata: {\"type\":\"runFinished\",\"attempt\":1,\"finishedAt\":5}\n\n"
+            b"event: run-finished\nid: 3\ndata: {\"type\":\"runFinished\",\"attempt\":1,\"finishedAt\":5}\n\n"
         );
     }
 }

@@ -7,12 +7,17 @@
 //! Hardening: a connection must send its first bytes (enough to tell HTTP/1 from the HTTP/2
 //! preface) and an HTTP/1 request head within
 //! [`header_read_timeout`](ServeConfig::header_read_timeout); HTTP/2 connections are pinged
-//! and closed when the peer stops answering; on shutdown the loop stops accepting, asks every
-//! connection to finish, and drops whatever is still open after
+//! and closed when the peer stops answering; any connection with no request in progress for
+//! [`idle_timeout`](ServeConfig::idle_timeout) is closed (an HTTP/2 peer that answers pings
+//! is not kept forever); at most [`max_connections`](ServeConfig::max_connections) are open
+//! (derived from `RLIMIT_NOFILE`, leaving descriptors for spawning tasks), and at the cap the
+//! oldest idle connection makes room for the new one; on shutdown the loop stops accepting,
+//! asks every connection to finish, and drops whatever is still open after
 //! [`shutdown_grace`](ServeConfig::shutdown_grace) (live log streams never finish by
 //! themselves).
 
 mod io;
+mod slots;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -20,19 +25,18 @@ use std::{
     convert::Infallible, error::Error as StdError, future::Future, sync::Arc, time::Duration,
 };
 
+use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{
-        conn::auto,
-        graceful::{GracefulShutdown, Watcher},
-    },
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
@@ -41,8 +45,8 @@ use tower::Service;
 #[cfg(feature = "tls")]
 pub use tls::TlsListener;
 
-/// A source of accepted connections: a [`TcpListener`] or a
-/// [`TlsListener`](crate::TlsListener).
+/// A source of accepted connections: a [`TcpListener`], a `tokio::net::UnixListener`, or
+/// a [`TlsListener`](crate::TlsListener).
 pub trait Listener: Send + 'static {
     /// The connection type.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -63,13 +67,27 @@ impl Listener for TcpListener {
     }
 }
 
-/// Timeouts of the accept loop.
+/// A Unix-domain socket: local clients only, restricted by the socket file's mode and
+/// owner (the reference agents create it `0600`).
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+
+    async fn accept(&mut self) -> std::io::Result<Self::Io> {
+        let (stream, _) = Self::accept(self).await?;
+        Ok(stream)
+    }
+}
+
+/// Limits and timeouts of the accept loop.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ServeConfig {
     header_read_timeout: Duration,
     http2_keep_alive_interval: Duration,
     http2_keep_alive_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
     shutdown_grace: Duration,
 }
 
@@ -80,6 +98,8 @@ impl ServeConfig {
             header_read_timeout: Duration::from_secs(30),
             http2_keep_alive_interval: Duration::from_secs(30),
             http2_keep_alive_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: slots::default_max_connections(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -104,6 +124,30 @@ impl ServeConfig {
         self
     }
 
+    /// How long a connection (HTTP/1 keep-alive or HTTP/2, even one that answers every ping)
+    /// may stay open with no request in progress before it is closed gracefully. A streaming
+    /// response (a log stream) counts as in progress until it ends.
+    ///
+    /// # Default
+    /// 120 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Most connections open at once. At the cap, the oldest connection with no request in
+    /// progress is closed to make room for the next one; when every connection is busy,
+    /// further clients wait in the kernel's accept backlog.
+    ///
+    /// # Default
+    /// Derived from the soft `RLIMIT_NOFILE` when the config is created: the limit minus a
+    /// quarter of it (at least 64, at most 1024 descriptors), kept for spawning tasks and
+    /// opening files; at most 4096 (768 under the common soft limit of 1024).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
     /// How long open connections may take to finish after shutdown before they are dropped.
     ///
     /// # Default
@@ -111,6 +155,12 @@ impl ServeConfig {
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
+    }
+
+    /// The connection cap in effect (see [`max_connections`](Self::max_connections)).
+    #[must_use]
+    pub const fn connection_limit(&self) -> usize {
+        self.max_connections
     }
 
     /// Serves `service` (an [`axum::Router`], a `tonic::service::Routes`, any tower service
@@ -138,25 +188,55 @@ impl ServeConfig {
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
         let builder = Arc::new(self.builder());
-        let graceful = GracefulShutdown::new();
-        // Cancelled when accepting stops: a connection that has not sent its first bytes
-        // yet is closed then, instead of holding the graceful shutdown until its timeout.
+        // Cancelled when accepting stops: connections finish their requests and close; one
+        // that has not sent its first bytes yet is closed at once.
         let stopping = CancellationToken::new();
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let idle = Arc::new(slots::Idle::default());
+        let limits = ConnLimits {
+            first_bytes: self.header_read_timeout,
+            idle: self.idle_timeout,
+        };
         let mut conns = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
-        loop {
+        let mut warned_full = false;
+        'accept: loop {
+            // A free slot first: at the cap, make room by closing the oldest idle
+            // connection, or wait for a busy one to end.
+            let permit = loop {
+                if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                    break permit;
+                }
+                if !idle.evict_oldest() && !warned_full {
+                    warned_full = true;
+                    tracing::warn!(
+                        limit = self.max_connections,
+                        "connection limit reached with every connection busy; new clients wait"
+                    );
+                }
+                tokio::select! {
+                    () = &mut shutdown => break 'accept,
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    acquired = Arc::clone(&slots).acquire_owned() => match acquired {
+                        Ok(permit) => break permit,
+                        Err(_) => break 'accept,
+                    },
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok(io) => {
+                        warned_full = false;
                         let conn = serve_connection(
                             Arc::clone(&builder),
                             io,
                             service.clone(),
-                            self.header_read_timeout,
-                            graceful.watcher(),
+                            limits,
+                            Arc::clone(&idle),
                             stopping.clone(),
+                            permit,
                         );
                         conns.spawn(conn);
                     }
@@ -169,11 +249,12 @@ impl ServeConfig {
         }
         drop(listener);
         stopping.cancel();
-        // Ask every connection to finish its in-flight requests, then cut the rest.
-        if tokio::time::timeout(self.shutdown_grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        // Every connection finishes its in-flight requests, then the rest are cut.
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
             tracing::debug!(
                 open = conns.len(),
                 "shutdown grace elapsed; dropping open connections"
@@ -201,6 +282,13 @@ impl ServeConfig {
     }
 }
 
+/// Per-connection timeouts.
+#[derive(Clone, Copy)]
+struct ConnLimits {
+    first_bytes: Duration,
+    idle: Duration,
+}
+
 /// Largest request head (request line and headers) accepted, on HTTP/1 and HTTP/2: 64 KiB.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 #[expect(clippy::cast_possible_truncation, reason = "64 KiB fits in u32")]
@@ -212,14 +300,17 @@ impl Default for ServeConfig {
     }
 }
 
-/// One connection: read the protocol preface under the header timeout, then hand it to hyper.
+/// One connection: read the protocol preface under the header timeout, then hand it to
+/// hyper; closed gracefully when idle for too long or on shutdown, and at once when the
+/// accept loop evicts it to make room.
 async fn serve_connection<I, S, B>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     io: I,
     service: S,
-    first_bytes: Duration,
-    watcher: Watcher,
+    limits: ConnLimits,
+    idle: Arc<slots::Idle>,
     stopping: CancellationToken,
+    permit: OwnedSemaphorePermit,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -232,13 +323,23 @@ async fn serve_connection<I, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let (id, close) = idle.register();
+    let _slot = SlotGuard {
+        idle: Arc::clone(&idle),
+        id,
+        _permit: permit,
+    };
     let preface = tokio::select! {
         biased;
         () = stopping.cancelled() => {
             tracing::debug!("shutting down; closing a connection that sent nothing yet");
             return;
         }
-        preface = tokio::time::timeout(first_bytes, io::Prefixed::read_preface(io)) => preface,
+        () = close.cancelled() => {
+            tracing::debug!("connection limit reached; closing a connection that sent nothing yet");
+            return;
+        }
+        preface = tokio::time::timeout(limits.first_bytes, io::Prefixed::read_preface(io)) => preface,
     };
     let io = match preface {
         Ok(Ok(io)) => io,
@@ -251,9 +352,104 @@ async fn serve_connection<I, S, B>(
             return;
         }
     };
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+    let (active, mut requests) = slots::Active::new();
+    let counted = Counted {
+        inner: service,
+        active: active.clone(),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(counted));
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = false;
+    let mut idle_since = Some(tokio::time::Instant::now());
+    loop {
+        let idle_deadline = idle_since.map(|t| t + limits.idle);
+        tokio::select! {
+            biased;
+            () = close.cancelled() => {
+                tracing::debug!("connection limit reached; closing the oldest idle connection");
+                break;
+            }
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            () = stopping.cancelled(), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            changed = requests.changed() => {
+                if changed.is_err() {
+                    break; // unreachable while `active` lives
+                }
+                let now_idle = *requests.borrow_and_update() == 0;
+                idle.set(id, now_idle, &close);
+                idle_since = now_idle.then(tokio::time::Instant::now);
+            }
+            () = sleep_until_opt(idle_deadline), if !draining => {
+                tracing::debug!("connection idle too long; closing");
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+        }
+    }
+    drop(active);
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Frees a connection's slot and forgets it when its task ends (however it ends).
+struct SlotGuard {
+    idle: Arc<slots::Idle>,
+    id: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.idle.remove(self.id);
+    }
+}
+
+/// The served service, counting the requests in progress on its connection (a request
+/// lasts until its response body is dropped).
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    active: slots::Active,
+}
+
+impl<S, B> Service<Request<Incoming>> for Counted<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<slots::Tracked<B>>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let guard = self.active.enter();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await?;
+            Ok(res.map(|body| slots::Tracked::new(body, guard)))
+        })
     }
 }
 

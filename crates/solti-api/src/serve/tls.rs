@@ -12,7 +12,9 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use super::Listener;
 
 /// Most handshakes in flight at once; further TCP connections wait in the kernel backlog.
-const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Kept small: each holds a descriptor outside the accept loop's connection cap, and a
+/// legitimate handshake takes milliseconds.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// Accepts TCP connections and performs TLS handshakes concurrently, each under a timeout.
 ///
@@ -42,7 +44,7 @@ impl TlsListener {
     /// Time a client has to complete the TLS handshake.
     ///
     /// # Default
-    /// 10 s.
+    /// 5 s.
     #[must_use]
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -105,4 +107,4 @@ impl fmt::Debug for TlsListener {
 }
 
 /// Default time a client has to complete the TLS handshake.
-const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -74,6 +74,8 @@ fn echo_spec(slot: &str) -> pb::CreateSpec {
             })),
         }),
         timeout_ms: 10_000,
+        restart: pb::RestartStrategy::Never.into(),
+        admission: pb::AdmissionStrategy::DropIfRunning.into(),
         ..Default::default()
     }
 }
@@ -203,6 +205,7 @@ async fn every_rpc_against_a_real_supervisor() {
     let err = client
         .stream_task_logs(pb::StreamTaskLogsRequest {
             task_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -277,13 +280,13 @@ async fn every_rpc_against_a_real_supervisor() {
         Transport::Grpc,
         "SubmitTask".into(),
         "/solti.task.v1.TaskService/SubmitTask",
-        "OK".into()
+        "0".into()
     )));
     assert!(finished.contains(&(
         Transport::Grpc,
         "StreamTaskLogs".into(),
         "/solti.task.v1.TaskService/StreamTaskLogs",
-        "NOT_FOUND".into()
+        "5".into()
     )));
     server.stop().await;
 }
@@ -348,6 +351,7 @@ async fn auth_on_every_rpc() {
             c.stream_task_logs(with_token(
                 pb::StreamTaskLogsRequest {
                     task_id: "tsk_1".into(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -376,6 +380,7 @@ async fn auth_on_every_rpc() {
         .stream_task_logs(with_token(
             pb::StreamTaskLogsRequest {
                 task_id: "tsk_1".into(),
+                ..Default::default()
             },
             ok,
         ))
@@ -428,7 +433,10 @@ async fn stream_spans_retries_with_run_markers() {
     let marker = dir.path().join("second");
     assert!(eventually(|| marker.exists()).await);
     let mut stream = c
-        .stream_task_logs(pb::StreamTaskLogsRequest { task_id: id })
+        .stream_task_logs(pb::StreamTaskLogsRequest {
+            task_id: id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -481,6 +489,7 @@ async fn a_cancelled_stream_frees_its_subscription() {
     let stream = c
         .stream_task_logs(pb::StreamTaskLogsRequest {
             task_id: "tsk_1".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

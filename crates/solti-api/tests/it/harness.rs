@@ -50,7 +50,11 @@ pub(crate) async fn adapter() -> (Arc<SupervisorApi>, Arc<SupervisorApiAdapter>)
 /// Waits until the task is terminal (its output subscription ends), without sleeping.
 pub(crate) async fn wait_terminal(sup: &SupervisorApi, id: &str) {
     let id = TaskId::try_new(id).unwrap();
-    if let Some(mut sub) = sup.subscribe_output(&id).await.unwrap() {
+    if let Some(mut sub) = sup
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+    {
         tokio::time::timeout(Duration::from_secs(20), async {
             while sub.recv().await.is_some() {}
         })
@@ -112,7 +116,9 @@ pub(crate) fn submit_body(slot: &str, command: &str, args: &[&str]) -> String {
         "spec": {
             "slot": slot,
             "kind": { "subprocess": { "command": { "command": command, "args": args }, "failOnNonZero": true } },
-            "timeoutMs": 10000
+            "timeoutMs": 10000,
+            "restart": "RESTART_STRATEGY_NEVER",
+            "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"
         }
     })
     .to_string()
@@ -191,7 +197,11 @@ impl ApiHandler for FakeHandler {
         self.check()?;
         Ok(false)
     }
-    async fn stream_logs(&self, _id: TaskId) -> Result<Option<LogStream>, ApiError> {
+    async fn stream_logs(
+        &self,
+        _id: TaskId,
+        _query: solti_core::OutputQuery,
+    ) -> Result<Option<LogStream>, ApiError> {
         self.check()?;
         let events = self.events.lock().unwrap().clone();
         let tail: std::pin::Pin<Box<dyn Stream<Item = OutputEvent> + Send>> =

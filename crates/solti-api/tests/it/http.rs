@@ -311,7 +311,7 @@ async fn every_error_label_and_status() {
         &b,
         StatusCode::BAD_REQUEST,
         "InvalidRequest",
-        "invalid JSON body:",
+        "spec.restart: must be one of RESTART_STRATEGY_NEVER,",
     );
     let (s, b) = post(r#"{"spec":{"slot":"x","timeoutMs":-5}}"#).await;
     assert_error(
@@ -331,8 +331,8 @@ async fn every_error_label_and_status() {
     assert_error(
         s,
         &serde_json::from_str(&text).unwrap(),
-        StatusCode::BAD_REQUEST,
-        "InvalidRequest",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaType",
         "Content-Type: must be application/json",
     );
     let (s, _, text) = send(&app, request("POST", "/api/v1/tasks", None, None)).await;
@@ -400,7 +400,7 @@ async fn wasm_and_container_kinds_have_no_runner() {
         json!({ "wasm": { "module": "m.wasm" } }),
         json!({ "container": { "image": "alpine" } }),
     ] {
-        let body = json!({ "spec": { "slot": "w", "kind": kind, "timeoutMs": 1000 } }).to_string();
+        let body = json!({ "spec": { "slot": "w", "kind": kind, "timeoutMs": 1000, "restart": "RESTART_STRATEGY_NEVER", "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING" } }).to_string();
         let (s, b) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
         assert_error(
             s,
@@ -429,7 +429,7 @@ async fn body_limit_413_and_script_limit_400() {
     use base64::Engine as _;
     let script = base64::engine::general_purpose::STANDARD.encode(vec![b'#'; 2 * 1024 * 1024 + 1]);
     let body = json!({
-        "spec": { "slot": "s", "timeoutMs": 1000,
+        "spec": { "slot": "s", "timeoutMs": 1000, "restart": "RESTART_STRATEGY_NEVER", "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
                   "kind": { "subprocess": { "script": { "wellKnown": "SCRIPT_RUNTIME_BASH", "body": script } } } }
     })
     .to_string();
@@ -495,7 +495,7 @@ async fn a_list_page_over_4_mib_is_refused_with_advice() {
     let script = base64::engine::general_purpose::STANDARD.encode(vec![b'#'; 1_400_000]);
     for n in 0..3 {
         let body = json!({
-            "spec": { "slot": format!("big-{n}"), "timeoutMs": 1000,
+            "spec": { "slot": format!("big-{n}"), "timeoutMs": 1000, "restart": "RESTART_STRATEGY_NEVER", "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
                       "kind": { "subprocess": { "script": { "custom": { "command": "/nonexistent-interpreter" }, "body": script } } } }
         })
         .to_string();

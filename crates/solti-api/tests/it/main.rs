@@ -7,9 +7,12 @@
 )]
 
 mod auth;
+mod browser;
 mod fuzz;
 mod grpc;
 mod harness;
 mod http;
+mod limits;
 mod sse;
+mod strict;
 mod tls;

@@ -169,7 +169,7 @@ async fn https_with_mtls_accepts_known_clients_only_and_keeps_accepting() {
     // Plain text on the TLS port.
     let mut plain = TcpStream::connect(server.addr).await.unwrap();
     plain
-        .write_all(b"GET /api/v1/tasks HTTP/1.1\r\nhost: x\r\n\r\n")
+        .write_all(b"GET /api/v1/tasks HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 64];
@@ -251,7 +251,7 @@ async fn oversized_request_heads_get_431() {
     for (size, want) in [(32 * 1024, "HTTP/1.1 200"), (100 * 1024, "HTTP/1.1 431")] {
         let mut sock = TcpStream::connect(addr).await.unwrap();
         let head = format!(
-            "GET /api/v1/tasks HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+            "GET /api/v1/tasks HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\nconnection: close\r\n\r\n",
             "a".repeat(size)
         );
         sock.write_all(head.as_bytes()).await.unwrap();

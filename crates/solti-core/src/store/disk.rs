@@ -225,20 +225,19 @@ impl fmt::Debug for DiskStore {
 }
 
 impl StateStore for DiskStore {
-    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError> {
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
         let id = task.metadata.id.clone();
         let evicted = self.mirror.create_evicting(task, listed)?;
         let mut queue = self.queue.lock();
-        if queue.frozen {
-            return Err(CoreError::ShuttingDown);
-        }
-        queue.dirty.extend(evicted);
-        if listed {
-            queue.dirty.insert(id);
+        if !queue.frozen {
+            queue.dirty.extend(evicted.iter().cloned());
+            if listed {
+                queue.dirty.insert(id);
+            }
         }
         drop(queue);
         self.queue.wake.notify_one();
-        Ok(())
+        Ok(evicted)
     }
 
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {
@@ -308,7 +307,7 @@ impl StateStore for DiskStore {
         let (tx, rx) = oneshot::channel();
         {
             let mut queue = self.queue.lock();
-            if queue.closed {
+            if queue.closed || queue.frozen {
                 return Box::pin(async { Err(CoreError::ShuttingDown) });
             }
             queue.waiters.push(tx);

@@ -176,8 +176,8 @@ impl MemoryStore {
 }
 
 impl StateStore for MemoryStore {
-    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError> {
-        self.create_evicting(task, listed).map(drop)
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
+        self.create_evicting(task, listed)
     }
 
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {
@@ -282,6 +282,13 @@ impl StateStore for MemoryStore {
         let offset = query.offset as usize;
         let mut total = 0u64;
         let mut items = Vec::new();
+        // Page first: a spec is copied only while the page stays within its byte budget, so
+        // a listing never clones hundreds of megabytes under the lock to refuse them later.
+        let budget = query
+            .max_bytes
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let mut bytes = 0usize;
+        let mut full = false;
         for id in inner.order.values() {
             let Some(rec) = inner.tasks.get(id) else {
                 continue;
@@ -291,8 +298,13 @@ impl StateStore for MemoryStore {
             }
             let index = total as usize;
             total += 1;
-            if index >= offset && items.len() < limit {
-                items.push(rec.task.clone());
+            if index >= offset && items.len() < limit && !full {
+                bytes = bytes.saturating_add(rec.spec_bytes);
+                if bytes > budget {
+                    full = true;
+                } else {
+                    items.push(rec.task.clone());
+                }
             }
         }
         TaskPage::new(items, total)
@@ -587,6 +599,21 @@ mod tests {
         let inner = store.lock();
         let sum: usize = inner.tasks.values().map(|r| r.spec_bytes).sum();
         assert_eq!(inner.spec_bytes, sum);
+    }
+
+    #[test]
+    fn listing_stops_copying_at_the_byte_budget() {
+        let store = MemoryStore::new(&StateConfig::default());
+        for _ in 0..5 {
+            store.create(heavy(400, TaskPhase::Pending), true).unwrap();
+        }
+        // Five specs of 400 KiB; a 1 MiB budget copies two, and still counts all five.
+        let q = TaskQuery::new().with_max_bytes(1 << 20);
+        let page = store.query(&q);
+        assert_eq!((page.items.len(), page.total), (2, 5));
+        assert_eq!(q.expected_items(page.total), 5);
+        let page = store.query(&TaskQuery::new());
+        assert_eq!(page.items.len(), 5);
     }
 
     #[test]

@@ -84,12 +84,13 @@ pub struct SweepReport {
 /// Implementations must be cheap and non-blocking: they are called from attempt wrappers.
 /// Writes to an unknown (deleted or swept) task are ignored. Terminal phases are sticky.
 pub trait StateStore: Send + Sync + 'static {
-    /// Stores a new task. `listed` = visible in queries and phase counts.
+    /// Stores a new task. `listed` = visible in queries and phase counts. Returns the
+    /// terminal tasks evicted to make room (the caller frees their output).
     ///
     /// # Errors
     /// [`CoreError::Capacity`] when the store is full of active tasks; a durable store may
     /// also refuse with [`CoreError::Storage`] when it already knows it cannot persist.
-    fn create(&self, task: Task, listed: bool) -> Result<(), CoreError>;
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError>;
     /// Records the start of attempt `attempt` (the task becomes `Running`).
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64);
     /// Records the end of attempt `attempt`; ignored when that run is already finished.

@@ -23,7 +23,8 @@ use tokio_util::task::TaskTracker;
 
 use self::runtime::Runtime;
 use crate::{
-    CoreError, OutputSubscription, StateConfig, limits,
+    CoreError, OutputQuery, OutputSubscription, StateConfig, limits,
+    output::{OutputHub, Retention},
     store::{MemoryStore, StateStore},
     sweep,
 };
@@ -53,6 +54,8 @@ struct Inner {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) runtime: Runtime,
+    /// Output windows of every stored task.
+    pub(crate) output: OutputHub,
     pub(crate) metrics: Arc<dyn MetricsBackend>,
     pub(crate) config: StateConfig,
     /// Owner of every finalizer task.
@@ -115,9 +118,14 @@ impl SupervisorApi {
         let handle = supervisor
             .serve()
             .map_err(|e| CoreError::Internal(format!("cannot start the taskvisor runtime: {e}")))?;
+        let retention = Retention {
+            per_task: state.output_retention_bytes,
+            total: state.output_retention_total_bytes,
+        };
         let shared = Arc::new(Shared {
             store,
             runtime: Runtime::default(),
+            output: OutputHub::new(retention, Arc::clone(router.metrics())),
             metrics: Arc::clone(router.metrics()),
             config: state,
             tracker: TaskTracker::new(),
@@ -163,25 +171,36 @@ impl SupervisorApi {
         Ok(self.shared().store.runs(id))
     }
 
-    /// A live view of the task's output from now on; `None` for an unknown task. For a
-    /// terminal task the subscription ends at once.
+    /// A cursor into the task's output: from now on ([`OutputQuery::live`]), the last N
+    /// retained lines, everything retained, since a timestamp or after an offset
+    /// ([`OutputStart`](crate::OutputStart)), following the live output or not. `None` for
+    /// an unknown task. A live subscription of a terminal task ends at once; its retained
+    /// output stays readable with the other starts until the task is deleted or swept.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for remote output hubs.
+    /// [`CoreError::Invalid`] naming `after_offset` when resuming after an offset this task
+    /// never published.
     pub async fn subscribe_output(
         &self,
         id: &TaskId,
+        query: impl Into<OutputQuery>,
     ) -> Result<Option<OutputSubscription>, CoreError> {
         let shared = self.shared();
         if !shared.store.contains(id) {
             return Ok(None);
         }
-        Ok(Some(
-            shared
-                .runtime
-                .get(id)
-                .map_or_else(OutputSubscription::ended, |a| a.output.subscribe()),
-        ))
+        match shared.output.get(id) {
+            Some(channel) => channel.subscribe(query.into()).map(Some),
+            None => Ok(Some(OutputSubscription::ended())),
+        }
+    }
+
+    /// Bytes of output retained for all tasks together (charged as
+    /// [`StateConfig::output_retention_bytes`] describes); at most
+    /// [`StateConfig::output_retention_total_bytes`] once publishing settles.
+    #[must_use]
+    pub fn output_retained_bytes(&self) -> usize {
+        self.shared().output.retained_bytes()
     }
 
     /// Count of listed (non-embedded) tasks per phase, every phase present. Cheap: kept up to

@@ -36,8 +36,9 @@ impl SupervisorApi {
         Ok(claimed || self.shared().runtime.get(id).is_some())
     }
 
-    /// Stops the task if active and purges it and its run history. Returns whether it
-    /// existed. Idempotent. Subscribers of its output see their stream end.
+    /// Stops the task if active and purges it, its run history and its retained output.
+    /// Returns whether it existed. Idempotent. Subscribers of its output see their stream
+    /// end.
     ///
     /// # Errors
     /// As [`cancel_task`](Self::cancel_task); nothing is purged then.
@@ -58,6 +59,7 @@ impl SupervisorApi {
         // A still-stopping task keeps its runtime entry (its slot is busy until it exits);
         // its late writes to the store are ignored because the record is gone.
         let existed = shared.store.delete(id);
+        shared.output.free(id);
         Ok(existed || entry.is_some())
     }
 

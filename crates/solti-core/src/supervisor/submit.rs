@@ -51,10 +51,16 @@ impl SupervisorApi {
     pub async fn submit(&self, spec: &TaskSpec) -> Result<TaskId, CoreError> {
         self.check_open()?;
         let id = TaskId::generate();
-        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let output = self.shared().output.create(&id);
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let ctx = self.inner.router.context(publisher.clone());
-        let (task, runner) = self.inner.router.build(spec, &ctx)?;
+        let (task, runner) = match self.inner.router.build(spec, &ctx) {
+            Ok(built) => built,
+            Err(err) => {
+                self.shared().output.free(&id);
+                return Err(err.into());
+            }
+        };
         let prepared = Prepared {
             id,
             task,
@@ -91,7 +97,7 @@ impl SupervisorApi {
             )));
         }
         let id = TaskId::generate();
-        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let output = self.shared().output.create(&id);
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let prepared = Prepared {
             id,
@@ -110,10 +116,16 @@ impl SupervisorApi {
     pub(super) async fn readmit(&self, task: &Task) -> Result<(), CoreError> {
         let spec = &task.spec;
         let id = task.metadata.id.clone();
-        let output = Arc::new(OutputChannel::new(self.shared().config.output_capacity));
+        let output = self.shared().output.create(&id);
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let ctx = self.inner.router.context(publisher.clone());
-        let (built, runner) = self.inner.router.build(spec, &ctx)?;
+        let (built, runner) = match self.inner.router.build(spec, &ctx) {
+            Ok(built) => built,
+            Err(err) => {
+                self.shared().output.free(&id);
+                return Err(err.into());
+            }
+        };
         let prepared = Prepared {
             id,
             task: built,
@@ -127,6 +139,15 @@ impl SupervisorApi {
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
+        let id = p.id.clone();
+        let result = self.admit_prepared(spec, p).await;
+        if result.is_err() {
+            self.shared().output.free(&id);
+        }
+        result
+    }
+
+    async fn admit_prepared(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
         let shared = self.shared();
         let Prepared {
             id,
@@ -146,9 +167,13 @@ impl SupervisorApi {
                 ),
             )));
         }
+        shared.metrics.task_submitted();
         if spec.admission() == AdmissionPolicy::DropIfRunning
             && let Some(owner) = shared.runtime.slot_owner(spec.slot())
         {
+            shared
+                .metrics
+                .task_rejected(convert::rejection_label(tv::RejectionKind::SlotBusy));
             // The slot is visibly busy: refuse at once, so the acknowledged task is already
             // terminal when the caller looks. (A slot that only taskvisor still sees busy is
             // refused through the watched outcome instead, a moment later.)
@@ -161,10 +186,11 @@ impl SupervisorApi {
             }
             let mut status = TaskStatus::new(TaskPhase::Canceled);
             status.error = Some(error);
-            shared.store.create(
+            let evicted = shared.store.create(
                 Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), status),
                 listed,
             )?;
+            free_output(shared, &evicted);
             if let Err(err) = shared.store.sync().await {
                 shared.store.delete(&id);
                 return Err(err);
@@ -202,7 +228,8 @@ impl SupervisorApi {
                 spec.clone(),
                 TaskStatus::new(TaskPhase::Pending),
             );
-            shared.store.create(record, listed)?;
+            let evicted = shared.store.create(record, listed)?;
+            free_output(shared, &evicted);
             // Acknowledged only once durable: a burst of submissions shares one commit.
             if let Err(err) = shared.store.sync().await {
                 shared.store.delete(&id);
@@ -273,6 +300,13 @@ impl SupervisorApi {
     }
 }
 
+/// Frees the output of tasks the store evicted.
+fn free_output(shared: &Shared, evicted: &[TaskId]) {
+    for id in evicted {
+        shared.output.free(id);
+    }
+}
+
 /// Hands the prepared submission to the controller, never waiting without bound.
 async fn intake(
     prepared: tv::PreparedSubmission,
@@ -292,6 +326,11 @@ async fn intake(
 /// runtime entry and ends its output stream (after the last `RunFinished`).
 async fn finalize(shared: Arc<Shared>, id: TaskId, entry: Arc<Active>, waiter: tv::TaskWaiter) {
     let outcome = waiter.wait().await;
+    if let Ok(tv::TaskOutcome::Rejected { kind, .. }) = &outcome {
+        shared
+            .metrics
+            .task_rejected(convert::rejection_label(*kind));
+    }
     let stop_reason = entry.stop_reason().or_else(|| {
         // Submitted while shutdown was naming reasons: it is stopped by the shutdown too.
         shared

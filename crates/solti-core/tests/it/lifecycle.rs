@@ -250,7 +250,7 @@ fn api_futures_are_send() {
         send(&api.list_task_runs(&id));
         send(&api.cancel_task(&id));
         send(&api.delete_task(&id));
-        send(&api.subscribe_output(&id));
+        send(&api.subscribe_output(&id, solti_core::OutputStart::Live));
         send(&api.shutdown());
     };
     fn stream_is_send<T: Send>() {}

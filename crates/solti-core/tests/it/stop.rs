@@ -74,12 +74,21 @@ async fn delete_is_idempotent_and_purges() {
         )
         .await
         .unwrap();
-    let mut sub = api.subscribe_output(&running_id).await.unwrap().unwrap();
+    let mut sub = api
+        .subscribe_output(&running_id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
     for id in [&queued, &running_id] {
         assert!(api.delete_task(id).await.unwrap());
         assert!(api.get_task(id).await.unwrap().is_none());
         assert!(api.list_task_runs(id).await.unwrap().is_none());
-        assert!(api.subscribe_output(id).await.unwrap().is_none());
+        assert!(
+            api.subscribe_output(id, solti_core::OutputStart::Live)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(!api.delete_task(id).await.unwrap(), "second delete");
     }
     // The stream ends (after at most the stopped attempt's RunFinished).
@@ -158,7 +167,7 @@ async fn shutdown_with_100_running_tasks_returns_within_grace() {
             "no run left running: {runs:?}"
         );
         assert!(
-            api.subscribe_output(id)
+            api.subscribe_output(id, solti_core::OutputStart::Live)
                 .await
                 .unwrap()
                 .unwrap()

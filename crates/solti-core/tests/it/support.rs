@@ -159,7 +159,11 @@ pub(crate) fn fast_backoff() -> BackoffPolicy {
 /// Waits until the task is terminal (its output stream ends) and returns it.
 pub(crate) async fn done(api: &SupervisorApi, id: &TaskId) -> Task {
     let wait = async {
-        if let Some(mut sub) = api.subscribe_output(id).await.unwrap() {
+        if let Some(mut sub) = api
+            .subscribe_output(id, solti_core::OutputStart::Live)
+            .await
+            .unwrap()
+        {
             while sub.recv().await.is_some() {}
         }
         api.get_task(id).await.unwrap().expect("task exists")

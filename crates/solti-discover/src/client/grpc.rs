@@ -11,9 +11,9 @@ use tonic::{
 
 use super::{Failure, shorten};
 use crate::{
-    DiscoverConfig, DiscoverError,
+    DiscoverConfig, DiscoverError, HttpDialect,
     metrics::reason,
-    payload::{Payload, Reply},
+    payload::{Payload, Reply, endpoint_type_number},
     pb::{self, discover_service_client::DiscoverServiceClient},
 };
 
@@ -21,6 +21,7 @@ use crate::{
 pub(crate) struct GrpcClient {
     client: DiscoverServiceClient<Channel>,
     authorization: Option<AsciiMetadataValue>,
+    dialect: HttpDialect,
 }
 
 impl GrpcClient {
@@ -51,11 +52,15 @@ impl GrpcClient {
         Ok(Self {
             client: DiscoverServiceClient::new(endpoint.connect_lazy()),
             authorization,
+            dialect: config.dialect,
         })
     }
 
     pub(crate) async fn sync(&mut self, payload: &Payload) -> Result<Reply, Failure> {
-        let mut request = Request::new(pb::SyncRequest::from(payload));
+        let mut body = pb::SyncRequest::from(payload);
+        // Same field numbers in both dialects; released Podium numbers the enum 0/1.
+        body.endpoint_type = endpoint_type_number(payload.endpoint_type, self.dialect);
+        let mut request = Request::new(body);
         if let Some(auth) = &self.authorization {
             request.metadata_mut().insert("authorization", auth.clone());
         }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DiscoveryTransport,
-    payload::{Payload, Reply},
+    HttpDialect,
+    payload::{Payload, Reply, endpoint_type_number},
 };
 
 /// The legacy request body.
@@ -22,7 +22,7 @@ pub(super) struct LegacyRequest<'a> {
     platform: &'a str,
     ts: i64,
     metadata: &'a BTreeMap<String, String>,
-    endpoint_type: u8,
+    endpoint_type: i32,
     api_version: i32,
     heartbeat_interval_s: i32,
     capabilities: &'a [String],
@@ -40,10 +40,7 @@ impl<'a> From<&'a Payload> for LegacyRequest<'a> {
             platform: &p.platform,
             ts: p.ts,
             metadata: &p.metadata,
-            endpoint_type: match p.endpoint_type {
-                DiscoveryTransport::Grpc => 0,
-                DiscoveryTransport::Http => 1,
-            },
+            endpoint_type: endpoint_type_number(p.endpoint_type, HttpDialect::Legacy),
             api_version: p.api_version,
             heartbeat_interval_s: p.heartbeat_interval_s,
             capabilities: &p.capabilities,

@@ -110,3 +110,18 @@ pub(crate) fn shorten(text: &str) -> String {
 }
 
 const MAX_DETAIL: usize = 256;
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn control_plane_text_is_escaped_and_truncated() {
+        // A reason with a forged log line and terminal escapes becomes one harmless line.
+        let hostile = format!("ok\n2026-01-01 ERROR forged\x1b[31m{}", "x".repeat(10_000));
+        let out = shorten(&hostile);
+        assert!(!out.chars().any(char::is_control), "{out:?}");
+        assert!(out.chars().count() <= MAX_DETAIL + 1, "{}", out.len());
+        assert!(out.ends_with('…'));
+    }
+}

@@ -8,6 +8,7 @@
 )]
 
 mod config;
+mod endpoint_type;
 mod grpc;
 mod harness;
 mod http;

@@ -8,7 +8,6 @@ use solti_runner::{MetricsBackend, OutputPublisher, OutputSink};
 use taskvisor::{TaskContext, TaskError};
 use tempfile::TempPath;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::{Program, Shared, TaskPlan, output};
 use crate::{
@@ -72,7 +71,6 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
     let mut guard = Guard {
         running: None,
         readers: Vec::new(),
-        unpace: CancellationToken::new(),
         script,
         shared: Arc::clone(&a.shared),
     };
@@ -82,14 +80,7 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
         ] {
-            let reader = output::pump(
-                pipe,
-                stream,
-                a.sink.clone(),
-                max,
-                a.task_id.clone(),
-                guard.unpace.clone(),
-            );
+            let reader = output::pump(pipe, stream, a.sink.clone(), max, a.task_id.clone());
             guard.readers.push(a.shared.tracker.spawn(reader));
         }
     }
@@ -199,9 +190,6 @@ async fn write_script(shared: &Shared, plan: &TaskPlan) -> Result<TempPath, Exec
 struct Guard {
     running: Option<Running>,
     readers: Vec<JoinHandle<()>>,
-    /// Cancelled once the process tree is dead: the readers then stop waiting for slow
-    /// subscribers and publish what is left at once (slow ones lag).
-    unpace: CancellationToken,
     script: Option<TempPath>,
     shared: Arc<Shared>,
 }
@@ -223,7 +211,7 @@ impl Guard {
         let running = self.running.take()?;
         let readers = std::mem::take(&mut self.readers);
         let script = self.script.take();
-        finish(running, readers, &self.unpace, script, terminate, grace).await
+        finish(running, readers, script, terminate, grace).await
     }
 }
 
@@ -239,10 +227,9 @@ impl Drop for Guard {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 // Already SIGTERMed above: the reaper waits the grace, then SIGKILLs.
-                let unpace = self.unpace.clone();
                 drop(self.shared.tracker.spawn_on(
                     async move {
-                        finish(running, readers, &unpace, script, true, grace).await;
+                        finish(running, readers, script, true, grace).await;
                     },
                     &handle,
                 ));
@@ -266,7 +253,6 @@ impl Drop for Guard {
 async fn finish(
     mut running: Running,
     readers: Vec<JoinHandle<()>>,
-    unpace: &CancellationToken,
     script: Option<TempPath>,
     terminate: bool,
     grace: Duration,
@@ -278,16 +264,14 @@ async fn finish(
     running.kill();
     running.exited().await;
     let status = running.reap();
-    // The readers publish what is left in the pipes, still paced for live subscribers, for
-    // up to READER_DRAIN; then they stop waiting for slow subscribers (who lag) and flush
-    // the rest. Only a reader that still has not reached EOF after READER_FLUSH (a writer
+    // The readers publish what is left in the pipes (never waiting for subscribers). Only a
+    // reader that still has not reached EOF after READER_DRAIN + READER_FLUSH (a writer
     // escaped the group without a cgroup and holds the pipe open) is aborted.
     let mut readers = readers;
     let drained = tokio::time::Instant::now() + READER_DRAIN;
     for r in &mut readers {
         let _ = tokio::time::timeout_at(drained, r).await;
     }
-    unpace.cancel();
     for mut r in readers {
         if !r.is_finished() && tokio::time::timeout(READER_FLUSH, &mut r).await.is_err() {
             r.abort();
@@ -320,8 +304,8 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// How long output readers may pace their last output for live subscribers once the tree
-/// is dead.
+/// How long output readers may take to publish what is left in the pipes once the tree is
+/// dead.
 const READER_DRAIN: Duration = Duration::from_secs(2);
-/// How long they may then take to reach EOF without pacing.
+/// How much longer each may then take to reach EOF before it is aborted.
 const READER_FLUSH: Duration = Duration::from_secs(1);

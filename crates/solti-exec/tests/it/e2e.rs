@@ -80,7 +80,11 @@ async fn output_and_exit_codes_through_the_supervisor() {
     .build()
     .unwrap();
     let id = api.submit(&s).await.unwrap();
-    let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+    let mut sub = api
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
     let mut lines = Vec::new();
     while let Some(ev) = sub.recv().await {
         if let OutputEvent::Chunk { line, .. } = ev {
@@ -175,7 +179,11 @@ async fn a_reading_subscriber_gets_100k_lines_in_order_and_accounted() {
     .build()
     .unwrap();
     let id = api.submit(&s).await.unwrap();
-    let mut sub = api.subscribe_output(&id).await.unwrap().unwrap();
+    let mut sub = api
+        .subscribe_output(&id, solti_core::OutputStart::Live)
+        .await
+        .unwrap()
+        .unwrap();
     let (mut last, mut delivered, mut lagged) = (0u64, 0u64, 0u64);
     while let Some(ev) = sub.recv().await {
         match ev {

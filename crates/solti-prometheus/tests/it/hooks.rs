@@ -23,7 +23,7 @@ fn trait_objects_record_into_the_registry() {
         Transport::Grpc,
         "SubmitTask",
         "/solti.task.v1.TaskService/SubmitTask",
-        "OK",
+        "0",
         Duration::from_millis(1),
     );
     api.request_started(Transport::Http, "GET", UNMATCHED_ROUTE);
@@ -43,22 +43,30 @@ fn trait_objects_record_into_the_registry() {
     let grpc = [
         ("transport", "grpc"),
         ("method", "SubmitTask"),
-        ("route", "/solti.task.v1.TaskService/SubmitTask"),
-        ("status", "OK"),
+        ("path", "/solti.task.v1.TaskService/SubmitTask"),
+        ("status", "0"),
     ];
     assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &grpc), 1.0);
     let unmatched = [
         ("transport", "http"),
         ("method", "GET"),
-        ("route", "unmatched"),
+        ("path", "unmatched"),
         ("status", "404"),
     ];
     assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &unmatched), 1.0);
-    assert_eq!(value(&s, names::DISCOVER_SYNC_ATTEMPTS_TOTAL, &[]), 1.0);
+    assert_eq!(value(&s, names::DISCOVER_ATTEMPTS_TOTAL, &[]), 1.0);
     assert_eq!(
         value(
             &s,
-            names::DISCOVER_SYNC_FAILURES_TOTAL,
+            names::DISCOVER_OUTCOMES_TOTAL,
+            &[("outcome", "failure")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            names::DISCOVER_FAILURES_TOTAL,
             &[("reason", "unauthorized")]
         ),
         1.0

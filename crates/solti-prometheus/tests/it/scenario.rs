@@ -8,7 +8,7 @@ use prometheus_parse::Value;
 use solti_model::TaskPhase;
 use solti_prometheus::{SoltiMetrics, encode_text, names};
 use solti_runner::{AttemptOutcome, MetricsBackend};
-use taskvisor::{Event, EventKind, RejectionKind, Subscribe, TaskId, TaskOutcomeKind};
+use taskvisor::{Event, EventKind, Subscribe, TaskId, TaskOutcomeKind};
 
 use crate::exposition::{parse, promtool_check, value};
 
@@ -81,11 +81,9 @@ fn run_scenario(metrics: &SoltiMetrics) {
     // The rest of the agent: a runner error, a refused submission, a lossy subscriber, a
     // supervisor diagnostic, API traffic and discovery syncs.
     backend.runner_error(RUNNER, "spawn");
-    events.on_event(
-        &Event::new(EventKind::ControllerRejected)
-            .with_task("slot-a")
-            .with_rejection_kind(RejectionKind::SlotBusy),
-    );
+    backend.task_submitted();
+    backend.task_submitted();
+    backend.task_rejected("slot_busy");
     events.on_event(
         &Event::subscriber_overflow("solti-lifecycle-logger", "queue full").with_dropped(5),
     );
@@ -99,12 +97,16 @@ fn run_scenario(metrics: &SoltiMetrics) {
         "201",
         Duration::from_millis(2),
     );
-    api.request_started("grpc", "GetTask", "/solti.v1.AgentApi/GetTask");
+    api.request_started(
+        "grpc",
+        "GetTaskStatus",
+        "/solti.task.v1.TaskService/GetTaskStatus",
+    );
     api.request_finished(
         "grpc",
-        "GetTask",
-        "/solti.v1.AgentApi/GetTask",
-        "NOT_FOUND",
+        "GetTaskStatus",
+        "/solti.task.v1.TaskService/GetTaskStatus",
+        "5",
         Duration::from_millis(1),
     );
     api.request_started("http", "GET", "/api/v1/tasks/{id}/output");
@@ -118,7 +120,10 @@ fn run_scenario(metrics: &SoltiMetrics) {
 
 fn metrics() -> (Registry, SoltiMetrics) {
     let registry = Registry::new();
-    let metrics = SoltiMetrics::new(&registry).unwrap();
+    let metrics = SoltiMetrics::builder()
+        .agent("agentd-test")
+        .build(&registry)
+        .unwrap();
     metrics
         .register_phase_counts(|| {
             BTreeMap::from([(TaskPhase::Succeeded, 1), (TaskPhase::Running, 2)])
@@ -133,158 +138,144 @@ fn scripted_run_has_exact_values() {
     run_scenario(&metrics);
     let text = encode_text(&registry).unwrap();
     let s = parse(&text);
-    let rk = [("runner", RUNNER), ("kind", KIND)];
-    let rko = |o| [("runner", RUNNER), ("kind", KIND), ("outcome", o)];
+    let r = [("runner", RUNNER)];
+    let ro = |o| [("runner", RUNNER), ("outcome", o)];
 
-    assert_eq!(value(&s, names::RUNNER_ATTEMPTS_STARTED_TOTAL, &rk), 3.0);
+    assert_eq!(value(&s, names::RUNNER_TASKS_STARTED_TOTAL, &r), 3.0);
     for outcome in ["success", "failure", "timeout"] {
         assert_eq!(
-            value(&s, names::RUNNER_ATTEMPTS_COMPLETED_TOTAL, &rko(outcome)),
+            value(&s, names::RUNNER_TASKS_COMPLETED_TOTAL, &ro(outcome)),
             1.0,
             "{outcome}"
         );
-        let count = format!("{}_count", names::RUNNER_ATTEMPT_DURATION_SECONDS);
-        assert_eq!(value(&s, &count, &rko(outcome)), 1.0, "{outcome}");
+        let count = format!("{}_count", names::RUNNER_TASK_DURATION_SECONDS);
+        assert_eq!(value(&s, &count, &ro(outcome)), 1.0, "{outcome}");
     }
-    let sum = format!("{}_sum", names::RUNNER_ATTEMPT_DURATION_SECONDS);
-    assert_eq!(value(&s, &sum, &rko("timeout")), 5.0);
-    assert_eq!(value(&s, &sum, &rko("failure")), 0.2);
-    assert_eq!(value(&s, names::RUNNER_ATTEMPTS_IN_FLIGHT, &rk), 0.0);
     assert_eq!(
-        value(
-            &s,
-            names::RUNNER_ERRORS_TOTAL,
-            &[("runner", RUNNER), ("reason", "spawn")]
-        ),
-        1.0
+        value(&s, names::RUNNER_TASKS_COMPLETED_TOTAL, &ro("canceled")),
+        0.0
     );
-
-    assert_eq!(value(&s, names::SUPERVISOR_ATTEMPTS_IN_FLIGHT, &[]), 0.0);
-    assert_eq!(value(&s, names::SUPERVISOR_RESTARTS_TOTAL, &[]), 2.0);
+    let sum = format!("{}_sum", names::RUNNER_TASK_DURATION_SECONDS);
+    assert_eq!(value(&s, &sum, &ro("timeout")), 5.0);
+    assert_eq!(value(&s, &sum, &ro("failure")), 0.2);
     assert_eq!(
         value(
             &s,
-            names::SUPERVISOR_BACKOFFS_TOTAL,
-            &[("source", "failure")]
+            names::RUNNER_ATTEMPTS_IN_FLIGHT,
+            &[("runner", RUNNER), ("kind", KIND)]
         ),
+        0.0
+    );
+    let err = |e| [("runner", RUNNER), ("error", e)];
+    assert_eq!(value(&s, names::RUNNER_ERRORS_TOTAL, &err("spawn")), 1.0);
+    assert_eq!(value(&s, names::RUNNER_ERRORS_TOTAL, &err("cgroup")), 0.0);
+
+    assert_eq!(value(&s, names::SV_TASKS_IN_FLIGHT, &[]), 0.0);
+    assert_eq!(value(&s, names::SV_TASK_RESTARTS_TOTAL, &[]), 2.0);
+    let source = |v| [("source", v)];
+    assert_eq!(
+        value(&s, names::SV_TASK_BACKOFF_COUNT_TOTAL, &source("failure")),
         2.0
     );
     assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_BACKOFFS_TOTAL,
-            &[("source", "success")]
-        ),
+        value(&s, names::SV_TASK_BACKOFF_COUNT_TOTAL, &source("success")),
         0.0
     );
+    assert_eq!(value(&s, names::SV_TASK_TIMEOUTS_TOTAL, &[]), 1.0);
+    assert_eq!(value(&s, names::SV_ATTEMPT_FAILURES_TOTAL, &[]), 1.0);
+    let reason = |v| [("reason", v)];
     assert_eq!(
-        value(&s, names::SUPERVISOR_ATTEMPT_TIMEOUTS_TOTAL, &[]),
+        value(&s, names::SV_TASK_TERMINAL_TOTAL, &reason("completed")),
         1.0
     );
-    assert_eq!(
-        value(&s, names::SUPERVISOR_ATTEMPT_FAILURES_TOTAL, &[]),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_TASKS_FINISHED_TOTAL,
-            &[("outcome", "completed")]
-        ),
-        1.0
-    );
+    for zero in ["exhausted", "fatal", "canceled"] {
+        assert_eq!(
+            value(&s, names::SV_TASK_TERMINAL_TOTAL, &reason(zero)),
+            0.0,
+            "{zero}"
+        );
+    }
+    assert_eq!(value(&s, names::SV_SUBSCRIBER_OVERFLOW_TOTAL, &[]), 5.0);
+    assert_eq!(value(&s, names::SV_SUBSCRIBER_PANICKED_TOTAL, &[]), 0.0);
     assert_eq!(
         value(
             &s,
-            names::SUPERVISOR_TASKS_FINISHED_TOTAL,
-            &[("outcome", "failed")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_REJECTIONS_TOTAL,
-            &[("reason", "slot_busy")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_REJECTIONS_TOTAL,
-            &[("reason", "queue_full")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_EVENTS_DROPPED_TOTAL,
-            &[("subscriber", "solti-lifecycle-logger")]
-        ),
-        5.0
-    );
-    assert_eq!(
-        value(
-            &s,
-            names::SUPERVISOR_DIAGNOSTICS_TOTAL,
+            names::SV_DIAGNOSTICS_TOTAL,
             &[("event", "grace_exceeded")]
         ),
         1.0
     );
 
-    assert_eq!(value(&s, names::TASKS, &[("phase", "running")]), 2.0);
-    assert_eq!(value(&s, names::TASKS, &[("phase", "succeeded")]), 1.0);
-    assert_eq!(value(&s, names::TASKS, &[("phase", "exhausted")]), 0.0);
+    assert_eq!(value(&s, names::CTRL_SUBMISSIONS_TOTAL, &[]), 2.0);
+    assert_eq!(
+        value(&s, names::CTRL_REJECTIONS_TOTAL, &reason("slot_busy")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, names::CTRL_REJECTIONS_TOTAL, &reason("slot_full")),
+        0.0
+    );
+
+    let phase = |p| [("phase", p)];
+    assert_eq!(value(&s, names::SV_TASKS_BY_PHASE, &phase("running")), 2.0);
+    assert_eq!(
+        value(&s, names::SV_TASKS_BY_PHASE, &phase("succeeded")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, names::SV_TASKS_BY_PHASE, &phase("exhausted")),
+        0.0
+    );
 
     let post = [
         ("transport", "http"),
         ("method", "POST"),
-        ("route", "/api/v1/tasks"),
+        ("path", "/api/v1/tasks"),
         ("status", "201"),
     ];
     assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &post), 1.0);
     let grpc = [
         ("transport", "grpc"),
-        ("method", "GetTask"),
-        ("route", "/solti.v1.AgentApi/GetTask"),
-        ("status", "NOT_FOUND"),
+        ("method", "GetTaskStatus"),
+        ("path", "/solti.task.v1.TaskService/GetTaskStatus"),
+        ("status", "5"),
     ];
     assert_eq!(value(&s, names::API_REQUESTS_TOTAL, &grpc), 1.0);
     let api_count = format!("{}_count", names::API_REQUEST_DURATION_SECONDS);
     assert_eq!(value(&s, &api_count, &post[..3]), 1.0);
-    // prometheus-parse cannot read a `}` inside a label value (valid per the format, and
-    // promtool accepts it), so the templated route is checked on the raw line.
-    assert!(
-        text.lines().any(|l| l
-            == r#"solti_api_requests_in_flight{method="GET",route="/api/v1/tasks/{id}/output",transport="http"} 1"#),
-        "{text}"
-    );
-    assert_eq!(value(&s, names::API_REQUESTS_IN_FLIGHT, &post[..3]), 0.0);
-
-    assert_eq!(value(&s, names::DISCOVER_SYNC_ATTEMPTS_TOTAL, &[]), 2.0);
-    assert_eq!(value(&s, names::DISCOVER_SYNC_SUCCESSES_TOTAL, &[]), 1.0);
+    // One HTTP request is still open (a log stream being set up); gRPC has none.
+    let transport = |t| [("transport", t)];
     assert_eq!(
-        value(
-            &s,
-            names::DISCOVER_SYNC_FAILURES_TOTAL,
-            &[("reason", "timeout")]
-        ),
+        value(&s, names::API_IN_FLIGHT_REQUESTS, &transport("http")),
         1.0
     );
     assert_eq!(
-        value(
-            &s,
-            names::DISCOVER_SYNC_FAILURES_TOTAL,
-            &[("reason", "decode")]
-        ),
+        value(&s, names::API_IN_FLIGHT_REQUESTS, &transport("grpc")),
+        0.0
+    );
+
+    assert_eq!(value(&s, names::DISCOVER_ATTEMPTS_TOTAL, &[]), 2.0);
+    let outcome = |o| [("outcome", o)];
+    assert_eq!(
+        value(&s, names::DISCOVER_OUTCOMES_TOTAL, &outcome("success")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, names::DISCOVER_OUTCOMES_TOTAL, &outcome("failure")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, names::DISCOVER_FAILURES_TOTAL, &reason("timeout")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, names::DISCOVER_FAILURES_TOTAL, &reason("decode")),
         0.0
     );
     assert_eq!(
         value(
             &s,
-            &format!("{}_count", names::DISCOVER_SYNC_DURATION_SECONDS),
+            &format!("{}_count", names::DISCOVER_DURATION_SECONDS),
             &[]
         ),
         1.0
@@ -299,7 +290,10 @@ fn scripted_run_has_exact_values() {
         value(
             &s,
             names::BUILD_INFO,
-            &[("version", solti_prometheus::SDK_VERSION)]
+            &[
+                ("agent", "agentd-test"),
+                ("version", solti_prometheus::SDK_VERSION)
+            ]
         ),
         1.0
     );
@@ -311,7 +305,7 @@ fn scripted_run_has_exact_values() {
         .samples
         .iter()
         .find(|x| {
-            x.metric == names::RUNNER_ATTEMPT_DURATION_SECONDS
+            x.metric == names::RUNNER_TASK_DURATION_SECONDS
                 && x.labels.get("outcome") == Some("timeout")
         })
         .unwrap();
@@ -396,7 +390,7 @@ fn lost_start_events_never_make_gauges_negative() {
         .api()
         .request_finished("http", "GET", "/healthz", "200", Duration::ZERO);
     let s = parse(&encode_text(&registry).unwrap());
-    assert_eq!(value(&s, names::SUPERVISOR_ATTEMPTS_IN_FLIGHT, &[]), 0.0);
+    assert_eq!(value(&s, names::SV_TASKS_IN_FLIGHT, &[]), 0.0);
     assert_eq!(
         value(
             &s,

@@ -64,7 +64,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
 
     // Huge header.
     let big = "a".repeat(100 * 1024);
-    let req = format!("GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").into_bytes();
+    let req = format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n")
+        .into_bytes();
     let out = exchange(addr, req, RAW_WAIT).await;
     let ok = out
         .as_ref()
@@ -78,7 +79,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let huge = "a".repeat(1024 * 1024);
     let out = exchange(
         addr,
-        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n").into_bytes(),
+        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n")
+            .into_bytes(),
         RAW_WAIT,
     )
     .await;
@@ -94,7 +96,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let many: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
     let out = exchange(
         addr,
-        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\n{many}\r\n").into_bytes(),
+        format!("GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\n{many}\r\n").into_bytes(),
         RAW_WAIT,
     )
     .await;
@@ -121,8 +123,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "/api/v1/tasks/../../etc/passwd",
         "/api/v1/tasks/a%00b",
     ] {
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .into_bytes();
         let out = exchange(addr, req, RAW_WAIT).await;
         let ok = out
             .as_ref()
@@ -131,7 +133,8 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         s.after(&mut agent, path).await;
     }
     let mut req =
-        b"GET /api/v1/tasks/\xff\xfe\xfd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+        b"GET /api/v1/tasks/\xff\xfe\xfd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            .to_vec();
     let out = exchange(addr, req.clone(), RAW_WAIT).await;
     let ok = out
         .as_ref()
@@ -168,11 +171,15 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "slot": "bad-runtime",
         "kind": { "subprocess": { "script": { "custom": { "command": "../../bin/sh", "flag": "-c" }, "body": b64 } } },
         "timeoutMs": "10000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     });
     let custom_mid = json!({
         "slot": "bad-runtime2",
         "kind": { "subprocess": { "script": { "custom": { "command": "/usr/../bin/sh", "flag": "" }, "body": b64 } } },
         "timeoutMs": "10000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     });
     let mut env = command_spec("bad-env", "true", &[], Duration::from_secs(10));
     env["kind"]["subprocess"]["env"] = Value::Array(
@@ -243,7 +250,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
 
     // Oversized bodies: with Content-Length and chunked.
     let size = 4 * 1024 * 1024 + 1;
-    let mut req = format!("POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    let mut req = format!("POST /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n").into_bytes();
     req.extend(std::iter::repeat_n(b' ', size));
     let out = exchange(addr, req, RAW_WAIT).await;
     let ok = out
@@ -255,7 +262,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         format!("Content-Length 4 MiB + 1 -> {}", describe(&out)),
     );
     s.after(&mut agent, "4 MiB + 1 body").await;
-    let mut req = b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut req = b"POST /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let chunk = vec![b' '; 64 * 1024];
     for _ in 0..65 {
         req.extend(format!("{:x}\r\n", chunk.len()).into_bytes());
@@ -280,7 +287,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     )?;
     for ct in ["text/plain", "application/x-www-form-urlencoded"] {
         let res = post_raw(&agent, Bytes::from(valid.clone()), ct).await?;
-        let ok = res.status.as_u16() == 400
+        let ok = res.status.as_u16() == 415
             && res.is_json_error()
             && res.error_message().contains("Content-Type");
         report.check(
@@ -392,7 +399,7 @@ async fn slow_client(addr: std::net::SocketAddr, bound: Duration) -> Option<Dura
         return Some(Duration::ZERO);
     };
     if stream
-        .write_all(b"GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .write_all(b"GET /api/v1/tasks HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .await
         .is_err()
     {

@@ -224,6 +224,8 @@ async fn unwritable_script_dir(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "slot": "faults-script",
         "kind": { "subprocess": { "script": { "wellKnown": "SCRIPT_RUNTIME_BASH", "body": body }, "failOnNonZero": true } },
         "timeoutMs": "30000",
+        "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     });
     let id = api.submit(&spec).await?;
     let task = terminal(&api, &id, Duration::from_secs(20)).await;
@@ -273,6 +275,8 @@ async fn disk_full(ctx: &Ctx, report: &mut Report) -> Result<()> {
             "slot": "faults-diskfull",
             "kind": { "subprocess": { "script": { "wellKnown": "SCRIPT_RUNTIME_BASH", "body": body }, "failOnNonZero": true } },
             "timeoutMs": "30000",
+            "restart": "RESTART_STRATEGY_NEVER",
+            "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
         });
         let id = api.submit(&spec).await?;
         let task = terminal(&api, &id, Duration::from_secs(20)).await;

@@ -84,7 +84,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report, n: usize) -> Result<()> 
             format!(
                 "round {round}: {} tasks submitted in {:.1}s, no DELETE sent; list empty {:.1}s after the first \
                  submit (emptied by the sweep: {emptied}); {succeeded}/{} attempts ended `success` \
-                 (solti_runner_attempts_completed_total)",
+                 (solti_runner_tasks_completed_total)",
                 ids.len(),
                 submitted.as_secs_f64(),
                 swept_after.as_secs_f64(),
@@ -127,8 +127,9 @@ async fn listed(api: &Api) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-/// Sum of `solti_runner_attempts_completed_total{kind="subprocess",outcome="success"}` (0
-/// when unreadable): the internal embedded tasks (the sweep itself, the trim) count apart.
+/// Sum of `solti_runner_tasks_completed_total{runner="default",outcome="success"}` (0 when
+/// unreadable): the internal embedded tasks (the sweep itself, the trim) count apart, under
+/// their own runner.
 async fn succeeded_attempts(agent: &Agent) -> u64 {
     let Some(addr) = agent.startup.metrics else {
         return 0;
@@ -139,8 +140,8 @@ async fn succeeded_attempts(agent: &Agent) -> u64 {
     let text = String::from_utf8_lossy(&res.body).into_owned();
     text.lines()
         .filter(|l| {
-            l.starts_with("solti_runner_attempts_completed_total{")
-                && l.contains("kind=\"subprocess\"")
+            l.starts_with("solti_runner_tasks_completed_total{")
+                && l.contains("runner=\"default\"")
                 && l.contains("outcome=\"success\"")
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

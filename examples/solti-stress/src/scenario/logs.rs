@@ -28,7 +28,9 @@ const RSS_BOUND_KIB: u64 = 256 * 1024;
 pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let (tasks, lines, subscribers): (usize, u64, usize) =
         ctx.size((10, 10_000, 10), (100, 100_000, 50));
-    let burst_lines: u64 = ctx.size(50_000, 500_000);
+    // The agent keeps 1 MiB of output per task (each line charged its bytes + 16, each batch 128 more), so a
+    // reader lags only once it is more than that behind: the burst must be larger.
+    let burst_lines: u64 = ctx.size(200_000, 500_000);
     // Short: 10 tasks at 5,000 lines/s each. Long: 100 tasks at 400 lines/s each (40,000
     // lines/s in all, about what a 2-core box sustains with 50 subscribers decoding them).
     let pause = ctx.size("0.02", "0.25");

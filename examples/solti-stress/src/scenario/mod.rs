@@ -9,6 +9,7 @@ mod idle_sse;
 mod load;
 mod load_sweep;
 mod logs;
+mod security;
 
 use std::{
     future::Future,
@@ -39,6 +40,7 @@ pub(crate) const ALL: &[&str] = &[
     "control-plane",
     "bad-input",
     "auth",
+    "security",
 ];
 
 /// What every scenario gets.
@@ -112,6 +114,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
             ctx.size(Duration::from_secs(90), Duration::from_secs(240)),
         ),
         "auth" => ("auth", Duration::from_secs(60)),
+        "security" => ("security", Duration::from_secs(60)),
         _ => ("unknown", Duration::ZERO),
     };
     let mut report = Report::new(label);
@@ -126,6 +129,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
             "bad-input" => bad_input::run(ctx, &mut report).await,
             "control-plane" => control_plane::run(ctx, &mut report).await,
             "auth" => auth::run(ctx, &mut report).await,
+            "security" => security::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!(
                 "unknown scenario {other:?}; known: {}",
                 ALL.join(", ")
@@ -146,13 +150,15 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
     report
 }
 
-/// A subprocess command task: `command args…`, restart never, fails on non-zero exit.
+/// A subprocess command task: `command args…`, restart never, admission drop-if-running,
+/// fails on non-zero exit.
 pub(crate) fn command_spec(slot: &str, command: &str, args: &[&str], timeout: Duration) -> Value {
     json!({
         "slot": slot,
         "kind": { "subprocess": { "command": { "command": command, "args": args }, "failOnNonZero": true } },
         "timeoutMs": timeout.as_millis().to_string(),
         "restart": "RESTART_STRATEGY_NEVER",
+        "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING",
     })
 }
 
