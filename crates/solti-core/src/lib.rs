@@ -62,7 +62,7 @@
 //! ```
 //!
 //! # Features
-//! - `disk`: [`store::DiskStore`], the durable state store (an embedded redb file, pure
+//! - `disk`: `store::DiskStore`, the durable state store (an embedded redb file, pure
 //!   Rust). Without it the crate has only the in-memory [`MemoryStore`], the default.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -89,7 +89,7 @@ impl SupervisorApi {
     }
 
     /// As [`new`](Self::new), on `store` (for instance a durable
-    /// [`DiskStore`](crate::store::DiskStore) opened with the same `state` bounds), then
+    /// `DiskStore` (feature `disk`) opened with the same `state` bounds), then
     /// recovers what an earlier process left unfinished, in creation order:
     ///
     /// - every run still open is closed `Failed`, "agent restarted during the run";
