@@ -186,7 +186,7 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
 
     /// Where task state lives: `disk` keeps task specs, phases and run history in
-    /// <state-dir>/<agent>.tasks.redb, so a restart loses no acknowledged task (docs/state.md);
+    /// `<state-dir>/<agent>.tasks.redb`, so a restart loses no acknowledged task (docs/state.md);
     /// `memory` forgets every task on exit.
     #[arg(
         long = "state",
@@ -196,7 +196,7 @@ pub struct Config {
     )]
     pub state_backend: StateBackendArg,
 
-    /// Moves the state store file aside (to <file>.reset-<unix seconds>) and starts with an
+    /// Moves the state store file aside (to `<file>.reset-<unix seconds>`) and starts with an
     /// empty one: the way out when the file is corrupted or was written by a newer version.
     #[arg(long, env = "SOLTI_STATE_RESET")]
     pub state_reset: bool,

@@ -120,6 +120,7 @@ impl MemoryStore {
     }
 
     /// A task's record for persisting: creation sequence, whether listed, task and runs.
+    #[cfg(feature = "disk")]
     pub(crate) fn snapshot(&self, id: &TaskId) -> Option<Snapshot> {
         let inner = self.lock();
         let rec = inner.tasks.get(id)?;
@@ -134,6 +135,7 @@ impl MemoryStore {
     /// Puts back a task read from durable storage, with its creation sequence, ignoring the
     /// bounds (a later `create` evicts as usual). Finished runs and a terminal task's idle
     /// time count from their wall-clock times, so the TTLs continue across the restart.
+    #[cfg(feature = "disk")]
     pub(crate) fn restore(&self, snap: Snapshot) {
         let now = Instant::now();
         let now_wall = now_ms();
@@ -382,6 +384,7 @@ impl StateStore for MemoryStore {
 }
 
 /// One task's record, as a durable store writes and reads it.
+#[cfg(feature = "disk")]
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) seq: u64,
