@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p xtask -- codegen` regenerates the protobuf code committed under
 //! `crates/solti-api/src/generated/` and `crates/solti-discover/src/generated/` from the
-//! `.proto` files in `proto/`. It parses the files with `protox` (pure Rust), so no system
+//! `.proto` files in `proto/`, and the encoded descriptor set the task API's gRPC reflection
+//! serves (`crates/solti-api/src/generated/solti.task.v1.bin`). It parses the files with `protox` (pure Rust), so no system
 //! `protoc` is needed; CI runs it and fails when the committed code differs.
 
 use std::path::Path;
@@ -27,11 +28,14 @@ fn codegen() -> Result<()> {
         &proto,
         &["solti/task/v1/types.proto", "solti/task/v1/api.proto"],
         &root.join("crates/solti-api/src/generated"),
+        // The agents serve gRPC reflection from it.
+        Some("solti.task.v1.bin"),
     )?;
     generate(
         &proto,
         &["solti/discover/v1/discovery.proto"],
         &root.join("crates/solti-discover/src/generated"),
+        None,
     )?;
     Ok(())
 }
@@ -42,10 +46,17 @@ fn codegen() -> Result<()> {
 /// Also generates canonical proto3-JSON `serde` impls with `pbjson-build` (`<package>.serde.rs`):
 /// lowerCamelCase names, 64-bit integers as strings (numbers accepted), enums by name (numbers
 /// accepted), default scalars emitted, unknown fields ignored for forward compatibility.
-fn generate(proto: &Path, files: &[&str], out: &Path) -> Result<()> {
+///
+/// With `descriptor_file`, also writes the encoded `FileDescriptorSet` of `files` (and what
+/// they import) there, for gRPC server reflection.
+fn generate(proto: &Path, files: &[&str], out: &Path, descriptor_file: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let fds = protox::compile(files, [proto]).context("parse .proto files")?;
     let descriptors = prost::Message::encode_to_vec(&fds);
+    if let Some(name) = descriptor_file {
+        let path = out.join(name);
+        std::fs::write(&path, &descriptors).with_context(|| format!("write {}", path.display()))?;
+    }
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -1,11 +1,16 @@
 //! [`ApiHandler`] over `solti_core::SupervisorApi`.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use solti_core::{CoreError, OutputQuery, SupervisorApi};
 use solti_model::{ModelError, Task, TaskId, TaskKind, TaskPage, TaskQuery, TaskRun, TaskSpec};
 
 use crate::{ApiError, ApiHandler, LogStream};
+
+/// How long a cancel request waits for the task to reach its terminal phase before
+/// answering with the task as it is (still stopping). Above the subprocess runner's default
+/// kill grace (5 s), so a task that ignores SIGTERM is normally answered `Canceled`.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Serves the API from a [`SupervisorApi`].
 #[derive(Clone)]
@@ -71,6 +76,18 @@ impl ApiHandler for SupervisorApiAdapter {
             return Ok(false);
         }
         Ok(self.api.delete_task(&id).await?)
+    }
+
+    async fn cancel(&self, id: TaskId, reason: &str) -> Result<Option<Task>, ApiError> {
+        if !self.visible(&id).await? {
+            return Ok(None);
+        }
+        self.api.cancel_task_with_reason(&id, reason).await?;
+        Ok(self
+            .api
+            .wait_terminal(&id, CANCEL_WAIT)
+            .await?
+            .filter(|t| !matches!(t.spec.kind(), TaskKind::Embedded)))
     }
 
     async fn stream_logs(

@@ -33,9 +33,14 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The supervisor is shutting down (500 `Internal` / `UNAVAILABLE`).
+    /// The supervisor is shutting down (503 `Unavailable` with `Retry-After` /
+    /// `UNAVAILABLE`): retry, on this agent once restarted or on another.
     #[error("the agent is shutting down")]
     ShuttingDown,
+    /// A capacity bound of the agent is reached (503 `CapacityExhausted` with `Retry-After` /
+    /// `RESOURCE_EXHAUSTED`); the text names the bound. Retry later.
+    #[error("{0}")]
+    CapacityExhausted(String),
     /// A supervisor or runner failure (500 / `INTERNAL`); the text says what failed.
     #[error("{0}")]
     Internal(String),
@@ -82,8 +87,9 @@ impl ApiError {
     }
 
     /// The JSON `error` label: `InvalidRequest`, `Unauthenticated`, `TaskNotFound`,
-    /// `AlreadyExists`, `PayloadTooLarge`, `Internal`, `NotFound`, `MethodNotAllowed`,
-    /// `Forbidden`, `UnsupportedMediaType` or `MisdirectedRequest`.
+    /// `AlreadyExists`, `PayloadTooLarge`, `Unavailable`, `CapacityExhausted`, `Internal`,
+    /// `NotFound`, `MethodNotAllowed`, `Forbidden`, `UnsupportedMediaType` or
+    /// `MisdirectedRequest`.
     #[must_use]
     pub const fn label(&self) -> &'static str {
         match self {
@@ -92,7 +98,9 @@ impl ApiError {
             Self::TaskNotFound(_) => "TaskNotFound",
             Self::AlreadyExists(_) => "AlreadyExists",
             Self::PayloadTooLarge { .. } => "PayloadTooLarge",
-            Self::ShuttingDown | Self::Internal(_) => "Internal",
+            Self::ShuttingDown => "Unavailable",
+            Self::CapacityExhausted(_) => "CapacityExhausted",
+            Self::Internal(_) => "Internal",
             Self::RouteNotFound { .. } => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
             Self::Unavailable(_) => "Unavailable",
@@ -112,11 +120,23 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::AlreadyExists(_) => 409,
             Self::PayloadTooLarge { .. } => 413,
-            Self::ShuttingDown | Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
             Self::Forbidden(_) => 403,
             Self::UnsupportedMediaType(_) => 415,
             Self::MisdirectedRequest(_) => 421,
+            Self::ShuttingDown | Self::CapacityExhausted(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    /// The seconds of the HTTP `Retry-After` header: 5 while shutting down, 1 when a
+    /// capacity bound is reached; `None` for every other error.
+    #[must_use]
+    pub const fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Self::ShuttingDown => Some(5),
+            Self::CapacityExhausted(_) => Some(1),
+            _ => None,
         }
     }
 
@@ -128,7 +148,7 @@ impl ApiError {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::TaskNotFound(_) => "NOT_FOUND",
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
-            Self::PayloadTooLarge { .. } => "RESOURCE_EXHAUSTED",
+            Self::PayloadTooLarge { .. } | Self::CapacityExhausted(_) => "RESOURCE_EXHAUSTED",
             Self::ShuttingDown => "UNAVAILABLE",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -161,6 +181,7 @@ impl From<CoreError> for ApiError {
             CoreError::Storage(e) => Self::Unavailable(format!(
                 "submissions are refused for now, reads still work: state store unavailable: {e}"
             )),
+            e @ CoreError::Capacity { .. } => Self::CapacityExhausted(e.to_string()),
             other => Self::Internal(error_chain(&other)),
         }
     }
@@ -266,6 +287,13 @@ mod tests {
                 "RESOURCE_EXHAUSTED",
             ),
             (ApiError::Internal("x".into()), 500, "Internal", "INTERNAL"),
+            (ApiError::ShuttingDown, 503, "Unavailable", "UNAVAILABLE"),
+            (
+                ApiError::CapacityExhausted("x".into()),
+                503,
+                "CapacityExhausted",
+                "RESOURCE_EXHAUSTED",
+            ),
         ];
         for (e, status, label, code) in rows {
             assert_eq!(
@@ -302,9 +330,14 @@ mod tests {
             limit: 3,
         });
         assert_eq!(
-            (e.http_status(), e.to_string().as_str()),
-            (500, "capacity exhausted: tasks (limit 3)")
+            (
+                e.http_status(),
+                e.to_string().as_str(),
+                e.retry_after_secs()
+            ),
+            (503, "capacity exhausted: tasks (limit 3)", Some(1))
         );
+        assert_eq!(e.grpc_code_name(), "RESOURCE_EXHAUSTED");
         assert_eq!(
             ApiError::from(CoreError::ShuttingDown).grpc_code_name(),
             "UNAVAILABLE"

@@ -23,8 +23,9 @@ use crate::ApiError;
 ///
 /// # Contract
 /// - Futures must be `Send` and must not block the runtime.
-/// - "Unknown" is not an error: `get`, `runs` and `stream_logs` return `Ok(None)` and each
-///   transport maps that (HTTP 404, gRPC an empty answer or `NOT_FOUND` for logs).
+/// - "Unknown" is not an error: `get`, `runs`, `cancel` and `stream_logs` return `Ok(None)`
+///   and each transport maps that (HTTP 404, gRPC an empty answer or `NOT_FOUND` for cancel
+///   and logs).
 /// - A dropped future (the client went away) must leave no state behind.
 pub trait ApiHandler: Send + Sync + 'static {
     /// Submits `spec` under its own admission policy; returns the new task's id.
@@ -51,6 +52,16 @@ pub trait ApiHandler: Send + Sync + 'static {
 
     /// Stops (if active) and forgets a task; `true` when it existed. Idempotent.
     fn delete(&self, id: TaskId) -> impl Future<Output = Result<bool, ApiError>> + Send;
+
+    /// Stops a task (its whole process tree) and keeps it with its history and output: it
+    /// ends `Canceled` with `reason` (which names who cancelled it) as its error. Returns
+    /// the task once terminal (or still stopping after a bounded wait), unchanged when it was
+    /// already terminal, or `None` when the id is unknown. Idempotent.
+    fn cancel(
+        &self,
+        id: TaskId,
+        reason: &str,
+    ) -> impl Future<Output = Result<Option<Task>, ApiError>> + Send;
 
     /// The output of a task from where `query` says (live, the last N retained lines,
     /// everything retained, since a time, after an offset), or `None` when the id is

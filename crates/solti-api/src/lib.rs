@@ -9,7 +9,7 @@
 //!
 //! # How it fits together
 //! - [`ApiHandler`] is the transport-agnostic set of operations (submit, apply, get, list,
-//!   runs, delete, stream logs) in domain types; [`SupervisorApiAdapter`] implements it.
+//!   runs, delete, cancel, stream logs) in domain types; [`SupervisorApiAdapter`] implements it.
 //! - [`HttpApi`] turns a handler into an [`axum::Router`]; [`GrpcApi`] into the
 //!   `solti.task.v1.TaskService` tonic service. Both decode and validate with the same
 //!   conversions, map failures through the one [`ApiError`], check the optional bearer
@@ -51,7 +51,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
-#[cfg(any(feature = "http", feature = "grpc"))]
 mod auth;
 #[cfg(feature = "_proto")]
 mod convert;
@@ -63,6 +62,7 @@ pub mod grpc;
 #[cfg(any(feature = "http", feature = "grpc"))]
 mod guard;
 mod handler;
+mod health;
 #[cfg(feature = "http")]
 pub mod http;
 mod observe;
@@ -70,7 +70,9 @@ mod observe;
 mod serve;
 
 #[doc(inline)]
-pub use adapter::SupervisorApiAdapter;
+pub use adapter::{CANCEL_WAIT, SupervisorApiAdapter};
+#[doc(inline)]
+pub use auth::SharedToken;
 #[doc(inline)]
 pub use error::ApiError;
 #[cfg(feature = "_proto")]
@@ -83,17 +85,19 @@ pub use grpc::{GrpcApi, serve_grpc};
 pub use guard::HostPolicy;
 #[doc(inline)]
 pub use handler::{ApiHandler, LogStream};
+#[doc(inline)]
+pub use health::{Health, Readiness};
 #[cfg(feature = "http")]
 #[doc(inline)]
 pub use http::{HttpApi, serve_http};
 #[doc(inline)]
 pub use observe::{ApiObserver, NoOpApiObserver, Transport, UNMATCHED_ROUTE};
-#[cfg(feature = "tls")]
-#[doc(inline)]
-pub use serve::TlsListener;
 #[cfg(feature = "_serve")]
 #[doc(inline)]
 pub use serve::{Listener, MAX_HEADER_BYTES, ServeConfig};
+#[cfg(feature = "tls")]
+#[doc(inline)]
+pub use serve::{TlsListener, TlsReloader};
 
 /// The version of the task API this crate serves (`api_version` in discovery).
 pub const API_VERSION: i32 = 1;

@@ -67,13 +67,22 @@ pub(crate) fn backoff(policy: BackoffPolicy) -> Result<tv::BackoffPolicy, CoreEr
     .map_err(|e| CoreError::Internal(format!("backoff policy rejected by taskvisor: {e}")))
 }
 
-/// Admission policies map one to one.
+/// The taskvisor admission of a submission the supervisor has admitted.
+///
+/// `Replace` and `Queue` map one to one. `DropIfRunning` (the default, and anything added
+/// later) is enforced by the supervisor itself, against its own index of active tasks, when
+/// the task is submitted; a task that passed that check is handed to taskvisor as `Queue`.
+/// taskvisor's own `DropIfRunning` must not decide: its waiter delivers a task's outcome
+/// before its controller releases the slot, so a submission right after the previous task
+/// of the slot finished (its phase stored, its output ended) would be refused `SlotBusy`
+/// by a slot that is free for every caller. Queued instead, it starts as soon as taskvisor
+/// has retired the previous task (at once in practice; a force-aborted task that never
+/// returns keeps the slot, and the new task `Pending`, until it physically exits).
 pub(crate) fn admission(policy: AdmissionPolicy) -> tv::AdmissionPolicy {
     match policy {
         AdmissionPolicy::Replace => tv::AdmissionPolicy::Replace,
-        AdmissionPolicy::Queue => tv::AdmissionPolicy::Queue,
-        // `DropIfRunning` (the default) and anything added later: never displace work.
-        _ => tv::AdmissionPolicy::DropIfRunning,
+        // Never displace work.
+        _ => tv::AdmissionPolicy::Queue,
     }
 }
 
@@ -331,6 +340,12 @@ mod tests {
         assert_eq!(b.first(), Duration::from_millis(10));
         assert_eq!(
             admission(AdmissionPolicy::Queue),
+            tv::AdmissionPolicy::Queue
+        );
+        // DropIfRunning is decided by the supervisor; taskvisor only queues behind a task
+        // it is still retiring.
+        assert_eq!(
+            admission(AdmissionPolicy::DropIfRunning),
             tv::AdmissionPolicy::Queue
         );
     }

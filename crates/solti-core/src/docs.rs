@@ -47,7 +47,7 @@ pub mod shutdown {}
 /// | `registry_queue_capacity` | 16 384 | command bursts are absorbed without waiting |
 /// | controller `queue_capacity`, `admission_capacity`, `identity_operation_capacity` | 16 384 | same |
 /// | controller `max_controller_slots`, `max_total_pending` | `N` | one slot per task at most |
-/// | controller `max_slot_queue` | as given (default 100) | the per-slot Queue bound is policy, not capacity |
+/// | controller `max_slot_queue` | as given (default 100) | the per-slot Queue bound is policy, not capacity; keep it at least 1, since a DropIfRunning task admitted right after its slot's previous task finished waits in that queue while taskvisor retires the previous task (with 0 it would end `Failed`, queue full) |
 ///
 /// A value the caller configured higher (or unlimited) is kept; only lower values are raised.
 /// `grace`, `max_concurrent` and `subscriber_shutdown_timeout` are taken as given. The
@@ -71,7 +71,7 @@ pub mod limits {}
 /// | `Failed`, last run timed out | `Timeout` | taskvisor's reason |
 /// | other `Failed`, `Fatal`, `Panicked` | `Failed` | reason |
 /// | `Canceled`, `ForceAborted` | `Canceled` | "canceled", "replaced by &lt;id&gt;", "deleted", "agent shutting down" |
-/// | `Rejected(SlotBusy)` (DropIfRunning) | `Canceled` | names the slot and the owning task id |
+/// | `Rejected(SlotBusy)` | `Canceled` | names the slot (DropIfRunning is refused by the supervisor before taskvisor, naming the owning task id; this row is a fallback) |
 /// | `Rejected(QueueFull)` | `Failed` | names the slot and the bound |
 /// | `Rejected(SupersededByReplace \| RemovedFromQueue)` | `Canceled` | the stop reason |
 /// | `Rejected(ControllerShuttingDown)` | `Canceled` | "agent shutting down" |

@@ -77,7 +77,7 @@ pub use journald::JOURNALD_SOCKET;
 #[doc(inline)]
 pub use lifecycle::{LIFECYCLE_TARGET, LifecycleLogger};
 #[doc(inline)]
-pub use logger::{BoxSubscriber, init_logger};
+pub use logger::{BoxSubscriber, init_logger, set_log_level};
 #[doc(inline)]
 pub use timezone::{
     DEFAULT_TIMEZONE_SYNC_PERIOD, TIMEZONE_SYNC_SLOT, timezone_sync, timezone_sync_every,

@@ -2,7 +2,10 @@
 
 use std::{
     io::IsTerminal,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use tracing::Subscriber;
@@ -10,6 +13,7 @@ use tracing_subscriber::{
     EnvFilter, Layer, Registry,
     fmt::{MakeWriter, writer::BoxMakeWriter},
     layer::{Layered, SubscriberExt},
+    reload,
     util::SubscriberInitExt,
 };
 
@@ -22,6 +26,25 @@ pub type BoxSubscriber = Box<dyn Subscriber + Send + Sync + 'static>;
 
 /// Set once the first `init_logger` call got as far as installing.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The level filter of the installed logger, for [`set_log_level`].
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// The filter layer, replaceable while the logger runs.
+type Filter = reload::Layer<EnvFilter, Registry>;
+
+/// Replaces the level filter of the logger [`init_logger`] installed (say, on SIGHUP), with
+/// the same syntax as [`LoggerConfig::with_level`]. Returns `false` when no logger was
+/// installed by this crate (nothing changes then).
+///
+/// # Errors
+/// [`ObserveError::InvalidFilter`] when `level` does not parse; the filter stays as it was.
+pub fn set_log_level(level: &str) -> Result<bool, ObserveError> {
+    let filter = parse_filter(level)?;
+    Ok(LEVEL
+        .get()
+        .is_some_and(|handle| handle.reload(filter).is_ok()))
+}
 
 /// Installs the process-wide `tracing` subscriber described by `config`, and routes records of
 /// the `log` crate (used by some dependencies) into it.
@@ -47,13 +70,14 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// The configuration is checked before the once-per-process rule, so a bad configuration is
 /// reported as such even after a successful call.
 pub fn init_logger(config: &LoggerConfig) -> Result<(), ObserveError> {
-    let subscriber = match config.target() {
+    let (subscriber, handle) = match config.target() {
         LogTarget::Stderr => config.build(std::io::stderr, std::io::stderr().is_terminal())?,
         LogTarget::Stdout => config.build(std::io::stdout, std::io::stdout().is_terminal())?,
     };
     if INSTALLED.swap(true, Ordering::SeqCst) {
         return Err(ObserveError::AlreadyInitialized { source: None });
     }
+    let _ = LEVEL.set(handle);
     subscriber
         .try_init()
         .map_err(|e| ObserveError::AlreadyInitialized { source: Some(e) })
@@ -101,14 +125,18 @@ impl LoggerConfig {
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
-        self.build(writer, false)
+        self.build(writer, false).map(|(subscriber, _)| subscriber)
     }
 
-    fn build<W>(&self, writer: W, is_terminal: bool) -> Result<BoxSubscriber, ObserveError>
+    fn build<W>(
+        &self,
+        writer: W,
+        is_terminal: bool,
+    ) -> Result<(BoxSubscriber, reload::Handle<EnvFilter, Registry>), ObserveError>
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
-        let filter = parse_filter(self.level())?;
+        let (filter, handle) = reload::Layer::new(parse_filter(self.level())?);
         let ansi = match self.color() {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -116,8 +144,7 @@ impl LoggerConfig {
         };
         let timer = Rfc3339Timer::new(self.timezone());
         let writer = BoxMakeWriter::new(writer);
-        let layer: Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync> = match self.format()
-        {
+        let layer: Box<dyn Layer<Layered<Filter, Registry>> + Send + Sync> = match self.format() {
             LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_timer(timer)
                 .with_ansi(ansi)
@@ -133,7 +160,10 @@ impl LoggerConfig {
                 .boxed(),
             LogFormat::Journald => journald::layer()?.boxed(),
         };
-        Ok(Box::new(Registry::default().with(filter).with(layer)))
+        Ok((
+            Box::new(Registry::default().with(filter).with(layer)),
+            handle,
+        ))
     }
 }
 
@@ -156,6 +186,13 @@ pub(crate) fn parse_filter(level: &str) -> Result<EnvFilter, ObserveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_log_level_checks_the_expression() {
+        let err = set_log_level("info,solti_core=loud").unwrap_err();
+        assert!(matches!(err, ObserveError::InvalidFilter { .. }), "{err:?}");
+        set_log_level("debug").unwrap();
+    }
 
     #[test]
     fn filters_are_checked() {

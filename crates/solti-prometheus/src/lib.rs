@@ -100,4 +100,5 @@ pub use runner::{ATTEMPT_BUCKETS, REJECTION_REASONS, RUNNER_ERRORS, RunnerMetric
 #[doc(inline)]
 pub use server::{
     METRICS_PATH, METRICS_SLOT, encode_text, metrics_router, metrics_server, serve_metrics,
+    serve_metrics_with,
 };

@@ -82,7 +82,26 @@ pub fn serve_metrics<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    serve_shared(Arc::new(listener), registry, shutdown)
+    serve_shared(Arc::new(listener), registry, Router::new(), shutdown)
+}
+
+/// [`serve_metrics`] that also serves the routes of `extra` on the same listener (say, the
+/// agent's `/healthz` and `/readyz`, which must keep answering while the supervisor shuts
+/// down, so this server is not one of its tasks).
+///
+/// # Errors
+/// As [`serve_metrics`].
+#[must_use = "the server does nothing until awaited"]
+pub fn serve_metrics_with<F>(
+    listener: TcpListener,
+    registry: Registry,
+    extra: Router,
+    shutdown: F,
+) -> impl Future<Output = Result<(), MetricsError>> + Send + 'static
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_shared(Arc::new(listener), registry, extra, shutdown)
 }
 
 /// The `/metrics` server as an embedded task for the supervisor. Submit it with
@@ -112,8 +131,10 @@ pub fn metrics_server(listener: TcpListener, registry: Registry) -> (TaskRef, Ta
         let registry = registry.clone();
         async move {
             let stop = ctx.clone();
-            let result =
-                serve_shared(listener, registry, async move { stop.cancelled().await }).await;
+            let result = serve_shared(listener, registry, Router::new(), async move {
+                stop.cancelled().await;
+            })
+            .await;
             if ctx.is_cancelled() {
                 return Err(TaskError::Canceled);
             }
@@ -129,12 +150,13 @@ pub fn metrics_server(listener: TcpListener, registry: Registry) -> (TaskRef, Ta
 fn serve_shared<F>(
     listener: Arc<TcpListener>,
     registry: Registry,
+    extra: Router,
     shutdown: F,
 ) -> impl Future<Output = Result<(), MetricsError>> + Send + 'static
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let router = metrics_router(registry);
+    let router = metrics_router(registry).merge(extra);
     async move {
         axum::serve(SharedListener(listener), router)
             .with_graceful_shutdown(shutdown)

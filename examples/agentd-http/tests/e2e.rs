@@ -328,6 +328,10 @@ async fn registers_with_a_control_plane_that_then_pushes_a_task() {
             "podium-shared-token",
             "--agent-name",
             "e2e",
+            "--metadata",
+            "rack=r7",
+            "--metadata",
+            "zone=eu-1",
         ],
     );
     let (headers, body) = tokio::time::timeout(Duration::from_secs(15), rx.recv())
@@ -342,6 +346,9 @@ async fn registers_with_a_control_plane_that_then_pushes_a_task() {
     assert_eq!(body["heartbeatIntervalS"], 1);
     assert_eq!(body["platform"], std::env::consts::OS);
     assert_eq!(body["arch"], std::env::consts::ARCH);
+    assert_eq!(body["metadata"], json!({"rack": "r7", "zone": "eu-1"}));
+    // Derived from the registered runners: agentd-http registers the subprocess runner only.
+    assert_eq!(body["capabilities"], json!(["subprocess"]));
     let endpoint = body["endpoint"].as_str().unwrap().to_owned();
     assert_eq!(endpoint, format!("http://{}", agent.api_addr()));
 

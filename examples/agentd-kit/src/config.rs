@@ -289,6 +289,101 @@ pub struct Config {
     #[arg(long, env = "SOLTI_INSECURE_ALLOW_UNAUTHENTICATED")]
     pub insecure_allow_unauthenticated: bool,
 
+    /// TOML configuration file: any flag as a snake_case key (`metrics_listen = "off"`).
+    /// Flags and SOLTI_* variables override it; unknown keys and bad values are refused.
+    #[arg(long, env = "SOLTI_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (TOML, secrets redacted, each value's source) and
+    /// exit.
+    #[arg(long, env = "SOLTI_PRINT_CONFIG")]
+    pub print_config: bool,
+
+    /// cgroup v2 directory under which each task attempt gets its own cgroup carrying the
+    /// --task-*-max limits (e.g. /sys/fs/cgroup/solti.slice/agent). Must not hold processes
+    /// itself [default: a limit-less cgroup under the agent's own, when writable].
+    #[arg(long, env = "SOLTI_CGROUP_PARENT")]
+    pub cgroup_parent: Option<PathBuf>,
+
+    /// memory.max of each task attempt, in bytes, or with a K/M/G/T suffix (powers of 1024).
+    /// Swap is denied too where it is accounted [default: unlimited].
+    #[arg(long, env = "SOLTI_TASK_MEMORY_MAX", value_parser = parse_bytes)]
+    pub task_memory_max: Option<u64>,
+
+    /// cpu.max of each task attempt as QUOTA/PERIOD in microseconds (50000/100000 = half a
+    /// CPU; period 1000..=1000000) [default: unlimited].
+    #[arg(long, env = "SOLTI_TASK_CPU_MAX", value_parser = parse_cpu_max)]
+    pub task_cpu_max: Option<CpuMax>,
+
+    /// pids.max of each task attempt: processes and threads [default: unlimited].
+    #[arg(long, env = "SOLTI_TASK_PIDS_MAX", value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_pids_max: Option<u64>,
+
+    /// Drop every capability from tasks (bounding, permitted, effective, inheritable and
+    /// ambient sets) except --keep-capabilities. Needs CAP_SETPCAP in the agent.
+    #[arg(long, env = "SOLTI_DROP_CAPABILITIES")]
+    pub drop_capabilities: bool,
+
+    /// Capabilities tasks keep under --drop-capabilities, comma-separated
+    /// (`CAP_NET_BIND_SERVICE` or `net_bind_service`).
+    #[arg(long, env = "SOLTI_KEEP_CAPABILITIES", value_delimiter = ',')]
+    pub keep_capabilities: Vec<String>,
+
+    /// Set no_new_privs in tasks: setuid/setgid and file-capability programs gain nothing.
+    #[arg(long, env = "SOLTI_NO_NEW_PRIVS")]
+    pub no_new_privs: bool,
+
+    /// RLIMIT_NOFILE of tasks: most open files [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_NOFILE", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rlimit_nofile: Option<u64>,
+
+    /// RLIMIT_FSIZE of tasks: largest file written, bytes or K/M/G/T [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_FSIZE", value_parser = parse_bytes)]
+    pub rlimit_fsize: Option<u64>,
+
+    /// RLIMIT_CORE of tasks: largest core dump, bytes or K/M/G/T; 0 disables core dumps
+    /// [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_CORE", value_parser = parse_bytes_or_zero)]
+    pub rlimit_core: Option<u64>,
+
+    /// RLIMIT_AS of tasks: largest address space, bytes or K/M/G/T [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_AS", value_parser = parse_bytes)]
+    pub rlimit_as: Option<u64>,
+
+    /// RLIMIT_CPU of tasks: CPU seconds before SIGXCPU [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_CPU", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rlimit_cpu: Option<u64>,
+
+    /// RLIMIT_NPROC of tasks: processes of the task's user (per user, not per task; prefer
+    /// --task-pids-max) [default: inherited].
+    #[arg(long, env = "SOLTI_RLIMIT_NPROC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rlimit_nproc: Option<u64>,
+
+    /// Fail each task attempt when configured isolation cannot be applied on this host,
+    /// instead of running it unconfined with one warning per cause.
+    #[arg(long, env = "SOLTI_REQUIRE_ISOLATION")]
+    pub require_isolation: bool,
+
+    /// Time between SIGTERM and SIGKILL when a task is stopped, in milliseconds (at most 1 h;
+    /// keep it below --shutdown-grace-ms).
+    #[arg(long, env = "SOLTI_KILL_GRACE_MS", default_value_t = 5_000)]
+    pub kill_grace_ms: u64,
+
+    /// Most tasks kept (active and terminal, internal ones included); when full the oldest
+    /// terminal task is evicted, and when all are active new submissions get 503.
+    #[arg(long, env = "SOLTI_MAX_TASKS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub max_tasks: u64,
+
+    /// Most task attempts running at once; more wait (in backoff or queued) for a place.
+    /// 0 = unlimited. The agent's few internal tasks are not counted.
+    #[arg(long, env = "SOLTI_MAX_RUNNING", default_value_t = 0)]
+    pub max_running: u64,
+
+    /// Node metadata sent to the control plane, KEY=VALUE, repeatable (comma-separated in
+    /// SOLTI_METADATA; a `[metadata]` table in the config file).
+    #[arg(long, env = "SOLTI_METADATA", value_delimiter = ',', value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+
     /// Run tasks as this user: a name or a numeric uid (needs an agent running as root).
     /// Tasks then cannot write the cgroup files that bound them. Their group is the user's
     /// primary group unless --task-group is given; supplementary groups are cleared.
@@ -314,6 +409,97 @@ pub struct TaskIdentity {
     pub uid: u32,
     /// The gid: `--task-group`, else the user's primary group.
     pub gid: u32,
+}
+
+/// A `cpu.max` setting: `quota_us` of CPU time per `period_us`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuMax {
+    /// CPU time per period, in microseconds.
+    pub quota_us: u64,
+    /// The period, in microseconds.
+    pub period_us: u64,
+}
+
+fn parse_cpu_max(s: &str) -> Result<CpuMax, String> {
+    let (q, p) = s.split_once('/').ok_or_else(|| {
+        format!("expected QUOTA/PERIOD in microseconds (e.g. 50000/100000), got {s:?}")
+    })?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("expected QUOTA/PERIOD in microseconds, got {s:?}"))
+    };
+    let (quota_us, period_us) = (num(q)?, num(p)?);
+    if !(1000..=1_000_000).contains(&period_us) {
+        return Err(format!("period must be 1000..=1000000 µs, got {period_us}"));
+    }
+    if quota_us == 0 || quota_us > period_us {
+        return Err(format!(
+            "quota must be 1..=period ({period_us}) µs, got {quota_us}"
+        ));
+    }
+    Ok(CpuMax {
+        quota_us,
+        period_us,
+    })
+}
+
+/// Bytes with an optional binary suffix (`K`, `M`, `G`, `T`, also `KiB`…), at least 1.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    match parse_bytes_or_zero(s)? {
+        0 => Err("must be at least 1 byte".to_owned()),
+        n => Ok(n),
+    }
+}
+
+fn parse_bytes_or_zero(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    let shift = match suffix.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "expected bytes, optionally with K/M/G/T, got {s:?}"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected bytes, optionally with K/M/G/T, got {s:?}"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Most metadata pairs, and the longest key and value accepted.
+const MAX_METADATA_KEY: usize = 63;
+const MAX_METADATA_VALUE: usize = 256;
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    let k = k.trim();
+    if k.is_empty()
+        || k.len() > MAX_METADATA_KEY
+        || !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+    {
+        return Err(format!(
+            "key must be 1..={MAX_METADATA_KEY} characters of [A-Za-z0-9._/-], got {k:?}"
+        ));
+    }
+    if v.len() > MAX_METADATA_VALUE || v.chars().any(char::is_control) {
+        return Err(format!(
+            "value of {k:?} must be at most {MAX_METADATA_VALUE} bytes without control characters"
+        ));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// The shortest sweep interval accepted: each sweep walks every task under the state lock.
@@ -366,6 +552,7 @@ impl Config {
             Ok(Duration::from_millis(value))
         };
         Ok(StateConfig::default()
+            .with_max_tasks(usize::try_from(self.max_tasks).unwrap_or(usize::MAX))
             .with_run_ttl(ms(self.run_ttl_ms, 1, "--run-ttl-ms", "SOLTI_RUN_TTL_MS")?)
             .with_task_ttl(ms(
                 self.task_ttl_ms,
@@ -400,6 +587,69 @@ impl Config {
         }
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Ok((size(per_task), size(total)))
+    }
+
+    /// The subprocess runner's isolation and kill settings from the flags.
+    ///
+    /// # Errors
+    /// When --keep-capabilities is given without --drop-capabilities, or --kill-grace-ms is
+    /// above 1 hour; the runner checks the rest when it is registered, naming the setting.
+    pub fn backend_config(&self) -> Result<solti_exec::SubprocessBackendConfig> {
+        if !self.keep_capabilities.is_empty() && !self.drop_capabilities {
+            bail!("--keep-capabilities / SOLTI_KEEP_CAPABILITIES needs --drop-capabilities");
+        }
+        if self.kill_grace_ms > 3_600_000 {
+            bail!(
+                "--kill-grace-ms / SOLTI_KILL_GRACE_MS: expected at most 3600000 (1 h), got {}",
+                self.kill_grace_ms
+            );
+        }
+        let mut b = solti_exec::SubprocessBackendConfig::new()
+            .kill_grace(Duration::from_millis(self.kill_grace_ms))
+            .drop_all_capabilities(self.drop_capabilities)
+            .keep_capabilities(self.keep_capabilities.iter().cloned())
+            .no_new_privs(self.no_new_privs)
+            .require_enforcement(self.require_isolation);
+        if let Some(dir) = &self.cgroup_parent {
+            b = b.cgroup_parent(dir);
+        }
+        if let Some(bytes) = self.task_memory_max {
+            b = b.memory_max(bytes);
+        }
+        if let Some(cpu) = self.task_cpu_max {
+            b = b.cpu_max(cpu.quota_us, cpu.period_us);
+        }
+        if let Some(n) = self.task_pids_max {
+            b = b.pids_max(n);
+        }
+        type Backend = solti_exec::SubprocessBackendConfig;
+        type Setter = fn(Backend, u64) -> Backend;
+        let limits: [(Option<u64>, Setter); 6] = [
+            (self.rlimit_nofile, Backend::rlimit_nofile),
+            (self.rlimit_fsize, Backend::rlimit_fsize),
+            (self.rlimit_core, Backend::rlimit_core),
+            (self.rlimit_as, Backend::rlimit_as),
+            (self.rlimit_cpu, Backend::rlimit_cpu),
+            (self.rlimit_nproc, Backend::rlimit_nproc),
+        ];
+        for (value, set) in limits {
+            if let Some(v) = value {
+                b = set(b, v);
+            }
+        }
+        Ok(b)
+    }
+
+    /// The most attempts running at once (`--max-running`), or `None` for no bound.
+    #[must_use]
+    pub fn max_running(&self) -> Option<std::num::NonZeroUsize> {
+        std::num::NonZeroUsize::new(usize::try_from(self.max_running).unwrap_or(usize::MAX))
+    }
+
+    /// The node metadata sent to the control plane (`--metadata`), later pairs winning.
+    #[must_use]
+    pub fn metadata(&self) -> std::collections::BTreeMap<String, String> {
+        self.metadata.iter().cloned().collect()
     }
 
     /// Resolves `--task-user` / `--task-group` (names through the system's user and group

@@ -2,16 +2,22 @@
 
 use anyhow::{Context as _, Result};
 use solti_discover::{DiscoverConfig, DiscoveryTransport, HttpDialect};
-use solti_model::{AgentId, Token};
+use solti_model::{AgentId, ContainerSpec, SubprocessSpec, TaskKind, TaskSpec, Token, WasmSpec};
 use solti_prometheus::SoltiMetrics;
+use solti_runner::RunnerRouter;
 
 use crate::{Config, DialectArg, PodiumTransportArg, TransportKind};
 
 /// Builds the discovery configuration: the control plane reaches the agent at `advertise`
 /// over the agent's own API (`transport`, always advertised as `endpoint_type`), with the
 /// agent's token; heartbeats go over `--podium-transport` (default: the same kind).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one agent, passed once from `run`"
+)]
 pub(crate) fn config(
     config: &Config,
+    capabilities: &[String],
     transport: TransportKind,
     agent_id: &AgentId,
     advertise: &str,
@@ -42,9 +48,12 @@ pub(crate) fn config(
         DialectArg::Proto => HttpDialect::Proto,
         DialectArg::Legacy => HttpDialect::Legacy,
     })
-    .with_capabilities(["subprocess"])
+    .with_capabilities(capabilities.iter().cloned())
     .with_metrics(metrics.discovery())
     .with_started_at(started);
+    for (key, value) in config.metadata() {
+        builder = builder.with_metadata(key, value);
+    }
     if let Some(token) = token {
         builder = builder.with_token(token);
     }
@@ -66,12 +75,70 @@ pub(crate) fn config(
         .context("--control-plane / --advertise / --heartbeat-ms")
 }
 
+/// The task kinds some registered runner accepts (`subprocess`, `wasm`, `container`): what
+/// the agent advertises as its capabilities. Asked of the router with one probe spec per
+/// kind, so a runner an embedder registers shows up without code here.
+pub(crate) fn capabilities(router: &RunnerRouter) -> Vec<String> {
+    let probes = [
+        TaskKind::Subprocess(SubprocessSpec::command("true", Vec::<String>::new())),
+        TaskKind::Wasm(WasmSpec::new("probe.wasm")),
+        TaskKind::Container(ContainerSpec::new("probe")),
+    ];
+    probes
+        .into_iter()
+        .filter_map(|kind| {
+            let name = kind.name().to_owned();
+            let spec = TaskSpec::builder("capability-probe", kind, 1_000u64)
+                .build()
+                .ok()?;
+            router.pick(&spec).is_ok().then_some(name)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use clap::Parser as _;
     use solti_discover::{DiscoveryTransport, HttpDialect};
+    use solti_runner::{BuildContext, Runner, RunnerError};
 
     use super::*;
+
+    /// Accepts WASM specs only.
+    struct Wasm;
+
+    impl Runner for Wasm {
+        fn name(&self) -> &str {
+            "wasm"
+        }
+        fn supports(&self, spec: &TaskSpec) -> bool {
+            matches!(spec.kind(), TaskKind::Wasm(_))
+        }
+        fn build_task(
+            &self,
+            _: &TaskSpec,
+            _: &BuildContext,
+        ) -> Result<taskvisor::TaskRef, RunnerError> {
+            Err(RunnerError::build("wasm", "probe only"))
+        }
+    }
+
+    #[test]
+    fn capabilities_follow_the_registered_runners() {
+        let mut router = RunnerRouter::new();
+        assert!(capabilities(&router).is_empty());
+        solti_exec::register_subprocess_runner(&mut router, "default").unwrap();
+        assert_eq!(capabilities(&router), ["subprocess"]);
+        router
+            .register_arc(
+                Arc::new(Wasm),
+                solti_model::Labels::new().with("engine", "wasm"),
+            )
+            .unwrap();
+        assert_eq!(capabilities(&router), ["subprocess", "wasm"]);
+    }
 
     /// Every agent kind × heartbeat transport × dialect: the advertised `endpoint_type` is the
     /// agent's own API, the Sync goes over `--podium-transport` (default: the API kind).
@@ -100,6 +167,7 @@ mod tests {
                     let advertise = cfg.advertise(kind, "127.0.0.1:8085".parse().unwrap());
                     let d = config(
                         &cfg,
+                        &[],
                         kind,
                         &id,
                         &advertise,

@@ -8,9 +8,12 @@
 
 mod config;
 mod discovery;
+mod file;
 mod identity;
 mod listen;
 mod metrics;
+mod notify;
+mod reload;
 mod run;
 mod serve;
 mod signals;
@@ -19,8 +22,8 @@ pub mod testing;
 mod trim;
 
 pub use config::{
-    Config, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret, StateBackendArg,
-    TaskIdentity, TransportKind,
+    Config, CpuMax, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret,
+    StateBackendArg, TaskIdentity, TransportKind,
 };
 pub use identity::load_or_create_agent_id;
 pub use listen::{ListenAddr, bind_unix, parse_mode};

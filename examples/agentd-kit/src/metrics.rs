@@ -4,7 +4,7 @@
 //! the credential that runs commands, in clear text. A non-loopback metrics address needs
 //! `--insecure-allow-unauthenticated` (checked in `run`).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::Request,
@@ -13,10 +13,8 @@ use axum::{
     response::{IntoResponse as _, Response},
 };
 use prometheus::Registry;
-use solti_api::{HostPolicy, Listener, ServeConfig};
-use solti_model::{MAX_DURATION_MS, RestartPolicy, TaskKind, TaskSpec};
-use taskvisor::{TaskContext, TaskError, TaskFn, TaskRef};
-use tokio::net::{TcpListener, TcpStream};
+use solti_api::{Health, HostPolicy, ServeConfig};
+use tokio::net::TcpListener;
 
 /// Connections the metrics server keeps open at once (Prometheus needs one or two).
 pub(crate) const METRICS_MAX_CONNECTIONS: usize = 32;
@@ -25,45 +23,28 @@ const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle keep-alive connections are closed after this (longer than common scrape intervals).
 const METRICS_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The metrics server as an embedded task (slot `solti-metrics`, restarted on failure on the
-/// same listener).
-pub(crate) fn server(
+/// Serves `/metrics` and the probes (`/healthz`, `/readyz` from `health`) on `listener`
+/// until `stop` completes. The agent runs it itself, not as a supervisor task, so `/readyz`
+/// keeps answering (503) while the supervisor shuts down.
+pub(crate) async fn serve(
     listener: TcpListener,
     registry: Registry,
     host: HostPolicy,
-) -> anyhow::Result<(TaskRef, TaskSpec)> {
-    let listener = Arc::new(listener);
-    let task: TaskRef = TaskFn::arc(move |ctx: TaskContext| {
-        let listener = Shared(Arc::clone(&listener));
-        let router = solti_prometheus::metrics_router(registry.clone()).layer(middleware::from_fn(
-            move |req: Request, next: Next| guard(host, req, next),
-        ));
-        async move {
-            let stop = ctx.clone();
-            let served = ServeConfig::new()
-                .max_connections(METRICS_MAX_CONNECTIONS)
-                .header_read_timeout(METRICS_HEADER_TIMEOUT)
-                .idle_timeout(METRICS_IDLE_TIMEOUT)
-                .shutdown_grace(Duration::from_secs(1))
-                .serve(listener, router, async move { stop.cancelled().await })
-                .await;
-            if ctx.is_cancelled() {
-                return Err(TaskError::Canceled);
-            }
-            Err(match served {
-                Ok(()) => TaskError::fail("metrics server stopped"),
-                Err(e) => TaskError::fail_from(e),
-            })
-        }
-    });
-    let spec = TaskSpec::builder(
-        solti_prometheus::METRICS_SLOT,
-        TaskKind::Embedded,
-        MAX_DURATION_MS,
-    )
-    .restart(RestartPolicy::OnFailure)
-    .build()?;
-    Ok((task, spec))
+    health: Health,
+    stop: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let router = solti_prometheus::metrics_router(registry)
+        .merge(solti_api::http::health_router(health))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            guard(host, req, next)
+        }));
+    ServeConfig::new()
+        .max_connections(METRICS_MAX_CONNECTIONS)
+        .header_read_timeout(METRICS_HEADER_TIMEOUT)
+        .idle_timeout(METRICS_IDLE_TIMEOUT)
+        .shutdown_grace(Duration::from_secs(1))
+        .serve(listener, router, stop)
+        .await
 }
 
 /// `421` for a non-loopback `Host` on a loopback listener (DNS rebinding).
@@ -86,16 +67,4 @@ async fn guard(host: HostPolicy, req: Request, next: Next) -> Response {
             .into_response();
     }
     next.run(req).await
-}
-
-/// The listener shared by every attempt of the embedded task.
-struct Shared(Arc<TcpListener>);
-
-impl Listener for Shared {
-    type Io = TcpStream;
-
-    async fn accept(&mut self) -> std::io::Result<TcpStream> {
-        let (stream, _) = self.0.accept().await?;
-        Ok(stream)
-    }
 }

@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
+use solti_api::{Health, SharedToken, TlsListener};
 use solti_core::SupervisorApi;
 use solti_model::{AgentId, Token};
 use solti_observe::{LifecycleLogger, LogFormat, LoggerConfig, Timezone};
@@ -89,6 +90,12 @@ where
     }
     // Installed before anything is announced, so SIGTERM during start-up is graceful too.
     let signals = Signals::install().context("install signal handlers")?;
+    // SIGHUP reloads; without a handler its default action would kill the agent.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("install the SIGHUP handler")?;
+    // `/readyz` and gRPC health answer "starting" until the listeners are bound and the
+    // supervisor runs, and "shutting down" from the first signal on.
+    let health = Health::new();
 
     protect_agent_memory();
     let token = load_token(&config)?;
@@ -135,12 +142,14 @@ where
 
     let mut router = RunnerRouter::new();
     router.set_metrics(metrics.runner());
-    let mut exec = solti_exec::SubprocessBackendConfig::new().inherit_env(config.inherit_env);
+    let mut exec = config.backend_config()?.inherit_env(config.inherit_env);
     if let Some(id) = &task_identity {
         exec = exec.run_as(id.uid, id.gid);
     }
-    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", exec)
-        .context("subprocess runner (--task-user / --task-group)")?;
+    solti_exec::register_subprocess_runner_with_backend(&mut router, "default", exec).context(
+        "subprocess runner (--task-user, --task-group, --cgroup-parent, --task-*-max, \
+             --rlimit-*, capabilities)",
+    )?;
     match &task_identity {
         Some(id) => tracing::info!(user = %id.user, uid = id.uid, gid = id.gid,
             "tasks run as another user; they cannot write the cgroup files that bound them"),
@@ -155,6 +164,7 @@ where
     for name in router.names() {
         metrics.runner().register_runner(name);
     }
+    let capabilities = crate::discovery::capabilities(&router);
     // After everything that can refuse to start, so a failed start leaves no new id file.
     let agent_id = match &config.agent_id {
         Some(id) => AgentId::try_new(id).context("--agent-id")?,
@@ -164,8 +174,15 @@ where
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let opened = crate::state::open(&config, transport, &state)?;
     let disk = opened.disk;
+    // The internal tasks (the sweep, the timezone sync, and the allocator trim and discovery
+    // when enabled) each take a running place: the bound covers tasks on top of them.
+    let internal =
+        2 + usize::from(config.malloc_trim_ms > 0) + usize::from(config.control_plane.is_some());
+    let max_running = config.max_running().and_then(|n| n.checked_add(internal));
     let supervisor = SupervisorApi::with_store(
-        SupervisorConfig::default().with_grace(grace),
+        SupervisorConfig::default()
+            .with_grace(grace)
+            .with_max_concurrent(max_running),
         ControllerConfig::default(),
         vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
         router,
@@ -185,7 +202,7 @@ where
                 .await
                 .with_context(|| format!("--listen: cannot bind {addr}"))?;
             let bound = l.local_addr().context("API listener address")?;
-            (serve::ApiListener::Tcp(l), Some(bound), None)
+            (serve::ApiListener::Plain(l), Some(bound), None)
         }
         ListenAddr::Unix(path) => {
             let l = crate::listen::bind_unix(path, listen_mode)?;
@@ -201,7 +218,12 @@ where
         "API connection limit"
     );
 
-    let metrics_url = match metrics_addr {
+    // The metrics port (with `/healthz` and `/readyz`) is served by the agent itself, not
+    // as a supervisor task, so it keeps answering (`/readyz` 503) while the supervisor shuts
+    // down; it stops after that. Dropping the guard (an early error return) stops it too.
+    let metrics_stop = CancellationToken::new();
+    let _metrics_guard = metrics_stop.clone().drop_guard();
+    let (metrics_url, metrics_server) = match metrics_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -211,14 +233,17 @@ where
                 listener.local_addr().context("metrics listener address")?
             );
             let host = solti_api::HostPolicy::for_listen_addr(addr);
-            let (task, spec) = crate::metrics::server(listener, registry.clone(), host)?;
-            supervisor
-                .submit_with_task(task, &spec)
-                .await
-                .context("start the metrics server")?;
-            url
+            let stop = metrics_stop.clone();
+            let server = tokio::spawn(crate::metrics::serve(
+                listener,
+                registry.clone(),
+                host,
+                health.clone(),
+                async move { stop.cancelled().await },
+            ));
+            (url, Some(server))
         }
-        None => "off".to_owned(),
+        None => ("off".to_owned(), None),
     };
 
     if config.malloc_trim_ms > 0 {
@@ -247,6 +272,7 @@ where
             };
             let discover = crate::discovery::config(
                 &config,
+                &capabilities,
                 transport,
                 &agent_id,
                 &advertise,
@@ -270,6 +296,9 @@ where
         (TransportKind::Grpc, false) => "grpc",
         (TransportKind::Grpc, true) => "grpcs",
     };
+    // Listeners bound (connections wait in their backlog until the accept loop runs), the
+    // supervisor running: ready.
+    health.set_ready();
     // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
     let api_url = match (&api_addr, &socket_path) {
         (Some(addr), _) => format!("{scheme}://{addr}"),
@@ -281,6 +310,16 @@ where
         transport.binary_name()
     );
 
+    let notifier = crate::notify::notifier();
+    notifier.send(&format!(
+        "READY=1\nSTATUS=serving {api_url}, metrics {metrics_url}"
+    ));
+    let watchdog_stop = CancellationToken::new();
+    let _watchdog_guard = watchdog_stop.clone().drop_guard();
+    let watchdog = notifier
+        .watchdog_interval()
+        .map(|every| tokio::spawn(crate::notify::watchdog(every, watchdog_stop.clone())));
+
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(signals.shutdown_on_signal(shutdown.clone()));
 
@@ -289,14 +328,35 @@ where
     // `run-finished` and the end of the stream. The drain outlasts the supervisor's
     // shutdown (its grace, then at most SHUTDOWN_SLACK for the last outcomes).
     let drain = grace + solti_core::SHUTDOWN_SLACK + Duration::from_secs(1);
+    let token = token.map(SharedToken::new);
+    // TLS goes over TCP only (a Unix socket with --tls-cert is refused at start).
+    let (api_listener, tls_reloader) = match (api_listener, &server_tls) {
+        (serve::ApiListener::Plain(tcp), Some(tls)) => {
+            let listener = TlsListener::new(tcp, tls);
+            let reloader = listener.reloader();
+            (serve::ApiListener::Tls(listener), Some(reloader))
+        }
+        (listener, _) => (listener, None),
+    };
+    let reload_stop = CancellationToken::new();
+    let _reload_guard = reload_stop.clone().drop_guard();
+    let reloader = tokio::spawn(crate::reload::on_hangup(
+        hangup,
+        crate::reload::Reloadable {
+            config: config.clone(),
+            token: token.clone(),
+            tls: tls_reloader,
+        },
+        reload_stop.clone(),
+    ));
     let server = serve::api(
         transport,
         api_listener,
         serve_config,
         Arc::new(supervisor.clone()),
         token,
-        server_tls,
         metrics.api(),
+        health.clone(),
         shutdown.clone(),
         drain,
     );
@@ -306,6 +366,8 @@ where
         () = shutdown.cancelled() => None,
     };
     // Whatever ended the server (a signal or an error), stop everything in order.
+    health.set_shutting_down();
+    notifier.send("STOPPING=1\nSTATUS=shutting down: stopping tasks");
     shutdown.cancel();
     tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
     if let Some(disk) = &disk {
@@ -316,6 +378,20 @@ where
         Some(served) => (supervisor.shutdown().await, served),
         None => tokio::join!(supervisor.shutdown(), server),
     };
+    metrics_stop.cancel();
+    if let Some(server) = metrics_server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics server failed"),
+            Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+        }
+    }
+    reload_stop.cancel();
+    let _ = reloader.await;
+    watchdog_stop.cancel();
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
+    }
     signals.abort();
     let _ = signals.await;
     if let Some(disk) = &disk {
@@ -342,7 +418,7 @@ fn load_token(config: &Config) -> Result<Option<Token>> {
     }
 }
 
-fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
+pub(crate) fn server_tls(config: &Config) -> Result<Option<solti_tls::ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
@@ -387,9 +463,47 @@ pub fn main_with<F>(transport: TransportKind, runners: F) -> Result<()>
 where
     F: FnOnce(&mut RunnerRouter) -> Result<()>,
 {
-    use clap::{CommandFactory as _, FromArgMatches as _};
+    use clap::FromArgMatches as _;
 
-    let matches = Config::command()
+    let cmd = command(transport);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match crate::file::parse(&cmd, &argv) {
+        Ok(parsed) => parsed,
+        // --help, --version and usage errors print as clap prints them.
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(other) => return Err(other),
+        },
+    };
+    let matches = &parsed.matches;
+    let rendered = crate::file::render(&cmd, &parsed);
+    if matches.get_flag("print_config") {
+        print!("{rendered}");
+        return Ok(());
+    }
+    crate::reload::set_origin(crate::reload::Origin {
+        cmd,
+        argv,
+        rendered,
+    });
+    let mut config = Config::from_arg_matches(matches)?;
+    pick_token_source(&mut config, matches)?;
+    scrub_secret_env();
+    crate::notify::take_from_env();
+    // The local UTC offset can only be read reliably before other threads exist.
+    let _ = solti_observe::init_local_offset();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(run_with(config, transport, runners))
+}
+
+/// The command line of the agent serving `transport`: [`Config`]'s flags, named after the
+/// binary.
+pub(crate) fn command(transport: TransportKind) -> clap::Command {
+    use clap::CommandFactory as _;
+    Config::command()
         .name(transport.binary_name())
         .bin_name(transport.binary_name())
         .about(match transport {
@@ -400,17 +514,6 @@ where
                 "Solti agent: runs supervised tasks, serves the gRPC task API (solti.task.v1)"
             }
         })
-        .get_matches();
-    let mut config = Config::from_arg_matches(&matches)?;
-    pick_token_source(&mut config, &matches)?;
-    scrub_secret_env();
-    // The local UTC offset can only be read reliably before other threads exist.
-    let _ = solti_observe::init_local_offset();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
-    runtime.block_on(run_with(config, transport, runners))
 }
 
 /// Removes the token from the process environment when it came through it (its value

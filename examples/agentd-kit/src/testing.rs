@@ -49,6 +49,19 @@ impl AgentProcess {
         Self::spawn(binary, state_dir, args, &[], None)
     }
 
+    /// As [`start_with_state`](Self::start_with_state) with extra environment variables.
+    ///
+    /// # Errors
+    /// When the process cannot start or exits before it is ready.
+    pub fn start_with_env(
+        binary: &Path,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::start_custom(binary, state_dir, extra, env, None)
+    }
+
     /// As [`start_with_state`](Self::start_with_state), with extra environment variables for
     /// the agent and, when `stderr` is given, its log written to that file (otherwise
     /// inherited).
@@ -149,6 +162,15 @@ impl AgentProcess {
     pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus> {
         self.send_sigterm()?;
         self.wait_exit(within)
+    }
+
+    /// Sends `signal` to the agent.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).context("pid")?);
+        nix::sys::signal::kill(pid, signal).with_context(|| format!("send {signal}"))
     }
 
     /// Sends SIGTERM without waiting (see [`Self::wait_exit`]).

@@ -280,6 +280,10 @@ mod tests {
 /// The subscription a `StreamTaskLogsRequest` asks for (wire contract §5): `after_offset`
 /// wins (resume); `tail_all`, `tail` and `since_ms` pick the start (one at most);
 /// `no_follow` ends the stream after the retained events.
+#[cfg_attr(
+    not(feature = "grpc"),
+    allow(dead_code, reason = "only the gRPC transport reads it")
+)]
 pub(crate) fn log_query_from_pb(
     req: &pb::StreamTaskLogsRequest,
 ) -> Result<solti_core::OutputQuery, ApiError> {

@@ -98,6 +98,10 @@ impl StrictEnum {
     /// (`spec.restart`, `spec.runnerSelector.matchExpressions[0].operator`, …), matched on
     /// the field's last segment inside `spec`. Used to word JSON decoding errors (an unknown
     /// name, a number out of range, `null`) exactly as the conversion words them.
+    #[cfg_attr(
+        not(feature = "http"),
+        allow(dead_code, reason = "only JSON bodies need it")
+    )]
     pub(crate) fn at_json_path(path: &str) -> Option<Self> {
         let rest = path.strip_prefix("spec.")?;
         let last = rest.rsplit('.').next()?;

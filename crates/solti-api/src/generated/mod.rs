@@ -23,6 +23,10 @@
 )]
 pub mod pb {
     include!("solti.task.v1.rs");
+
+    /// The encoded `google.protobuf.FileDescriptorSet` of `solti/task/v1/*.proto`, as
+    /// generated with the code; gRPC server reflection serves it.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("solti.task.v1.bin");
     #[cfg(feature = "http")]
     include!("solti.task.v1.serde.rs");
 }

@@ -506,6 +506,18 @@ pub struct DeleteTaskRequest {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DeleteTaskResponse {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelTaskRequest {
+    #[prost(string, tag = "1")]
+    pub task_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CancelTaskResponse {
+    /// The task after the cancel request: CANCELED, or stopping on its way there (phase still
+    /// RUNNING/PENDING for a moment), or its unchanged terminal state.
+    #[prost(message, optional, tag = "1")]
+    pub task: ::core::option::Option<TaskData>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StreamTaskLogsRequest {
     #[prost(string, tag = "1")]
     pub task_id: ::prost::alloc::string::String,
@@ -873,6 +885,33 @@ pub mod task_service_client {
                 .insert(GrpcMethod::new("solti.task.v1.TaskService", "StreamTaskLogs"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// Stop a task (its whole process tree) and keep it, its history and its output: it ends
+        /// CANCELED with an error naming who cancelled. Cancelling a terminal task returns it
+        /// unchanged; an unknown id is NOT_FOUND.
+        pub async fn cancel_task(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CancelTaskRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CancelTaskResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/solti.task.v1.TaskService/CancelTask",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("solti.task.v1.TaskService", "CancelTask"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -949,6 +988,16 @@ pub mod task_service_server {
             request: tonic::Request<super::StreamTaskLogsRequest>,
         ) -> std::result::Result<
             tonic::Response<Self::StreamTaskLogsStream>,
+            tonic::Status,
+        >;
+        /// Stop a task (its whole process tree) and keep it, its history and its output: it ends
+        /// CANCELED with an error naming who cancelled. Cancelling a terminal task returns it
+        /// unchanged; an unknown id is NOT_FOUND.
+        async fn cancel_task(
+            &self,
+            request: tonic::Request<super::CancelTaskRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CancelTaskResponse>,
             tonic::Status,
         >;
     }
@@ -1341,6 +1390,51 @@ pub mod task_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/solti.task.v1.TaskService/CancelTask" => {
+                    #[allow(non_camel_case_types)]
+                    struct CancelTaskSvc<T: TaskService>(pub Arc<T>);
+                    impl<
+                        T: TaskService,
+                    > tonic::server::UnaryService<super::CancelTaskRequest>
+                    for CancelTaskSvc<T> {
+                        type Response = super::CancelTaskResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CancelTaskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as TaskService>::cancel_task(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CancelTaskSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -10,14 +10,12 @@ use std::{
 
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response, header};
-use solti_model::Token;
 use tonic::{Code, Status, body::Body, server::NamedService};
 use tower::Service;
 
 use super::{MAX_MESSAGE_BYTES, service::TaskServiceImpl};
 use crate::{
-    ApiError, ApiObserver, HostPolicy, Transport, UNMATCHED_ROUTE,
-    auth::bearer_matches,
+    ApiError, ApiObserver, HostPolicy, SharedToken, Transport, UNMATCHED_ROUTE,
     guard::{self, BodyType},
     pb::task_service_server::TaskServiceServer,
 };
@@ -26,7 +24,7 @@ use crate::{
 /// [`GrpcApi::into_service`](super::GrpcApi::into_service).
 pub struct GrpcService<H> {
     inner: TaskServiceServer<TaskServiceImpl<H>>,
-    auth: Option<Arc<Token>>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     host_policy: HostPolicy,
 }
@@ -34,13 +32,13 @@ pub struct GrpcService<H> {
 impl<H> GrpcService<H> {
     pub(super) fn new(
         inner: TaskServiceServer<TaskServiceImpl<H>>,
-        auth: Option<Token>,
+        auth: Option<SharedToken>,
         observer: Arc<dyn ApiObserver>,
         host_policy: HostPolicy,
     ) -> Self {
         Self {
             inner,
-            auth: auth.map(Arc::new),
+            auth,
             observer,
             host_policy,
         }
@@ -73,8 +71,7 @@ impl<H: crate::ApiHandler> Service<Request<Body>> for GrpcService<H> {
         )
         .err();
         let authorized = self.auth.as_ref().is_none_or(|token| {
-            bearer_matches(
-                token,
+            token.matches(
                 req.headers()
                     .get(header::AUTHORIZATION)
                     .map(HeaderValue::as_bytes),
@@ -224,13 +221,14 @@ const DECODE_FAILURES: [&str; 5] = [
 
 /// The RPC name and route template of a request path.
 fn method_of(path: &str) -> (&'static str, &'static str) {
-    const ROUTES: [(&str, &str); 7] = [
+    const ROUTES: [(&str, &str); 8] = [
         ("SubmitTask", "/solti.task.v1.TaskService/SubmitTask"),
         ("ApplyTask", "/solti.task.v1.TaskService/ApplyTask"),
         ("GetTaskStatus", "/solti.task.v1.TaskService/GetTaskStatus"),
         ("ListTasks", "/solti.task.v1.TaskService/ListTasks"),
         ("ListTaskRuns", "/solti.task.v1.TaskService/ListTaskRuns"),
         ("DeleteTask", "/solti.task.v1.TaskService/DeleteTask"),
+        ("CancelTask", "/solti.task.v1.TaskService/CancelTask"),
         (
             "StreamTaskLogs",
             "/solti.task.v1.TaskService/StreamTaskLogs",

@@ -1,6 +1,7 @@
 //! The gRPC binding: `solti.task.v1.TaskService` on tonic.
 
 mod gate;
+mod health;
 mod service;
 mod shape;
 
@@ -18,8 +19,8 @@ pub use crate::convert::{
 };
 
 use crate::{
-    ApiHandler, ApiObserver, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
-    pb::task_service_server::TaskServiceServer,
+    ApiHandler, ApiObserver, Health, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
+    SharedToken, pb::task_service_server::TaskServiceServer,
 };
 
 /// Largest gRPC message accepted or sent: 4 MiB (decode and encode limits). A larger
@@ -49,9 +50,10 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 #[must_use]
 pub struct GrpcApi<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     host_policy: HostPolicy,
+    health: Health,
 }
 
 impl<H: ApiHandler> GrpcApi<H> {
@@ -62,6 +64,7 @@ impl<H: ApiHandler> GrpcApi<H> {
             auth: None,
             observer: Arc::new(NoOpApiObserver),
             host_policy: HostPolicy::default(),
+            health: Health::ready(),
         }
     }
 
@@ -76,11 +79,31 @@ impl<H: ApiHandler> GrpcApi<H> {
         self
     }
 
+    /// Serves `grpc.health.v1.Health` from `health` in [`into_routes`](Self::into_routes):
+    /// `SERVING` for the service names `""` and `solti.task.v1.TaskService` while ready,
+    /// `NOT_SERVING` while starting or shutting down.
+    ///
+    /// # Default
+    /// [`Health::ready`].
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
     /// Requires `authorization: Bearer <token>` metadata on every call (constant-time check).
     ///
     /// # Default
     /// No auth.
     pub fn with_auth(mut self, token: Token) -> Self {
+        self.auth = Some(SharedToken::new(token));
+        self
+    }
+
+    /// As [`with_auth`](Self::with_auth) with a token that can be replaced while serving.
+    ///
+    /// # Default
+    /// No auth.
+    pub fn with_shared_auth(mut self, token: SharedToken) -> Self {
         self.auth = Some(token);
         self
     }
@@ -106,11 +129,44 @@ impl<H: ApiHandler> GrpcApi<H> {
         GrpcService::new(server, self.auth, self.observer, self.host_policy)
     }
 
-    /// The service as [`Routes`], ready for [`serve_grpc`].
+    /// The task service as [`Routes`], ready for [`serve_grpc`], next to the standard
+    /// services tools and probes expect: `grpc.health.v1.Health` (see
+    /// [`with_health`](Self::with_health)) and server reflection (`grpc.reflection.v1` and
+    /// `v1alpha`, describing `solti.task.v1` and the health service), so `grpcurl` and
+    /// similar clients work without the `.proto` files. Health and reflection need no token:
+    /// they reveal the readiness and the published schema, nothing else.
     #[must_use]
     pub fn into_routes(self) -> Routes {
-        Routes::new(self.into_service())
+        let health = health::service(self.health.clone());
+        let mut routes = Routes::new(self.into_service()).add_service(health);
+        match reflection() {
+            Ok((v1, v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+            // The descriptor sets are generated with the code and checked by a test.
+            Err(e) => tracing::error!(error = %e, "gRPC reflection disabled: bad descriptor set"),
+        }
+        routes
     }
+}
+
+/// The reflection services (v1 and v1alpha) over the task API's and the health service's
+/// descriptor sets.
+fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 impl<H> fmt::Debug for GrpcApi<H> {
@@ -137,4 +193,12 @@ pub async fn serve_grpc<L: Listener>(
     ServeConfig::new()
         .serve(listener, routes.prepare(), shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reflection_builds_from_the_committed_descriptor_sets() {
+        assert!(super::reflection().is_ok());
+    }
 }

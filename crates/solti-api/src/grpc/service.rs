@@ -101,6 +101,21 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         Ok(Response::new(pb::DeleteTaskResponse {}))
     }
 
+    async fn cancel_task(
+        &self,
+        req: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::CancelTaskResponse>, Status> {
+        let id = convert::task_id("taskId", &req.into_inner().task_id)?;
+        let task = self
+            .handler
+            .cancel(id.clone(), GRPC_CANCEL_REASON)
+            .await?
+            .ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
+        Ok(Response::new(pb::CancelTaskResponse {
+            task: Some(convert::task_to_pb(&task)),
+        }))
+    }
+
     type StreamTaskLogsStream = LogResponses;
 
     async fn stream_task_logs(
@@ -125,6 +140,9 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         Ok(Response::new(LogResponses { inner: stream }))
     }
 }
+
+/// The error text of a task cancelled over gRPC.
+const GRPC_CANCEL_REASON: &str = "canceled by an API client (gRPC CancelTask)";
 
 /// The server stream of `StreamTaskLogs`: output events as `StreamTaskLogsResponse`s.
 /// Dropping it (client gone) drops the subscription.
@@ -159,7 +177,9 @@ impl From<ApiError> for Status {
             ApiError::Unauthenticated => Code::Unauthenticated,
             ApiError::TaskNotFound(_) => Code::NotFound,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
-            ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::PayloadTooLarge { .. } | ApiError::CapacityExhausted(_) => {
+                Code::ResourceExhausted
+            }
             ApiError::ShuttingDown => Code::Unavailable,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {

@@ -9,8 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
-use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE, auth::bearer_matches};
+use super::{ROUTE_CANCEL, ROUTE_LOGS, ROUTE_RUNS, ROUTE_TASK, ROUTE_TASKS, Shared};
+use crate::{ApiError, ApiHandler, Transport, UNMATCHED_ROUTE};
 
 /// Reports the request to the observer (outermost, so 401s and 413s are seen too).
 pub(super) async fn observe<H: ApiHandler>(
@@ -49,7 +49,7 @@ pub(super) async fn auth<H: ApiHandler>(
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        if !bearer_matches(token, header) {
+        if !token.matches(header) {
             return ApiError::Unauthenticated.into_response();
         }
     }
@@ -95,6 +95,7 @@ fn route_template(matched: Option<&MatchedPath>) -> &'static str {
         Some(ROUTE_TASK) => ROUTE_TASK,
         Some(ROUTE_RUNS) => ROUTE_RUNS,
         Some(ROUTE_LOGS) => ROUTE_LOGS,
+        Some(ROUTE_CANCEL) => ROUTE_CANCEL,
         _ => UNMATCHED_ROUTE,
     }
 }

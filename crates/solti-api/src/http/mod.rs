@@ -2,6 +2,7 @@
 
 mod gate;
 mod guard;
+mod health;
 mod log_query;
 mod reply;
 mod routes;
@@ -18,7 +19,12 @@ use axum::{
 };
 use solti_model::Token;
 
-use crate::{ApiHandler, ApiObserver, HostPolicy, Listener, NoOpApiObserver, ServeConfig};
+pub use health::{ROUTE_HEALTHZ, ROUTE_READYZ, health_router};
+
+use crate::{
+    ApiHandler, ApiObserver, Health, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
+    SharedToken,
+};
 
 /// Largest accepted request body: 4 MiB. Larger bodies get `413 PayloadTooLarge`.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -31,6 +37,8 @@ pub const ROUTE_TASK: &str = "/api/v1/tasks/{id}";
 pub const ROUTE_RUNS: &str = "/api/v1/tasks/{id}/runs";
 /// Route template of `GET /api/v1/tasks/{id}/logs` (SSE).
 pub const ROUTE_LOGS: &str = "/api/v1/tasks/{id}/logs";
+/// Route template of `POST /api/v1/tasks/{id}/cancel`.
+pub const ROUTE_CANCEL: &str = "/api/v1/tasks/{id}/cancel";
 
 /// Builds the HTTP/JSON API as an [`axum::Router`].
 ///
@@ -41,7 +49,8 @@ pub const ROUTE_LOGS: &str = "/api/v1/tasks/{id}/logs";
 /// declared `application/json`: 415; a `Host` that is not loopback, see
 /// [`with_host_policy`](Self::with_host_policy): 421), and with
 /// [`with_auth`](Self::with_auth) every request, including the log stream and unknown routes,
-/// must carry `Authorization: Bearer <token>`.
+/// must carry `Authorization: Bearer <token>`; only the probes `GET /healthz` and
+/// `GET /readyz` ([`with_health`](Self::with_health)) answer without it.
 ///
 /// ```no_run
 /// # async fn demo(supervisor: solti_core::SupervisorApi) -> std::io::Result<()> {
@@ -59,9 +68,10 @@ pub const ROUTE_LOGS: &str = "/api/v1/tasks/{id}/logs";
 #[must_use]
 pub struct HttpApi<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     host_policy: HostPolicy,
+    health: Health,
 }
 
 impl<H: ApiHandler> HttpApi<H> {
@@ -72,6 +82,7 @@ impl<H: ApiHandler> HttpApi<H> {
             auth: None,
             observer: Arc::new(NoOpApiObserver),
             host_policy: HostPolicy::default(),
+            health: Health::ready(),
         }
     }
 
@@ -86,11 +97,30 @@ impl<H: ApiHandler> HttpApi<H> {
         self
     }
 
+    /// Answers `GET /healthz` and `GET /readyz` from `health` (see [`health_router`]).
+    /// These two routes need no token and are not reported to the observer.
+    ///
+    /// # Default
+    /// [`Health::ready`]: `/readyz` answers 200 whenever the router serves.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
     /// Requires `Authorization: Bearer <token>` on every request (compared in constant time).
     ///
     /// # Default
     /// No auth.
     pub fn with_auth(mut self, token: Token) -> Self {
+        self.auth = Some(SharedToken::new(token));
+        self
+    }
+
+    /// As [`with_auth`](Self::with_auth) with a token that can be replaced while serving.
+    ///
+    /// # Default
+    /// No auth.
+    pub fn with_shared_auth(mut self, token: SharedToken) -> Self {
         self.auth = Some(token);
         self
     }
@@ -113,7 +143,7 @@ impl<H: ApiHandler> HttpApi<H> {
             observer: self.observer,
             host_policy: self.host_policy,
         });
-        Router::new()
+        let api = Router::new()
             .route(
                 ROUTE_TASKS,
                 post(routes::submit::<H>)
@@ -126,6 +156,7 @@ impl<H: ApiHandler> HttpApi<H> {
             )
             .route(ROUTE_RUNS, get(routes::runs::<H>))
             .route(ROUTE_LOGS, get(routes::logs::<H>))
+            .route(ROUTE_CANCEL, post(routes::cancel::<H>))
             .fallback(gate::route_not_found)
             .method_not_allowed_fallback(gate::method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -141,7 +172,9 @@ impl<H: ApiHandler> HttpApi<H> {
                 Arc::clone(&shared),
                 gate::observe::<H>,
             ))
-            .with_state(shared)
+            .with_state(shared);
+        // The probes sit outside the auth and observation layers.
+        health_router(self.health).merge(api)
     }
 }
 
@@ -172,7 +205,7 @@ pub async fn serve_http<L: Listener>(
 /// What every route and middleware shares.
 struct Shared<H> {
     handler: Arc<H>,
-    auth: Option<Token>,
+    auth: Option<SharedToken>,
     observer: Arc<dyn ApiObserver>,
     host_policy: HostPolicy,
 }

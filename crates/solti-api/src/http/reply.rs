@@ -102,6 +102,9 @@ impl IntoResponse for ApiError {
         if matches!(self, Self::Unauthenticated) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }

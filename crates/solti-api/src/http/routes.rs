@@ -170,6 +170,30 @@ pub(super) async fn delete_task<H: ApiHandler>(
     respond(run.await)
 }
 
+/// `POST /api/v1/tasks/{id}/cancel` (empty body) → `200 {"task":…}` or `404`. The task is
+/// stopped and kept: it ends `CANCELED`; a terminal task is returned unchanged.
+pub(super) async fn cancel<H: ApiHandler>(State(s): State<Arc<Shared<H>>>, id: IdPath) -> Response {
+    let run = async {
+        let id = path_id(id)?;
+        let task = s
+            .handler
+            .cancel(id.clone(), HTTP_CANCEL_REASON)
+            .await?
+            .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
+        Ok(json(
+            StatusCode::OK,
+            &pb::GetTaskStatusResponse {
+                task: Some(convert::task_to_pb(&task)),
+            },
+        ))
+    };
+    respond(run.await)
+}
+
+/// The error text of a task cancelled over HTTP.
+pub(crate) const HTTP_CANCEL_REASON: &str =
+    "canceled by an API client (HTTP POST /api/v1/tasks/{id}/cancel)";
+
 /// `GET /api/v1/tasks/{id}/logs?tail=N|all&follow=false&since=<ms>` (and `Last-Event-ID`)
 /// → `200 text/event-stream`, `400` naming a bad parameter, or `404`.
 pub(super) async fn logs<H: ApiHandler>(

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 #[cfg(feature = "tls")]
-pub use tls::TlsListener;
+pub use tls::{TlsListener, TlsReloader};
 
 /// A source of accepted connections: a [`TcpListener`], a `tokio::net::UnixListener`, or
 /// a [`TlsListener`](crate::TlsListener).

@@ -1,6 +1,11 @@
 //! A listener that yields TLS (or mTLS) connections whose handshake completed.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{
+    fmt,
+    net::SocketAddr,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use solti_tls::ServerTlsConfig;
 use tokio::{
@@ -24,7 +29,7 @@ const MAX_PENDING_HANDSHAKES: usize = 64;
 /// `solti-tls` (mandatory when it was built with `require_client_ca_*`).
 pub struct TlsListener {
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<RwLock<TlsAcceptor>>,
     handshake_timeout: Duration,
     handshakes: JoinSet<Option<TlsStream<TcpStream>>>,
 }
@@ -35,7 +40,7 @@ impl TlsListener {
     pub fn new(tcp: TcpListener, tls: &ServerTlsConfig) -> Self {
         Self {
             tcp,
-            acceptor: tls.acceptor(),
+            acceptor: Arc::new(RwLock::new(tls.acceptor())),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshakes: JoinSet::new(),
         }
@@ -49,6 +54,16 @@ impl TlsListener {
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
+    }
+
+    /// A handle that swaps the certificate (and client CA) of this listener while it serves:
+    /// handshakes that start afterwards use the new configuration, open connections keep
+    /// theirs.
+    #[must_use]
+    pub fn reloader(&self) -> TlsReloader {
+        TlsReloader {
+            acceptor: Arc::clone(&self.acceptor),
+        }
     }
 
     /// The local address (to learn the port after binding `:0`).
@@ -70,7 +85,11 @@ impl Listener for TlsListener {
                 accepted = self.tcp.accept(), if can_start => {
                     let (stream, peer) = accepted?;
                     let _ = stream.set_nodelay(true);
-                    let acceptor = self.acceptor.clone();
+                    let acceptor = self
+                        .acceptor
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
                     let timeout = self.handshake_timeout;
                     self.handshakes.spawn(async move {
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -108,3 +127,25 @@ impl fmt::Debug for TlsListener {
 
 /// Default time a client has to complete the TLS handshake.
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Swaps the TLS configuration of a [`TlsListener`] (from [`TlsListener::reloader`]).
+#[derive(Clone)]
+pub struct TlsReloader {
+    acceptor: Arc<RwLock<TlsAcceptor>>,
+}
+
+impl TlsReloader {
+    /// Uses `tls` for every handshake from now on.
+    pub fn reload(&self, tls: &ServerTlsConfig) {
+        *self
+            .acceptor
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = tls.acceptor();
+    }
+}
+
+impl fmt::Debug for TlsReloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsReloader").finish_non_exhaustive()
+    }
+}

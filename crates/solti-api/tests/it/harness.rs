@@ -197,6 +197,10 @@ impl ApiHandler for FakeHandler {
         self.check()?;
         Ok(false)
     }
+    async fn cancel(&self, _id: TaskId, _reason: &str) -> Result<Option<Task>, ApiError> {
+        self.check()?;
+        Ok(None)
+    }
     async fn stream_logs(
         &self,
         _id: TaskId,

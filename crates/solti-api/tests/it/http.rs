@@ -376,8 +376,8 @@ async fn every_error_label_and_status() {
         ),
         (
             ApiError::ShuttingDown,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
         ),
         (
             ApiError::invalid("spec.kind", "no runner"),

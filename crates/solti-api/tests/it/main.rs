@@ -8,11 +8,13 @@
 
 mod auth;
 mod browser;
+mod cancel;
 mod fuzz;
 mod grpc;
 mod harness;
 mod http;
 mod limits;
 mod sse;
+mod status;
 mod strict;
 mod tls;

@@ -15,6 +15,7 @@ use std::{
 
 use solti_model::{Slot, TaskId};
 use taskvisor as tv;
+use tokio_util::sync::CancellationToken;
 
 use crate::output::OutputChannel;
 
@@ -30,6 +31,8 @@ pub(crate) struct Active {
     deleted: AtomicBool,
     /// Whether the task is user-visible (not an internal embedded task).
     listed: bool,
+    /// Cancelled when the entry is retired (its terminal phase is written).
+    finished: CancellationToken,
 }
 
 impl Active {
@@ -66,6 +69,11 @@ impl Active {
         }
     }
 
+    /// Completes once the task's terminal phase is written and its entry retired.
+    pub(crate) async fn finished(&self) {
+        self.finished.cancelled().await;
+    }
+
     pub(crate) fn stop_reason(&self) -> Option<String> {
         self.stop_reason
             .lock()
@@ -99,6 +107,14 @@ struct Maps {
 impl Runtime {
     /// Registers a task; returns its entry and, when `want_earlier` (a replacement), the
     /// tasks active on its slot before it.
+    ///
+    /// With `refuse_if_busy` (DropIfRunning) the check and the registration are one step:
+    /// when the slot has an active task, nothing is registered and that owner is returned as
+    /// the error, so two concurrent submissions to a free slot cannot both get in.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain record of what the submit path assembled"
+    )]
     pub(crate) fn register(
         &self,
         id: &TaskId,
@@ -106,9 +122,13 @@ impl Runtime {
         slot: &Slot,
         output: Arc<OutputChannel>,
         want_earlier: bool,
+        refuse_if_busy: bool,
         listed: bool,
-    ) -> (Arc<Active>, Vec<Arc<Active>>) {
+    ) -> Result<(Arc<Active>, Vec<Arc<Active>>), TaskId> {
         let mut maps = self.lock();
+        if refuse_if_busy && let Some(owner) = maps.slots.get(slot).and_then(|ids| ids.first()) {
+            return Err(owner.clone());
+        }
         let earlier: Vec<Arc<Active>> = match maps.slots.get(slot) {
             Some(ids) if want_earlier => ids
                 .iter()
@@ -125,10 +145,11 @@ impl Runtime {
             stop_reason: Mutex::new(None),
             deleted: AtomicBool::new(false),
             listed,
+            finished: CancellationToken::new(),
         });
         maps.active.insert(id.clone(), Arc::clone(&entry));
         maps.slots.entry(slot.clone()).or_default().push(id.clone());
-        (entry, earlier)
+        Ok((entry, earlier))
     }
 
     /// Whether an internal (unlisted) task is active on `slot`: such slots are closed to
@@ -159,6 +180,7 @@ impl Runtime {
                 maps.slots.remove(&entry.slot);
             }
         }
+        entry.finished.cancel();
         Some(entry)
     }
 

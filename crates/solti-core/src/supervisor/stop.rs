@@ -23,17 +23,49 @@ impl SupervisorApi {
     /// [`CoreError::Capacity`] when taskvisor's management queue stays full, or
     /// [`CoreError::ShuttingDown`].
     pub async fn cancel_task(&self, id: &TaskId) -> Result<bool, CoreError> {
+        self.cancel_task_with_reason(id, CANCEL_REASON).await
+    }
+
+    /// [`cancel_task`](Self::cancel_task) with the task's error text set to `reason` (say,
+    /// who cancelled it) instead of `"canceled"`. A reason already set by an earlier stop
+    /// (a replacement, another cancel, shutdown) wins.
+    ///
+    /// # Errors
+    /// As [`cancel_task`](Self::cancel_task).
+    pub async fn cancel_task_with_reason(
+        &self,
+        id: &TaskId,
+        reason: &str,
+    ) -> Result<bool, CoreError> {
         let Some(entry) = self.shared().runtime.get(id) else {
             return Ok(false);
         };
-        entry.stop_with(|| CANCEL_REASON.to_owned());
+        entry.stop_with(|| reason.to_owned());
         let claimed = self
             .remove(entry.tv_id)
             .await
-            .inspect_err(|_| entry.clear_stop_reason(CANCEL_REASON))?;
+            .inspect_err(|_| entry.clear_stop_reason(reason))?;
         // `false` from taskvisor also means "someone else is already stopping it" (a
         // replacement): the task is still on its way to Canceled then.
         Ok(claimed || self.shared().runtime.get(id).is_some())
+    }
+
+    /// Waits until the task is terminal (at most `max_wait`), then returns it as
+    /// [`get_task`](Self::get_task) does: terminal, or still stopping when `max_wait`
+    /// elapsed first. `None` when the id is unknown. Waits for nothing when the task is
+    /// already terminal.
+    ///
+    /// # Errors
+    /// As [`get_task`](Self::get_task).
+    pub async fn wait_terminal(
+        &self,
+        id: &TaskId,
+        max_wait: std::time::Duration,
+    ) -> Result<Option<solti_model::Task>, CoreError> {
+        if let Some(entry) = self.shared().runtime.get(id) {
+            let _ = tokio::time::timeout(max_wait, entry.finished()).await;
+        }
+        self.get_task(id).await
     }
 
     /// Stops the task if active and purges it, its run history and its retained output.

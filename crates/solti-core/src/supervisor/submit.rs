@@ -168,15 +168,16 @@ impl SupervisorApi {
             )));
         }
         shared.metrics.task_submitted();
-        if spec.admission() == AdmissionPolicy::DropIfRunning
-            && let Some(owner) = shared.runtime.slot_owner(spec.slot())
-        {
+        // DropIfRunning is decided here, against our own index of active tasks, and never by
+        // taskvisor (see `convert::admission`): a slot whose last task is terminal for the
+        // caller is free, even while taskvisor's controller is still retiring that task.
+        let drop_if_running = spec.admission() == AdmissionPolicy::DropIfRunning;
+        if drop_if_running && let Some(owner) = shared.runtime.slot_owner(spec.slot()) {
             shared
                 .metrics
                 .task_rejected(convert::rejection_label(tv::RejectionKind::SlotBusy));
             // The slot is visibly busy: refuse at once, so the acknowledged task is already
-            // terminal when the caller looks. (A slot that only taskvisor still sees busy is
-            // refused through the watched outcome instead, a moment later.)
+            // terminal when the caller looks.
             let error = convert::slot_busy(spec.slot().as_str(), Some(&owner));
             if restored.is_some() {
                 let end = RunEnd::new(TaskPhase::Canceled, now_ms(), Some(error));
@@ -238,10 +239,34 @@ impl SupervisorApi {
             }
         }
         let replace = spec.admission() == AdmissionPolicy::Replace;
-        let (entry, earlier) =
-            shared
-                .runtime
-                .register(&id, prepared.id(), spec.slot(), output, replace, listed);
+        let registered = shared.runtime.register(
+            &id,
+            prepared.id(),
+            spec.slot(),
+            Arc::clone(&output),
+            replace,
+            drop_if_running,
+            listed,
+        );
+        let (entry, earlier) = match registered {
+            Ok(registered) => registered,
+            Err(owner) => {
+                // A concurrent submission took the slot after the check above: refuse the
+                // same way (the prepared submission is dropped unsent, which starts nothing).
+                shared
+                    .metrics
+                    .task_rejected(convert::rejection_label(tv::RejectionKind::SlotBusy));
+                let end = RunEnd {
+                    phase: TaskPhase::Canceled,
+                    finished_at: now_ms(),
+                    error: Some(convert::slot_busy(spec.slot().as_str(), Some(&owner))),
+                    exit_code: None,
+                };
+                shared.store.finish(&id, end, TaskPhase::Canceled);
+                output.close();
+                return Ok(id);
+            }
+        };
         let replaced_by = format!("replaced by {id}");
         if replace {
             // Set before intake, so the owner's finalizer (which may run right after

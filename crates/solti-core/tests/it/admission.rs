@@ -165,3 +165,75 @@ async fn slots_of_internal_tasks_are_closed_to_listed_submissions() {
     assert_eq!(task.status.phase, TaskPhase::Running);
     api.shutdown().await.unwrap();
 }
+
+/// Regression: taskvisor delivers a task's outcome before its controller releases the slot,
+/// and its own DropIfRunning refused a task submitted in that window (`SlotBusy`, so the new
+/// task ended `Canceled` with no exit code although the slot was free for every caller).
+/// Resubmitting to the slot the moment the previous task is terminal must always run the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_is_free_the_moment_its_task_is_terminal() {
+    let api = api().await;
+    for round in 0..300 {
+        let (command, phase, code) = if round % 2 == 0 {
+            ("exit3", TaskPhase::Succeeded, Some(3))
+        } else {
+            ("fail", TaskPhase::Failed, Some(1))
+        };
+        let s = spec("reuse", command, &[])
+            .admission(AdmissionPolicy::DropIfRunning)
+            .build()
+            .unwrap();
+        let id = api.submit(&s).await.unwrap();
+        let task = done(&api, &id).await;
+        assert_eq!(
+            (task.status.phase, task.status.exit_code),
+            (phase, code),
+            "round {round}: {:?}",
+            task.status.error
+        );
+    }
+    api.shutdown().await.unwrap();
+}
+
+/// DropIfRunning is decided by the supervisor: of concurrent submissions to a free slot,
+/// exactly one gets it and every other is refused naming an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_drop_if_running_submissions_admit_exactly_one() {
+    let api = api().await;
+    for round in 0..20 {
+        let slot = format!("race-{round}");
+        let s = spec(&slot, "hang", &[])
+            .admission(AdmissionPolicy::DropIfRunning)
+            .build()
+            .unwrap();
+        let submits: Vec<_> = (0..8)
+            .map(|_| {
+                let api = api.clone();
+                let s = s.clone();
+                tokio::spawn(async move { api.submit(&s).await.unwrap() })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for submit in submits {
+            ids.push(submit.await.unwrap());
+        }
+        let mut admitted = Vec::new();
+        for id in &ids {
+            let task = api.get_task(id).await.unwrap().unwrap();
+            if task.status.phase == TaskPhase::Canceled {
+                let error = task.status.error.unwrap_or_default();
+                assert!(error.contains("busy"), "{error}");
+            } else {
+                admitted.push(id.clone());
+            }
+        }
+        assert_eq!(admitted.len(), 1, "round {round}");
+        running(&api, &admitted[0]).await;
+        assert!(api.cancel_task(&admitted[0]).await.unwrap());
+        assert_eq!(
+            done(&api, &admitted[0]).await.status.phase,
+            TaskPhase::Canceled
+        );
+    }
+    api.shutdown().await.unwrap();
+}
