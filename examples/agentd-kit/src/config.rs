@@ -188,13 +188,8 @@ pub struct Config {
     /// Where task state lives: `disk` keeps task specs, phases and run history in
     /// `<state-dir>/<agent>.tasks.redb`, so a restart loses no acknowledged task (docs/state.md);
     /// `memory` forgets every task on exit.
-    #[arg(
-        long = "state",
-        env = "SOLTI_STATE",
-        value_enum,
-        default_value = "disk"
-    )]
-    pub state_backend: StateBackendArg,
+    #[arg(long, env = "SOLTI_STATE", value_enum, default_value = "disk")]
+    pub state: StateBackendArg,
 
     /// Moves the state store file aside (to `<file>.reset-<unix seconds>`) and starts with an
     /// empty one: the way out when the file is corrupted or was written by a newer version.

@@ -30,7 +30,7 @@ pub(crate) fn open(
     transport: TransportKind,
     state: &StateConfig,
 ) -> Result<Opened> {
-    if config.state_backend == StateBackendArg::Memory {
+    if config.state == StateBackendArg::Memory {
         if config.state_reset {
             tracing::warn!("--state-reset has no effect with --state memory");
         }
