@@ -44,6 +44,11 @@ pub enum ApiError {
     /// A supervisor or runner failure (500 / `INTERNAL`); the text says what failed.
     #[error("{0}")]
     Internal(String),
+    /// The agent cannot carry the request out for now, though it keeps serving reads: its
+    /// state store cannot persist (disk full, read-only file system). 503 `Unavailable` /
+    /// `UNAVAILABLE`; the text says what failed.
+    #[error("{0}")]
+    Unavailable(String),
     /// HTTP only: no route matches the path (404 `NotFound`; gRPC `UNIMPLEMENTED`).
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -98,6 +103,7 @@ impl ApiError {
             Self::Internal(_) => "Internal",
             Self::RouteNotFound { .. } => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::Unavailable(_) => "Unavailable",
             Self::Forbidden(_) => "Forbidden",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::MisdirectedRequest(_) => "MisdirectedRequest",
@@ -114,6 +120,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::AlreadyExists(_) => 409,
             Self::PayloadTooLarge { .. } => 413,
+            Self::Unavailable(_) => 503,
             Self::Forbidden(_) => 403,
             Self::UnsupportedMediaType(_) => 415,
             Self::MisdirectedRequest(_) => 421,
@@ -143,6 +150,7 @@ impl ApiError {
             Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::PayloadTooLarge { .. } | Self::CapacityExhausted(_) => "RESOURCE_EXHAUSTED",
             Self::ShuttingDown => "UNAVAILABLE",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
             Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } => "UNIMPLEMENTED",
             Self::Forbidden(_) | Self::MisdirectedRequest(_) => "PERMISSION_DENIED",
@@ -170,6 +178,9 @@ impl From<CoreError> for ApiError {
                 e @ (RunnerError::NoRunner { .. } | RunnerError::EmbeddedNeedsTask),
             ) => Self::invalid("spec.kind", e.to_string()),
             CoreError::ShuttingDown => Self::ShuttingDown,
+            CoreError::Storage(e) => Self::Unavailable(format!(
+                "submissions are refused for now, reads still work: state store unavailable: {e}"
+            )),
             e @ CoreError::Capacity { .. } => Self::CapacityExhausted(e.to_string()),
             other => Self::Internal(error_chain(&other)),
         }

@@ -68,6 +68,16 @@ impl TaskCell {
     }
 }
 
+impl TaskCell {
+    /// Continues the attempt count after `done` earlier attempts (a task restored after an
+    /// agent restart).
+    #[must_use]
+    pub(crate) fn with_attempts(self, done: u32) -> Self {
+        self.attempts.store(done, Ordering::Release);
+        self
+    }
+}
+
 impl fmt::Debug for TaskCell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskCell")

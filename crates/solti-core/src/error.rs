@@ -27,6 +27,11 @@ pub enum CoreError {
     /// The supervisor is shutting down and accepts no new work.
     #[error("supervisor is shutting down")]
     ShuttingDown,
+    /// The state store cannot persist (disk full, read-only file system, I/O error): the
+    /// request was not carried out; the text names the file and the failure. Reads and
+    /// running tasks are not affected (HTTP 503 / `UNAVAILABLE`).
+    #[error("state store unavailable: {0}")]
+    Storage(String),
     /// An unexpected internal failure; the text says what failed.
     #[error("internal error: {0}")]
     Internal(String),

@@ -62,7 +62,8 @@
 //! ```
 //!
 //! # Features
-//! This crate has no Cargo features.
+//! - `disk`: `store::DiskStore`, the durable state store (an embedded redb file, pure
+//!   Rust). Without it the crate has only the in-memory [`MemoryStore`], the default.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -73,7 +74,7 @@ pub mod docs;
 mod error;
 mod limits;
 mod output;
-mod store;
+pub mod store;
 mod supervisor;
 mod sweep;
 
@@ -84,6 +85,11 @@ pub use convert::MIN_ALWAYS_INTERVAL;
 pub use error::CoreError;
 #[doc(inline)]
 pub use output::{OutputBatch, OutputQuery, OutputStart, OutputSubscription};
+#[cfg(feature = "disk")]
+#[doc(inline)]
+pub use store::DiskStore;
+#[doc(inline)]
+pub use store::{MemoryStore, StateStore};
 #[doc(inline)]
 pub use supervisor::SupervisorApi;
 

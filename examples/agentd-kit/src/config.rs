@@ -49,6 +49,15 @@ pub enum LogFormatArg {
     Journald,
 }
 
+/// Where task state lives (`--state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateBackendArg {
+    /// In memory: every task is forgotten when the agent exits.
+    Memory,
+    /// In an embedded store file under `--state-dir`, kept across restarts.
+    Disk,
+}
+
 /// Log timestamp zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogTimezoneArg {
@@ -175,6 +184,17 @@ pub struct Config {
     /// ~/.local/state/solti].
     #[arg(long, env = "SOLTI_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Where task state lives: `disk` keeps task specs, phases and run history in
+    /// `<state-dir>/<agent>.tasks.redb`, so a restart loses no acknowledged task (docs/state.md);
+    /// `memory` forgets every task on exit.
+    #[arg(long, env = "SOLTI_STATE", value_enum, default_value = "disk")]
+    pub state: StateBackendArg,
+
+    /// Moves the state store file aside (to `<file>.reset-<unix seconds>`) and starts with an
+    /// empty one: the way out when the file is corrupted or was written by a newer version.
+    #[arg(long, env = "SOLTI_STATE_RESET")]
+    pub state_reset: bool,
 
     /// Bearer token required from API clients and sent to the control plane. Prefer
     /// --token-file: a flag is visible in the process list.

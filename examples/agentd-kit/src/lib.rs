@@ -17,12 +17,13 @@ mod reload;
 mod run;
 mod serve;
 mod signals;
+mod state;
 pub mod testing;
 mod trim;
 
 pub use config::{
     Config, CpuMax, DialectArg, LogFormatArg, LogTimezoneArg, PodiumTransportArg, Secret,
-    TaskIdentity, TransportKind,
+    StateBackendArg, TaskIdentity, TransportKind,
 };
 pub use identity::load_or_create_agent_id;
 pub use listen::{ListenAddr, bind_unix, parse_mode};

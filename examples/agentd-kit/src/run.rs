@@ -172,12 +172,14 @@ where
     };
 
     let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let opened = crate::state::open(&config, transport, &state)?;
+    let disk = opened.disk;
     // The internal tasks (the sweep, the timezone sync, and the allocator trim and discovery
     // when enabled) each take a running place: the bound covers tasks on top of them.
     let internal =
         2 + usize::from(config.malloc_trim_ms > 0) + usize::from(config.control_plane.is_some());
     let max_running = config.max_running().and_then(|n| n.checked_add(internal));
-    let supervisor = SupervisorApi::new(
+    let supervisor = SupervisorApi::with_store(
         SupervisorConfig::default()
             .with_grace(grace)
             .with_max_concurrent(max_running),
@@ -185,6 +187,7 @@ where
         vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
         router,
         state,
+        opened.store,
     )
     .await
     .context("start the supervisor")?;
@@ -367,6 +370,10 @@ where
     notifier.send("STOPPING=1\nSTATUS=shutting down: stopping tasks");
     shutdown.cancel();
     tracing::info!("shutting down: no new connections; cancelling tasks and reaping children");
+    if let Some(disk) = &disk {
+        // The tasks stopped now are stored as they were: the next start resumes them.
+        disk.freeze();
+    }
     let (stopped, served) = match ended_early {
         Some(served) => (supervisor.shutdown().await, served),
         None => tokio::join!(supervisor.shutdown(), server),
@@ -387,6 +394,9 @@ where
     }
     signals.abort();
     let _ = signals.await;
+    if let Some(disk) = &disk {
+        disk.close();
+    }
     if let Some(path) = &socket_path {
         crate::listen::remove_socket(path);
     }

@@ -181,6 +181,7 @@ impl From<ApiError> for Status {
                 Code::ResourceExhausted
             }
             ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {
                 Code::Unimplemented
             }

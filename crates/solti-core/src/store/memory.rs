@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use super::{RunEnd, StateStore, SweepReport};
 use crate::{CoreError, StateConfig};
 
-/// Tasks and run history in a `std` mutex. The lock is never held across an `.await`; every
-/// operation is a short map update.
+/// Tasks and run history in a `std` mutex, bounded by [`StateConfig`]: the library's
+/// default store. The lock is never held across an `.await`; every operation is a short map
+/// update. Nothing survives the process.
 #[derive(Debug)]
-pub(crate) struct MemoryStore {
+pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_tasks: usize,
     max_spec_bytes: usize,
@@ -68,7 +69,11 @@ struct RunRecord {
 // === impl MemoryStore ===
 
 impl MemoryStore {
-    pub(crate) fn new(cfg: &StateConfig) -> Self {
+    /// An empty store bounded by `cfg` (`max_tasks`, `max_spec_bytes`, `max_runs_per_task`,
+    /// the TTLs).
+    #[must_use]
+    pub fn new(cfg: &StateConfig) -> Self {
+        let cfg = cfg.clone().normalized();
         Self {
             inner: Mutex::new(Inner::default()),
             max_tasks: cfg.max_tasks,
@@ -79,18 +84,16 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves maps that are still structurally valid (every
-        // update is a few field writes), so keep serving rather than poisoning the agent.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl StateStore for MemoryStore {
-    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
+    /// Stores a new task like [`StateStore::create`]; returns the ids of the terminal tasks
+    /// evicted to make room.
+    pub(crate) fn create_evicting(
+        &self,
+        task: Task,
+        listed: bool,
+    ) -> Result<Vec<TaskId>, CoreError> {
         let bytes = spec_bytes(&task);
-        let mut inner = self.lock();
         let mut evicted = Vec::new();
+        let mut inner = self.lock();
         while inner.tasks.len() >= self.max_tasks
             || inner.spec_bytes.saturating_add(bytes) > self.max_spec_bytes
         {
@@ -110,32 +113,73 @@ impl StateStore for MemoryStore {
             inner.remove(&oldest);
             evicted.push(oldest);
         }
-        inner.spec_bytes += bytes;
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        let id = task.metadata.id.clone();
-        if listed {
-            inner.counts[phase_index(task.status.phase)] += 1;
-        }
-        inner.order.insert(seq, id.clone());
-        // A task refused at admission is created terminal, with no runs.
-        let terminal = task.status.phase.is_terminal();
-        if terminal {
-            inner.terminal.insert(seq, id.clone());
-        }
-        inner.tasks.insert(
-            id,
-            Box::new(Record {
-                task,
-                seq,
-                listed,
-                spec_bytes: bytes,
-                runs: VecDeque::new(),
-                idle_since: terminal.then(Instant::now),
-            }),
-        );
-        inner.tasks_high = inner.tasks_high.max(inner.tasks.len());
+        inner.insert(seq, task, listed, bytes, VecDeque::new());
         Ok(evicted)
+    }
+
+    /// A task's record for persisting: creation sequence, whether listed, task and runs.
+    #[cfg(feature = "disk")]
+    pub(crate) fn snapshot(&self, id: &TaskId) -> Option<Snapshot> {
+        let inner = self.lock();
+        let rec = inner.tasks.get(id)?;
+        Some(Snapshot {
+            seq: rec.seq,
+            listed: rec.listed,
+            task: rec.task.clone(),
+            runs: rec.runs.iter().map(|r| r.run.clone()).collect(),
+        })
+    }
+
+    /// Puts back a task read from durable storage, with its creation sequence, ignoring the
+    /// bounds (a later `create` evicts as usual). Finished runs and a terminal task's idle
+    /// time count from their wall-clock times, so the TTLs continue across the restart.
+    #[cfg(feature = "disk")]
+    pub(crate) fn restore(&self, snap: Snapshot) {
+        let now = Instant::now();
+        let now_wall = now_ms();
+        let at = |wall: i64| {
+            let ago = Duration::from_millis(u64::try_from(now_wall - wall).unwrap_or(0));
+            now.checked_sub(ago).unwrap_or(now)
+        };
+        let runs: VecDeque<RunRecord> = snap
+            .runs
+            .into_iter()
+            .map(|run| RunRecord {
+                finished: run.finished_at.map(at),
+                run,
+            })
+            .collect();
+        let bytes = spec_bytes(&snap.task);
+        let updated = snap.task.metadata.updated_at;
+        let id = snap.task.metadata.id.clone();
+        let terminal = snap.task.status.phase.is_terminal();
+        let mut inner = self.lock();
+        if inner.tasks.contains_key(&id) {
+            return;
+        }
+        inner.next_seq = inner.next_seq.max(snap.seq.saturating_add(1));
+        inner.insert(snap.seq, snap.task, snap.listed, bytes, runs);
+        if terminal
+            && let Some(rec) = inner.tasks.get_mut(&id)
+            && rec.runs.is_empty()
+        {
+            // The task TTL counts from when it last had no runs: at most its last update.
+            rec.idle_since = Some(at(updated));
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves maps that are still structurally valid (every
+        // update is a few field writes), so keep serving rather than poisoning the agent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
+        self.create_evicting(task, listed)
     }
 
     fn run_started(&self, id: &TaskId, attempt: u32, started_at: i64) {
@@ -280,6 +324,17 @@ impl StateStore for MemoryStore {
         TaskPhase::ALL.into_iter().zip(counts).collect()
     }
 
+    fn active(&self) -> Vec<Task> {
+        let inner = self.lock();
+        inner
+            .order
+            .values()
+            .filter_map(|id| inner.tasks.get(id))
+            .filter(|r| r.listed && !r.task.status.phase.is_terminal())
+            .map(|r| r.task.clone())
+            .collect()
+    }
+
     fn sweep(&self, now: Instant) -> SweepReport {
         let (run_ttl, task_ttl) = (self.run_ttl, self.task_ttl);
         let mut inner = self.lock();
@@ -328,9 +383,53 @@ impl StateStore for MemoryStore {
     }
 }
 
+/// One task's record, as a durable store writes and reads it.
+#[cfg(feature = "disk")]
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) seq: u64,
+    pub(crate) listed: bool,
+    pub(crate) task: Task,
+    pub(crate) runs: Vec<TaskRun>,
+}
+
 // === impl Inner ===
 
 impl Inner {
+    fn insert(
+        &mut self,
+        seq: u64,
+        task: Task,
+        listed: bool,
+        bytes: usize,
+        runs: VecDeque<RunRecord>,
+    ) {
+        self.spec_bytes += bytes;
+        let id = task.metadata.id.clone();
+        if listed {
+            self.counts[phase_index(task.status.phase)] += 1;
+        }
+        self.order.insert(seq, id.clone());
+        // A task refused at admission is created terminal, with no runs.
+        let terminal = task.status.phase.is_terminal();
+        if terminal {
+            self.terminal.insert(seq, id.clone());
+        }
+        let idle = terminal && runs.is_empty();
+        self.tasks.insert(
+            id,
+            Box::new(Record {
+                task,
+                seq,
+                listed,
+                spec_bytes: bytes,
+                runs,
+                idle_since: idle.then(Instant::now),
+            }),
+        );
+        self.tasks_high = self.tasks_high.max(self.tasks.len());
+    }
+
     /// Applies `f` to a task; when it reports a change, bumps the version and keeps the phase
     /// indexes in step. Returns whether anything changed.
     fn update(&mut self, id: &TaskId, f: impl FnOnce(&mut Record) -> bool) -> bool {

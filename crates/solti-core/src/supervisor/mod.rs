@@ -1,5 +1,6 @@
 //! [`SupervisorApi`]: the supervision engine's public face.
 
+mod recover;
 mod runtime;
 mod stop;
 mod submit;
@@ -83,12 +84,40 @@ impl SupervisorApi {
         router: RunnerRouter,
         state: StateConfig,
     ) -> Result<Self, CoreError> {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new(&state));
+        Self::with_store(sup, ctl, subscribers, router, state, store).await
+    }
+
+    /// As [`new`](Self::new), on `store` (for instance a durable
+    /// `DiskStore` (feature `disk`) opened with the same `state` bounds), then
+    /// recovers what an earlier process left unfinished, in creation order:
+    ///
+    /// - every run still open is closed `Failed`, "agent restarted during the run";
+    /// - a task whose restart policy allows another attempt (`Always`, `OnFailure`) is
+    ///   submitted again under its slot and admission policy, with its id, as a new attempt
+    ///   (numbered after its earlier ones);
+    /// - any other task ends `Failed` with that reason.
+    ///
+    /// Terminal tasks are served as stored; the sweep applies their TTLs from their
+    /// wall-clock times. See `docs/state.md` for the admission semantics across a restart.
+    ///
+    /// # Errors
+    /// [`CoreError::Internal`] when taskvisor refuses the configuration or cannot start.
+    /// A task that cannot be started again is finished `Failed` (the reason says why), not
+    /// reported as an error.
+    pub async fn with_store(
+        sup: tv::SupervisorConfig,
+        ctl: tv::ControllerConfig,
+        subscribers: Vec<Arc<dyn tv::Subscribe>>,
+        router: RunnerRouter,
+        state: StateConfig,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Self, CoreError> {
         let state = state.normalized();
         let (supervisor, capacities) = limits::build(sup, ctl, subscribers, &state)?;
         let handle = supervisor
             .serve()
             .map_err(|e| CoreError::Internal(format!("cannot start the taskvisor runtime: {e}")))?;
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new(&state));
         let retention = Retention {
             per_task: state.output_retention_bytes,
             total: state.output_retention_total_bytes,
@@ -113,6 +142,7 @@ impl SupervisorApi {
             }),
         };
         sweep::start(&api).await?;
+        api.recover().await;
         Ok(api)
     }
 

@@ -30,6 +30,8 @@ struct Prepared {
     publisher: OutputPublisher,
     output: Arc<OutputChannel>,
     listed: bool,
+    /// Restored after an agent restart: the record exists; attempts so far.
+    restored: Option<u32>,
 }
 
 impl SupervisorApi {
@@ -66,6 +68,7 @@ impl SupervisorApi {
             publisher,
             output,
             listed: true,
+            restored: None,
         };
         self.admit(spec, prepared).await
     }
@@ -103,8 +106,36 @@ impl SupervisorApi {
             publisher,
             output,
             listed: false,
+            restored: None,
         };
         self.admit(spec, prepared).await
+    }
+
+    /// Starts a task restored from the store again, as a new attempt after `attempts`
+    /// earlier ones, under its slot and admission policy. Its record already exists.
+    pub(super) async fn readmit(&self, task: &Task) -> Result<(), CoreError> {
+        let spec = &task.spec;
+        let id = task.metadata.id.clone();
+        let output = self.shared().output.create(&id);
+        let publisher = OutputPublisher::new(id.clone(), output.clone());
+        let ctx = self.inner.router.context(publisher.clone());
+        let (built, runner) = match self.inner.router.build(spec, &ctx) {
+            Ok(built) => built,
+            Err(err) => {
+                self.shared().output.free(&id);
+                return Err(err.into());
+            }
+        };
+        let prepared = Prepared {
+            id,
+            task: built,
+            runner: runner.into(),
+            publisher,
+            output,
+            listed: true,
+            restored: Some(task.status.attempt),
+        };
+        self.admit(spec, prepared).await.map(drop)
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
@@ -125,6 +156,7 @@ impl SupervisorApi {
             publisher,
             output,
             listed,
+            restored,
         } = p;
         if listed && shared.runtime.slot_is_internal(spec.slot()) {
             return Err(CoreError::Invalid(ModelError::invalid(
@@ -146,13 +178,24 @@ impl SupervisorApi {
                 .task_rejected(convert::rejection_label(tv::RejectionKind::SlotBusy));
             // The slot is visibly busy: refuse at once, so the acknowledged task is already
             // terminal when the caller looks.
+            let error = convert::slot_busy(spec.slot().as_str(), Some(&owner));
+            if restored.is_some() {
+                let end = RunEnd::new(TaskPhase::Canceled, now_ms(), Some(error));
+                shared.store.finish(&id, end, TaskPhase::Failed);
+                output.close();
+                return Ok(id);
+            }
             let mut status = TaskStatus::new(TaskPhase::Canceled);
-            status.error = Some(convert::slot_busy(spec.slot().as_str(), Some(&owner)));
+            status.error = Some(error);
             let evicted = shared.store.create(
                 Task::new(ObjectMeta::new(id.clone(), now_ms()), spec.clone(), status),
                 listed,
             )?;
             free_output(shared, &evicted);
+            if let Err(err) = shared.store.sync().await {
+                shared.store.delete(&id);
+                return Err(err);
+            }
             output.close();
             return Ok(id);
         }
@@ -165,7 +208,8 @@ impl SupervisorApi {
             runner,
             spec.kind().name(),
             Duration::from_millis(spec.timeout_ms()),
-        );
+        )
+        .with_attempts(restored.unwrap_or(0));
         let wrapped: tv::TaskRef = Arc::new(AttemptTask::new(task, Arc::new(cell)));
         // Names are registry keys, global across slots: make them unique per task.
         let name: Arc<str> = Arc::from(format!("{}/{}", spec.slot(), id));
@@ -179,13 +223,21 @@ impl SupervisorApi {
             .prepare_submission(controller_spec)
             .map_err(|e| controller_error(e, shared.capacities))?;
 
-        let record = Task::new(
-            ObjectMeta::new(id.clone(), now_ms()),
-            spec.clone(),
-            TaskStatus::new(TaskPhase::Pending),
-        );
-        let evicted = shared.store.create(record, listed)?;
-        free_output(shared, &evicted);
+        if restored.is_none() {
+            let record = Task::new(
+                ObjectMeta::new(id.clone(), now_ms()),
+                spec.clone(),
+                TaskStatus::new(TaskPhase::Pending),
+            );
+            let evicted = shared.store.create(record, listed)?;
+            free_output(shared, &evicted);
+            // Acknowledged only once durable: a burst of submissions shares one commit.
+            if let Err(err) = shared.store.sync().await {
+                shared.store.delete(&id);
+                output.close();
+                return Err(err);
+            }
+        }
         let replace = spec.admission() == AdmissionPolicy::Replace;
         let registered = shared.runtime.register(
             &id,
@@ -233,7 +285,19 @@ impl SupervisorApi {
                     }
                 }
                 shared.runtime.unregister(&id);
-                shared.store.delete(&id);
+                if restored.is_some() {
+                    let end = RunEnd::new(
+                        TaskPhase::Failed,
+                        now_ms(),
+                        Some(format!(
+                            "{}; could not start it again: {err}",
+                            super::recover::RESTART_REASON
+                        )),
+                    );
+                    shared.store.finish(&id, end, TaskPhase::Failed);
+                } else {
+                    shared.store.delete(&id);
+                }
                 entry.output.close();
                 return Err(err);
             }

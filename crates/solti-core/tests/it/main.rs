@@ -6,6 +6,8 @@
 )]
 
 mod admission;
+#[cfg(feature = "disk")]
+mod durable;
 mod lifecycle;
 mod output;
 mod restart;

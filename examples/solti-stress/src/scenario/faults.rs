@@ -452,7 +452,7 @@ async fn kill9_agent(ctx: &Ctx, report: &mut Report) -> Result<()> {
         .unwrap_or(0);
     report.info(
         "kill9-task-state",
-        format!("after restart: GET old task {task} -> {known}; tasks listed: {total} (task state is in memory; not recovered)"),
+        format!("after restart: GET old task {task} -> {known}; tasks listed: {total} (durable state: the task is recovered, docs/state.md)"),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let alive_after_restart = (procfs::is_alive(child), procfs::is_alive(grandchild));

@@ -1,0 +1,166 @@
+//! Recovery from a durable store: terminal tasks come back with their history, unfinished
+//! ones are started again or failed by their restart policy.
+
+use std::{sync::Arc, time::Duration};
+
+use solti_core::{DiskStore, StateConfig, StateStore, SupervisorApi, store::RunEnd};
+use solti_model::{
+    AdmissionPolicy, ObjectMeta, RestartPolicy, Task, TaskId, TaskPhase, TaskQuery, TaskStatus,
+};
+use solti_runner::{RunnerRouter, now_ms};
+use taskvisor::{ControllerConfig, SupervisorConfig};
+
+use crate::support::{FakeRunner, running, spec};
+
+const REASON: &str = "agent restarted during the run";
+
+fn stored(spec: solti_model::TaskSpec) -> Task {
+    Task::new(
+        ObjectMeta::new(TaskId::generate(), now_ms()),
+        spec,
+        TaskStatus::new(TaskPhase::Pending),
+    )
+}
+
+async fn api_on(store: Arc<dyn StateStore>) -> SupervisorApi {
+    let mut router = RunnerRouter::new();
+    router.register(FakeRunner::default()).unwrap();
+    let sup = SupervisorConfig::default().with_grace(Duration::from_secs(2));
+    SupervisorApi::with_store(
+        sup,
+        ControllerConfig::default(),
+        vec![],
+        router,
+        StateConfig::default(),
+        store,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_restores_history_restarts_always_and_fails_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    // What a killed agent leaves behind: one finished task, two running, one queued.
+    let done = stored(spec("done", "ok", &[]).build().unwrap());
+    let never = stored(spec("never", "hang", &[]).build().unwrap());
+    let always = stored(
+        spec("always", "hang", &[])
+            .restart(RestartPolicy::Always { interval_ms: None })
+            .build()
+            .unwrap(),
+    );
+    let queued = stored(
+        spec("always", "ok", &[])
+            .restart(RestartPolicy::OnFailure)
+            .admission(AdmissionPolicy::Queue)
+            .build()
+            .unwrap(),
+    );
+    let ids: Vec<TaskId> = [&done, &never, &always, &queued]
+        .iter()
+        .map(|t| t.metadata.id.clone())
+        .collect();
+    let (done_before, done_runs) = {
+        let store = DiskStore::open(&path, &StateConfig::default()).unwrap();
+        for t in [done, never, always, queued] {
+            store.create(t, true).unwrap();
+        }
+        store.run_started(&ids[0], 1, now_ms());
+        store.run_finished(
+            &ids[0],
+            1,
+            RunEnd::new(TaskPhase::Succeeded, now_ms(), None),
+        );
+        store.finish(
+            &ids[0],
+            RunEnd::new(TaskPhase::Succeeded, now_ms(), None),
+            TaskPhase::Canceled,
+        );
+        store.run_started(&ids[1], 1, now_ms());
+        store.run_started(&ids[2], 1, now_ms());
+        store.sync().await.unwrap();
+        (store.get(&ids[0]).unwrap(), store.runs(&ids[0]).unwrap())
+    };
+
+    let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
+    let api = api_on(store).await;
+
+    // Terminal: as stored.
+    assert_eq!(api.get_task(&ids[0]).await.unwrap().unwrap(), done_before);
+    assert_eq!(
+        api.list_task_runs(&ids[0]).await.unwrap().unwrap(),
+        done_runs
+    );
+
+    // NEVER, was running: failed with the reason, its run closed with it.
+    let never = api.get_task(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(never.status.phase, TaskPhase::Failed);
+    assert_eq!(never.status.error.as_deref(), Some(REASON));
+    let runs = api.list_task_runs(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].phase, TaskPhase::Failed);
+    assert_eq!(runs[0].error.as_deref(), Some(REASON));
+
+    // ALWAYS, was running: a new attempt, after the closed one.
+    running(&api, &ids[2]).await;
+    let always = api.get_task(&ids[2]).await.unwrap().unwrap();
+    assert_eq!(always.status.attempt, 2);
+    let runs = api.list_task_runs(&ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.attempt, r.phase))
+            .collect::<Vec<_>>(),
+        vec![(1, TaskPhase::Failed), (2, TaskPhase::Running)]
+    );
+
+    // ON_FAILURE, queued behind it on the same slot: still waiting, in its place.
+    let queued = api.get_task(&ids[3]).await.unwrap().unwrap();
+    assert_eq!(queued.status.phase, TaskPhase::Pending);
+    assert!(
+        api.list_task_runs(&ids[3])
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Every id listed once, in the original order.
+    let listed: Vec<TaskId> = api
+        .query_tasks(&TaskQuery::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.metadata.id)
+        .collect();
+    assert_eq!(listed, ids);
+    api.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_submissions_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let mut ids = Vec::new();
+    {
+        let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
+        let api = api_on(store).await;
+        for i in 0..20 {
+            ids.push(
+                api.submit(&spec(&format!("s{i}"), "ok", &[]).build().unwrap())
+                    .await
+                    .unwrap(),
+            );
+        }
+        api.shutdown().await.unwrap();
+    }
+    let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
+    let api = api_on(store).await;
+    for id in &ids {
+        let task = api.get_task(id).await.unwrap().unwrap();
+        assert!(task.status.phase.is_terminal(), "{task:?}");
+    }
+    api.shutdown().await.unwrap();
+}
