@@ -146,7 +146,7 @@ async fn acknowledged_submissions_survive_a_reopen() {
     let mut ids = Vec::new();
     {
         let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
-        let api = api_on(store).await;
+        let api = api_on(Arc::clone(&store) as Arc<dyn StateStore>).await;
         for i in 0..20 {
             ids.push(
                 api.submit(&spec(&format!("s{i}"), "ok", &[]).build().unwrap())
@@ -155,6 +155,9 @@ async fn acknowledged_submissions_survive_a_reopen() {
             );
         }
         api.shutdown().await.unwrap();
+        // Tasks of the stopped supervisor may still hold the store for a moment: release the
+        // file now, as the agent does on exit, instead of waiting for the last handle.
+        store.close();
     }
     let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
     let api = api_on(store).await;
