@@ -28,6 +28,7 @@ pub(crate) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     hostile_specs(ctx, report).await?;
     flood(ctx, report).await?;
     refusals(ctx, report).await?;
+    task_env(ctx, report).await?;
     Ok(())
 }
 
@@ -280,5 +281,55 @@ async fn refusals(ctx: &Ctx, report: &mut Report) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// A secret in the agent's environment (a cloud credential, the token's variable) never
+/// reaches a task: `env` run by the agent prints neither.
+async fn task_env(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    const CLOUD: &str = "stress-cloud-secret-5b1e";
+    const TOKEN: &str = "stress-token-secret-9c4d";
+    let mut opts = ctx.opts("security-env")?;
+    opts.env
+        .push(("AWS_SECRET_ACCESS_KEY".to_owned(), CLOUD.to_owned()));
+    opts.env
+        .push(("SOLTI_AGENT_TOKEN".to_owned(), TOKEN.to_owned()));
+    // The same value as the flag, so the stress client authenticates with it.
+    opts.token = Some(TOKEN.to_owned());
+    let agent = Agent::start(&opts).await?;
+    let api = agent.api();
+    let id = api
+        .submit(&command_spec("env", "env", &[], Duration::from_secs(10)))
+        .await
+        .context("submit `env`")?;
+    let phase = poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        let api = api.clone();
+        let id = id.clone();
+        async move {
+            let t = api.task(&id).await.ok()?;
+            let p = phase_of(&t);
+            is_terminal(&p).then_some(p)
+        }
+    })
+    .await;
+    let logs = api
+        .get(&format!("/api/v1/tasks/{id}/logs?tail=all&follow=false"))
+        .await
+        .context("read the task's retained output")?;
+    let text = String::from_utf8_lossy(&logs.body).into_owned();
+    let printed = text.contains("\"line\":\"PATH=");
+    let leaked: Vec<&str> = [CLOUD, TOKEN]
+        .into_iter()
+        .filter(|s| text.contains(s))
+        .collect();
+    report.check(
+        "task-env-has-no-agent-secrets",
+        phase.as_deref() == Some("TASK_STATUS_SUCCEEDED") && printed && leaked.is_empty(),
+        format!(
+            "agent started with AWS_SECRET_ACCESS_KEY and SOLTI_AGENT_TOKEN set; task `env`: \
+             phase {phase:?}, its output lists PATH: {printed}, secrets found in it: {leaked:?}"
+        ),
+    );
+    stop_agent(agent, report).await;
     Ok(())
 }
