@@ -25,10 +25,42 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 SERVICE = "solti.task.v1.TaskService"
 
 
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer <token>` to every call on the channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details):
+        metadata = list(details.metadata or []) + [self._header]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+
 def main() -> None:
     target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50052"
     token = sys.argv[2] if len(sys.argv) > 2 else None
     channel = grpc.insecure_channel(target)
+    if token:
+        # Reflection and health Watch need the token like the task RPCs (only health Check
+        # answers without it): send it on every call.
+        channel = grpc.intercept_channel(channel, BearerToken(token))
 
     # 1. Health: the whole server ("") and the task service.
     health = health_pb2_grpc.HealthStub(channel)
@@ -69,8 +101,7 @@ def main() -> None:
             request_serializer=lambda msg: msg.SerializeToString(),
             response_deserializer=res_cls.FromString,
         )
-        metadata = [("authorization", f"Bearer {token}")] if token else None
-        res = rpc(json_format.ParseDict(body, req_cls()), metadata=metadata, timeout=30)
+        res = rpc(json_format.ParseDict(body, req_cls()), timeout=30)
         return json_format.MessageToDict(res)
 
     # 4. Submit a long task, cancel it, read it back: all from the reflected schema.

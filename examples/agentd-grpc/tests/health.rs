@@ -27,15 +27,24 @@ async fn channel(agent: &AgentProcess) -> Channel {
         .unwrap()
 }
 
+const TOKEN: &str = "s3cret-token-for-tests";
+
 fn check(service: &str) -> Request<HealthCheckRequest> {
     Request::new(HealthCheckRequest {
         service: service.to_owned(),
     })
 }
 
+/// `req` with the agent's bearer token.
+fn authed<T>(mut req: Request<T>) -> Request<T> {
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    req
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_needs_no_token_and_follows_shutdown() {
-    let mut agent = start("check", &["--token", "s3cret-token-for-tests"]);
+    let mut agent = start("check", &["--token", TOKEN]);
     let mut health = HealthClient::new(channel(&agent).await);
     for service in ["", "solti.task.v1.TaskService"] {
         let res = health.check(check(service)).await.unwrap().into_inner();
@@ -44,8 +53,12 @@ async fn health_needs_no_token_and_follows_shutdown() {
     let err = health.check(check("no.Such")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    // A watch sees SERVING, then NOT_SERVING when SIGTERM arrives, then its end.
-    let mut watch = health.watch(check("")).await.unwrap().into_inner();
+    // A watch is a long-lived stream: it needs the token (else an unauthenticated client
+    // could hold connection slots), and sees SERVING, then NOT_SERVING when SIGTERM
+    // arrives, then its end.
+    let err = health.watch(check("")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let mut watch = health.watch(authed(check(""))).await.unwrap().into_inner();
     let first = watch.next().await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
     agent.send_sigterm().unwrap();
@@ -64,7 +77,7 @@ async fn health_needs_no_token_and_follows_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
-    let agent = start("reflect", &["--token", "s3cret-token-for-tests"]);
+    let agent = start("reflect", &["--token", TOKEN]);
     let ch = channel(&agent).await;
 
     use tonic_reflection::pb::v1::{
@@ -84,8 +97,17 @@ async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
             )),
         },
     ];
+    let err = v1
+        .server_reflection_info(futures_util::stream::iter(reqs.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unauthenticated,
+        "reflection needs the token"
+    );
     let mut answers = v1
-        .server_reflection_info(futures_util::stream::iter(reqs))
+        .server_reflection_info(authed(Request::new(futures_util::stream::iter(reqs))))
         .await
         .unwrap()
         .into_inner();
@@ -123,10 +145,12 @@ async fn reflection_v1_and_v1alpha_list_and_describe_the_services() {
     };
     let mut alpha = AlphaClient::new(ch);
     let mut answers = alpha
-        .server_reflection_info(futures_util::stream::iter([AlphaRequest {
-            host: String::new(),
-            message_request: Some(AlphaMessage::ListServices(String::new())),
-        }]))
+        .server_reflection_info(authed(Request::new(futures_util::stream::iter([
+            AlphaRequest {
+                host: String::new(),
+                message_request: Some(AlphaMessage::ListServices(String::new())),
+            },
+        ]))))
         .await
         .unwrap()
         .into_inner();

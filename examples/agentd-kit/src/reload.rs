@@ -7,7 +7,6 @@ use std::{collections::BTreeMap, ffi::OsString, sync::OnceLock};
 use anyhow::{Context as _, Result};
 use clap::FromArgMatches as _;
 use solti_api::{SharedToken, TlsReloader};
-use solti_model::Token;
 use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +78,8 @@ fn reload(state: &mut Reloadable) -> Result<()> {
             let parsed = crate::file::parse(&origin.cmd, &origin.argv)?;
             log_ignored(&origin.rendered, &crate::file::render(&origin.cmd, &parsed));
             let mut new = Config::from_arg_matches(&parsed.matches)?;
+            // The same choice between --token and --token-file as at start.
+            crate::run::pick_token_source(&mut new, &parsed.matches)?;
             // SOLTI_AGENT_TOKEN was removed from the environment at start: keep its value.
             if new.token.is_none() && new.token_file.is_none() {
                 new.token.clone_from(&state.config.token);
@@ -88,8 +89,17 @@ fn reload(state: &mut Reloadable) -> Result<()> {
         // Embedded through `run_with`: no command line to re-read; reload the files.
         None => state.config.clone(),
     };
+    let mut new = new;
+    if state.config.tls_client_ca.is_some() && new.tls_client_ca.is_none() {
+        // Client certificates may be the only auth of a non-loopback listener.
+        tracing::warn!(
+            "tls_client_ca was removed; turning client-certificate auth off needs a restart \
+             (ignored: the previous CA stays)"
+        );
+        new.tls_client_ca.clone_from(&state.config.tls_client_ca);
+    }
     if let Some(shared) = &state.token {
-        match load(&new)? {
+        match crate::run::load_token(&new)? {
             Some(token) => shared.replace(token),
             None => tracing::warn!(
                 "the new configuration has no token; turning auth off needs a restart (ignored)"
@@ -117,18 +127,6 @@ fn reload(state: &mut Reloadable) -> Result<()> {
     }
     state.config = new;
     Ok(())
-}
-
-fn load(config: &Config) -> Result<Option<Token>> {
-    match (&config.token_file, &config.token) {
-        (Some(path), _) => Token::from_file(path)
-            .map(Some)
-            .context("--token-file / SOLTI_AGENT_TOKEN_FILE"),
-        (None, Some(t)) => Token::new(t.expose())
-            .map(Some)
-            .context("--token / SOLTI_AGENT_TOKEN"),
-        (None, None) => Ok(None),
-    }
 }
 
 /// Logs every key whose value changed but needs a restart.

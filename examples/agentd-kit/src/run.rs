@@ -406,7 +406,7 @@ where
     Ok(())
 }
 
-fn load_token(config: &Config) -> Result<Option<Token>> {
+pub(crate) fn load_token(config: &Config) -> Result<Option<Token>> {
     match (&config.token, &config.token_file) {
         (Some(t), _) => Token::new(t.expose())
             .map(Some)
@@ -548,7 +548,7 @@ fn protect_agent_memory() {
 
 /// `--token` and `--token-file` name the same secret: a flag beats an environment variable;
 /// two flags, or two variables, are ambiguous and refused.
-fn pick_token_source(config: &mut Config, matches: &clap::ArgMatches) -> Result<()> {
+pub(crate) fn pick_token_source(config: &mut Config, matches: &clap::ArgMatches) -> Result<()> {
     use clap::parser::ValueSource::CommandLine;
 
     if config.token.is_none() || config.token_file.is_none() {

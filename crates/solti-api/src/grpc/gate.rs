@@ -265,6 +265,104 @@ pub(crate) const fn code_number(code: Code) -> &'static str {
     }
 }
 
+/// The standard services next to the task service (`grpc.health.v1`, reflection) behind the
+/// same browser defences, and behind the token except for the unary health `Check`: a probe
+/// needs no credential, while the long-lived streams (`Watch`, reflection) would otherwise let
+/// an unauthenticated client hold connection slots for as long as it likes.
+pub(super) struct Guarded<S> {
+    inner: S,
+    auth: Option<SharedToken>,
+    host_policy: HostPolicy,
+}
+
+impl<S> Guarded<S> {
+    pub(super) const fn new(inner: S, auth: Option<SharedToken>, host_policy: HostPolicy) -> Self {
+        Self {
+            inner,
+            auth,
+            host_policy,
+        }
+    }
+}
+
+/// The one call served without a token.
+const OPEN_PATH: &str = "/grpc.health.v1.Health/Check";
+
+impl<S> Service<Request<Body>> for Guarded<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let refused = guard::check(
+            self.host_policy,
+            BodyType::Grpc,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            !hyper::body::Body::is_end_stream(req.body()),
+        )
+        .err();
+        let authorized = req.uri().path() == OPEN_PATH
+            || self.auth.as_ref().is_none_or(|token| {
+                token.matches(
+                    req.headers()
+                        .get(header::AUTHORIZATION)
+                        .map(HeaderValue::as_bytes),
+                )
+            });
+        // `poll_ready` readied this instance: call it, and keep a fresh clone for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            if let Some(e) = refused {
+                return Ok(Status::from(e).into_http());
+            }
+            if !authorized {
+                return Ok(Status::new(
+                    Code::Unauthenticated,
+                    ApiError::Unauthenticated.to_string(),
+                )
+                .into_http());
+            }
+            inner.call(req).await
+        })
+    }
+}
+
+impl<S: NamedService> NamedService for Guarded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S: Clone> Clone for Guarded<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            auth: self.auth.clone(),
+            host_policy: self.host_policy,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Guarded<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guarded")
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

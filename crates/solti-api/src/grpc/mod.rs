@@ -133,14 +133,20 @@ impl<H: ApiHandler> GrpcApi<H> {
     /// services tools and probes expect: `grpc.health.v1.Health` (see
     /// [`with_health`](Self::with_health)) and server reflection (`grpc.reflection.v1` and
     /// `v1alpha`, describing `solti.task.v1` and the health service), so `grpcurl` and
-    /// similar clients work without the `.proto` files. Health and reflection need no token:
-    /// they reveal the readiness and the published schema, nothing else.
+    /// similar clients work without the `.proto` files. All of them sit behind the browser
+    /// defences; only the unary health `Check` answers without the token (a probe has none),
+    /// while `Watch` and reflection streams need it like the task service.
     #[must_use]
     pub fn into_routes(self) -> Routes {
-        let health = health::service(self.health.clone());
+        let (auth, host) = (self.auth.clone(), self.host_policy);
+        let health = gate::Guarded::new(health::service(self.health.clone()), auth.clone(), host);
         let mut routes = Routes::new(self.into_service()).add_service(health);
         match reflection() {
-            Ok((v1, v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+            Ok((v1, v1alpha)) => {
+                routes = routes
+                    .add_service(gate::Guarded::new(v1, auth.clone(), host))
+                    .add_service(gate::Guarded::new(v1alpha, auth, host));
+            }
             // The descriptor sets are generated with the code and checked by a test.
             Err(e) => tracing::error!(error = %e, "gRPC reflection disabled: bad descriptor set"),
         }

@@ -172,9 +172,12 @@ impl<H: ApiHandler> HttpApi<H> {
                 Arc::clone(&shared),
                 gate::observe::<H>,
             ))
-            .with_state(shared);
-        // The probes sit outside the auth and observation layers.
-        health_router(self.health).merge(api)
+            .with_state(Arc::clone(&shared));
+        // The probes sit outside the auth and observation layers, behind the browser
+        // defences like every other route.
+        health_router(self.health)
+            .route_layer(middleware::from_fn_with_state(shared, guard::browser::<H>))
+            .merge(api)
     }
 }
 

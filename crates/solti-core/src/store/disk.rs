@@ -261,7 +261,15 @@ impl StateStore for DiskStore {
     fn delete(&self, id: &TaskId) -> bool {
         let existed = self.mirror.delete(id);
         if existed {
-            self.touch(id);
+            let mut queue = self.queue.lock();
+            if queue.frozen {
+                // Nothing is persisted any more, but a change recorded before the freeze
+                // (a submission refused by it, say) must not be written by `close` either.
+                queue.dirty.remove(id);
+            } else {
+                drop(queue);
+                self.touch(id);
+            }
         }
         existed
     }

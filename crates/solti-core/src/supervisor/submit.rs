@@ -139,12 +139,23 @@ impl SupervisorApi {
     }
 
     async fn admit(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
-        let id = p.id.clone();
-        let result = self.admit_prepared(spec, p).await;
-        if result.is_err() {
-            self.shared().output.free(&id);
-        }
-        result
+        // Admission runs to its end even when the caller stops waiting (a client that
+        // disconnects mid-request drops this future): stopped half-way it would leave a stored
+        // task that nothing runs, or a slot held by a task that never started. It is bounded
+        // (one store commit, then the intake wait).
+        let api = self.clone();
+        let spec = spec.clone();
+        let admission = self.shared().tracker.spawn(async move {
+            let id = p.id.clone();
+            let result = api.admit_prepared(&spec, p).await;
+            if result.is_err() {
+                api.shared().output.free(&id);
+            }
+            result
+        });
+        admission
+            .await
+            .unwrap_or_else(|e| Err(CoreError::Internal(format!("admission task failed: {e}"))))
     }
 
     async fn admit_prepared(&self, spec: &TaskSpec, p: Prepared) -> Result<TaskId, CoreError> {
@@ -264,6 +275,12 @@ impl SupervisorApi {
                 };
                 shared.store.finish(&id, end, TaskPhase::Canceled);
                 output.close();
+                // The `Pending` record was made durable above: the refusal must be too, or a
+                // restart would run a task the caller was told was refused.
+                if let Err(err) = shared.store.sync().await {
+                    shared.store.delete(&id);
+                    return Err(err);
+                }
                 return Ok(id);
             }
         };

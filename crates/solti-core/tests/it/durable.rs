@@ -167,3 +167,55 @@ async fn acknowledged_submissions_survive_a_reopen() {
     }
     api.shutdown().await.unwrap();
 }
+
+/// A caller that stops waiting mid-submission (a client that disconnects) does not leave a
+/// half-admitted task: the admission finishes, the task runs to its end, and the slot is
+/// free for the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_submission_still_runs_and_frees_its_slot() {
+    // A durable store: the submission waits for its commit, so the dropped future stops
+    // there (with the in-memory store the whole admission runs within the first poll).
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(DiskStore::open(dir.path().join("s.redb"), &StateConfig::default()).unwrap());
+    let api = api_on(Arc::clone(&store) as Arc<dyn StateStore>).await;
+    for round in 0..50 {
+        let s = spec("abandon", "ok", &[])
+            .admission(AdmissionPolicy::DropIfRunning)
+            .build()
+            .unwrap();
+        // Polled once, then dropped.
+        let _ = tokio::time::timeout(Duration::ZERO, api.submit(&s)).await;
+        // Wait until the abandoned task is listed and terminal.
+        let abandoned = loop {
+            let page = api
+                .query_tasks(&TaskQuery::new())
+                .await
+                .unwrap();
+            // Every earlier round deleted its tasks: a listed task of the slot is this round's.
+            let found = page
+                .items
+                .into_iter()
+                .find(|t| t.spec.slot().as_str() == "abandon");
+            if let Some(t) = found {
+                break t.metadata.id;
+            }
+            tokio::task::yield_now().await;
+        };
+        let task = crate::support::done(&api, &abandoned).await;
+        assert_eq!(task.status.phase, TaskPhase::Succeeded, "round {round}");
+        let next = api.submit(&s).await.unwrap();
+        let task = crate::support::done(&api, &next).await;
+        assert_eq!(
+            task.status.phase,
+            TaskPhase::Succeeded,
+            "round {round}: the slot must be free: {:?}",
+            task.status.error
+        );
+        for id in [abandoned, next] {
+            api.delete_task(&id).await.unwrap();
+        }
+    }
+    api.shutdown().await.unwrap();
+    store.close();
+}

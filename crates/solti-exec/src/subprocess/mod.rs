@@ -254,7 +254,8 @@ impl TaskPlan {
 }
 
 /// The part of the agent's environment `vars` a child starts from: all of it but the
-/// agents' own `SOLTI_*` settings when `inherit`, otherwise only [`PASSED_ENV`]. Variables
+/// agents' own `SOLTI_*` settings and the service manager's variables when `inherit`,
+/// otherwise only [`PASSED_ENV`]. Variables
 /// that are not valid UTF-8 are skipped.
 fn agent_env(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
@@ -263,13 +264,26 @@ fn agent_env(
     vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| {
             if inherit {
-                !k.starts_with(AGENT_PREFIX)
+                !k.starts_with(AGENT_PREFIX) && !SERVICE_MANAGER_ENV.contains(&k.as_str())
             } else {
                 PASSED_ENV.contains(&k.as_str())
             }
         })
         .collect()
 }
+
+/// What systemd hands the agent's own process: a task that inherited them could mistake
+/// itself for the supervised service (notify the agent's unit, take its sockets).
+const SERVICE_MANAGER_ENV: [&str; 8] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+];
 
 /// Agent variables a child gets when the environment is not inherited.
 const PASSED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
@@ -289,6 +303,8 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "x"),
             ("SOLTI_AGENT_TOKEN", "y"),
             ("SOLTI_TOKEN", "z"),
+            ("NOTIFY_SOCKET", "/run/systemd/notify"),
+            ("WATCHDOG_USEC", "30000000"),
             ("LC_ALL", "C"),
         ]
         .into_iter()
@@ -306,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn inherited_environment_never_carries_agent_settings() {
+    fn inherited_environment_never_carries_agent_or_service_manager_settings() {
         let env = agent_env(vars(), true);
         assert_eq!(
             keys(&env),
