@@ -188,10 +188,7 @@ async fn an_abandoned_submission_still_runs_and_frees_its_slot() {
         let _ = tokio::time::timeout(Duration::ZERO, api.submit(&s)).await;
         // Wait until the abandoned task is listed and terminal.
         let abandoned = loop {
-            let page = api
-                .query_tasks(&TaskQuery::new())
-                .await
-                .unwrap();
+            let page = api.query_tasks(&TaskQuery::new()).await.unwrap();
             // Every earlier round deleted its tasks: a listed task of the slot is this round's.
             let found = page
                 .items
