@@ -279,8 +279,19 @@ impl OutputHub {
 
     /// A new channel for `id`, registered until [`free`](Self::free).
     pub(crate) fn create(&self, id: &TaskId) -> Arc<OutputChannel> {
+        self.create_at(id, 0)
+    }
+
+    /// As [`create`](Self::create), with offsets starting at `base` instead of 0: a task
+    /// started again after an agent restart gets offsets above every one the previous
+    /// process could have handed out, so an offset is never reused.
+    pub(crate) fn create_at(&self, id: &TaskId, base: u64) -> Arc<OutputChannel> {
         let channel = Arc::new(OutputChannel {
-            window: Mutex::new(Window::default()),
+            window: Mutex::new(Window {
+                next: base,
+                base,
+                ..Window::default()
+            }),
             hub: Arc::clone(&self.shared),
         });
         lock(&self.channels).insert(id.clone(), Arc::clone(&channel));
@@ -400,6 +411,9 @@ struct Window {
     entries: VecDeque<Entry>,
     /// The offset the next published event gets.
     next: u64,
+    /// The first offset of this channel (above 0 for a task started again after an agent
+    /// restart); an `After` below it resumes here.
+    base: u64,
     /// Charged bytes of `entries`.
     bytes: usize,
     /// The task is terminal: nothing more is published; readers end at `next`.
@@ -614,7 +628,9 @@ impl OutputChannel {
                         ),
                     )));
                 }
-                offset + 1
+                // An offset from before an agent restart: the previous process's events are
+                // gone (output is never stored), resume with the first event of this one.
+                (offset + 1).max(window.base)
             }
         };
         if query.start == OutputStart::Live && window.closed {

@@ -116,7 +116,7 @@ impl SupervisorApi {
     pub(super) async fn readmit(&self, task: &Task) -> Result<(), CoreError> {
         let spec = &task.spec;
         let id = task.metadata.id.clone();
-        let output = self.shared().output.create(&id);
+        let output = self.shared().output.create_at(&id, restart_offset_base());
         let publisher = OutputPublisher::new(id.clone(), output.clone());
         let ctx = self.inner.router.context(publisher.clone());
         let (built, runner) = match self.inner.router.build(spec, &ctx) {
@@ -432,3 +432,11 @@ fn controller_error(err: tv::ControllerError, caps: Capacities) -> CoreError {
 
 /// Runner name reported for embedded tasks.
 const EMBEDDED_RUNNER: &str = "embedded";
+
+/// The first output offset of a task started again after an agent restart: the start time
+/// in milliseconds times 2^20. The previous process started earlier and would have had to
+/// publish over a million events per millisecond of its life to reach it, so offsets stay
+/// unique across restarts without storing output or counters.
+fn restart_offset_base() -> u64 {
+    u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1 << 20)
+}

@@ -114,6 +114,29 @@ async fn restart_restores_history_restarts_always_and_fails_never() {
             .collect::<Vec<_>>(),
         vec![(1, TaskPhase::Failed), (2, TaskPhase::Running)]
     );
+    // Its output offsets start above any the previous process handed out: a reader resuming
+    // after offset 5 of the old process gets the new attempt's first event, no reuse, no
+    // `Lagged` for events that were never retained by this process.
+    let mut sub = api
+        .subscribe_output(&ids[2], solti_core::OutputStart::After(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.recv_batch())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.offset() > 1 << 40, "{first:?}");
+    assert!(
+        matches!(
+            &first,
+            solti_core::OutputBatch::Event {
+                event: solti_model::OutputEvent::RunStarted { attempt: 2, .. },
+                ..
+            }
+        ),
+        "{first:?}"
+    );
 
     // ON_FAILURE, queued behind it on the same slot: still waiting, in its place.
     let queued = api.get_task(&ids[3]).await.unwrap().unwrap();
