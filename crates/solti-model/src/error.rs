@@ -35,7 +35,7 @@ pub enum ModelError {
 /// `err` and its sources joined with `": "` (`a: b: c`), for messages and log lines that
 /// must say what failed and why in one line. Every Solti crate that flattens an error uses it.
 #[must_use]
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

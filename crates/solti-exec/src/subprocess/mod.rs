@@ -120,7 +120,8 @@ impl SubprocessRunner {
     }
 
     /// Number of background tasks (output readers, reapers of dropped attempts) still
-    /// running. Reapers end at most one kill grace after their attempt was dropped.
+    /// running. A reaper ends one kill grace, plus the bounded drain of the output readers and
+    /// the cgroup cleanup, after its attempt was dropped.
     #[must_use]
     pub fn background_tasks(&self) -> usize {
         self.shared.tracker.len()
