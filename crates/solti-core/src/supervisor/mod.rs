@@ -244,4 +244,7 @@ impl fmt::Debug for SupervisorApi {
 /// Bound on request-path waits for taskvisor command capacity (submit, cancel, delete). With
 /// the capacities from [`crate::limits`] this only expires when taskvisor is wedged.
 pub(crate) const REQUEST_WAIT: Duration = Duration::from_secs(5);
-const _: () = assert!(REQUEST_WAIT.as_secs() == 5, "update waited_out! with REQUEST_WAIT");
+const _: () = assert!(
+    REQUEST_WAIT.as_secs() == 5,
+    "update waited_out! with REQUEST_WAIT"
+);

@@ -200,7 +200,8 @@ async fn exchange<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let transport = |e: &dyn StdError| Failure::retry(reason::TRANSPORT, solti_model::error_chain(e));
+    let transport =
+        |e: &dyn StdError| Failure::retry(reason::TRANSPORT, solti_model::error_chain(e));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| transport(&e))?;
