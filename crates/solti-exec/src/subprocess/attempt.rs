@@ -24,16 +24,9 @@ pub(crate) struct Inputs {
     pub(crate) task_id: TaskId,
 }
 
-/// Runs one attempt to completion (see the crate docs for the exit mapping).
-pub(crate) async fn run(a: Inputs) -> AttemptEnd {
-    match run_inner(&a).await {
-        Ok(end) => end,
-        Err(not_started) => AttemptEnd::new(Err(not_started)),
-    }
-}
-
-/// The attempt's end, or the error when it did not get to start a process.
-async fn run_inner(a: &Inputs) -> Result<AttemptEnd, TaskError> {
+/// Runs one attempt to completion (see the crate docs for the exit mapping); the error is
+/// the attempt's when it did not get to start a process.
+pub(crate) async fn run(a: &Inputs) -> Result<AttemptEnd, TaskError> {
     let number = a.attempt.number();
     if a.attempt.context().is_cancelled() {
         return Err(TaskError::Canceled);
@@ -125,10 +118,8 @@ fn exit_end(a: &Inputs, status: Option<ExitStatus>) -> AttemptEnd {
     };
     if let Some(code) = status.code() {
         if code != 0 && a.plan.fail_on_non_zero {
-            return AttemptEnd::new(Err(TaskError::fail(format!(
-                "process exited with code {code}"
-            ))
-            .with_exit_code(code)));
+            let failed = TaskError::fail(format!("process exited with code {code}"));
+            return AttemptEnd::new(Err(failed.with_exit_code(code)));
         }
         if code != 0 {
             tracing::info!(task_id = %a.task_id, attempt, exit_code = code, "process exited non-zero; fail_on_non_zero is off");

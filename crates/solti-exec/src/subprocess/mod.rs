@@ -6,7 +6,9 @@ mod output;
 use std::{fmt, path::PathBuf, sync::Arc};
 
 use solti_model::{SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec, decode_script};
-use solti_runner::{Attempt, AttemptFn, BuildContext, Runner, RunnerError, RunnerRouter};
+use solti_runner::{
+    Attempt, AttemptEnd, AttemptFn, BuildContext, Runner, RunnerError, RunnerRouter,
+};
 use taskvisor::TaskRef;
 use tokio_util::task::TaskTracker;
 
@@ -155,13 +157,14 @@ impl Runner for SubprocessRunner {
         let metrics = Arc::clone(ctx.metrics());
         let task_id = ctx.task_id().clone();
         Ok(AttemptFn::arc(ctx.output(), move |attempt: Attempt| {
-            attempt::run(attempt::Inputs {
+            let inputs = attempt::Inputs {
                 shared: Arc::clone(&shared),
                 plan: Arc::clone(&plan),
                 attempt,
                 metrics: Arc::clone(&metrics),
                 task_id: task_id.clone(),
-            })
+            };
+            async move { (attempt::run(&inputs).await).unwrap_or_else(|e| AttemptEnd::new(Err(e))) }
         }))
     }
 }

@@ -113,16 +113,14 @@ struct Stuck {
 
 impl reaper::Leftover for Stuck {
     fn try_finish(&mut self) -> bool {
-        if drain(&self.dir) {
-            return true;
-        }
-        if self.since.elapsed() >= STUCK_PATIENCE {
+        let gone = drain(&self.dir);
+        if !gone && self.since.elapsed() >= STUCK_PATIENCE {
             tracing::warn!(cgroup = %self.dir.display(),
                 "attempt cgroup still populated after SIGKILL for {} s; left in place (the next agent start removes it)",
                 STUCK_PATIENCE.as_secs());
             return true;
         }
-        false
+        gone
     }
 
     fn finish_inline(self: Box<Self>) {

@@ -27,11 +27,6 @@ impl Backoff {
         self.0 = (wait * 2).min(CAP);
         wait
     }
-
-    /// Starts over from [`FIRST`] (something new to watch arrived).
-    pub(crate) fn reset(&mut self) {
-        self.0 = FIRST;
-    }
 }
 
 /// Checks `done` until it returns `true` or `budget` has passed, blocking the thread in
@@ -78,25 +73,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_backoff_doubles_up_to_the_cap() {
+    fn the_backoff_doubles_up_to_the_cap_and_blocking_polls_stop_when_done() {
         let mut b = Backoff::new();
         let waits: Vec<Duration> = (0..12).map(|_| b.next()).collect();
-        assert_eq!(waits[0], FIRST);
-        assert_eq!(waits[1], FIRST * 2);
-        assert!(waits.windows(2).all(|w| w[1] >= w[0]));
-        assert_eq!(*waits.last().unwrap(), CAP);
-        b.reset();
-        assert_eq!(b.next(), FIRST);
-    }
-
-    #[test]
-    fn blocking_polling_stops_when_done_or_out_of_budget() {
+        assert_eq!(waits[..2], [FIRST, FIRST * 2]);
+        assert_eq!(waits[11], CAP);
         let mut n = 0;
         assert!(blocking(Duration::from_secs(60), || {
             n += 1;
             n == 3
         }));
-        assert_eq!(n, 3);
         assert!(!blocking(Duration::ZERO, || false));
     }
 
@@ -105,13 +91,5 @@ mod tests {
         let start = tokio::time::Instant::now();
         assert!(!until(Some(Duration::from_secs(1)), || false).await);
         assert_eq!(start.elapsed(), Duration::from_secs(1));
-        let mut n = 0;
-        assert!(
-            until(None, || {
-                n += 1;
-                n == 40
-            })
-            .await
-        );
     }
 }

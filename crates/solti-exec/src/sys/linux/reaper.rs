@@ -34,30 +34,23 @@ pub(crate) trait Leftover: Send + 'static {
 /// when no thread can be started.
 pub(crate) fn hand_off(leftover: Box<dyn Leftover>) {
     let mut reaper = REAPER.lock().unwrap_or_else(PoisonError::into_inner);
-    let leftover = match reaper.as_ref() {
-        Some(tx) => match tx.send(leftover) {
-            Ok(()) => return,
-            // The thread is gone (it only ends when its channel closes): start another.
-            Err(mpsc::SendError(leftover)) => leftover,
-        },
-        None => leftover,
+    let sent = match reaper.as_ref() {
+        Some(tx) => tx.send(leftover).map_err(|mpsc::SendError(l)| l),
+        None => Err(leftover),
     };
+    let Err(leftover) = sent else { return };
+    // No thread yet, or it is gone (it only ends when its channel closes): start one.
     let (tx, rx) = mpsc::channel();
-    if std::thread::Builder::new()
+    let started = std::thread::Builder::new()
         .name("solti-reaper".into())
-        .spawn(move || run(&rx))
-        .is_err()
-    {
+        .spawn(move || run(&rx));
+    if started.is_err() {
         drop(reaper);
         leftover.finish_inline();
         return;
     }
-    // The receiver lives in the thread just started, so this send succeeds.
-    if let Err(mpsc::SendError(leftover)) = tx.send(leftover) {
-        drop(reaper);
-        leftover.finish_inline();
-        return;
-    }
+    // The receiver lives in the thread just started: this send cannot fail.
+    let _ = tx.send(leftover);
     *reaper = Some(tx);
 }
 
@@ -87,42 +80,9 @@ fn run(rx: &mpsc::Receiver<Box<dyn Leftover>>) {
             }
         };
         if let Some(leftover) = arrived {
-            backoff.reset();
+            backoff = Backoff::new();
             pending.push(leftover);
         }
         pending.retain_mut(|l| !l.try_finish());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{
-        sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        },
-        time::Duration,
-    };
-
-    use super::*;
-
-    /// Done at its third try; counts tries.
-    struct Third(Arc<AtomicUsize>);
-
-    impl Leftover for Third {
-        fn try_finish(&mut self) -> bool {
-            self.0.fetch_add(1, Ordering::AcqRel) + 1 >= 3
-        }
-        fn finish_inline(self: Box<Self>) {}
-    }
-
-    #[test]
-    fn a_leftover_is_retried_in_the_background_until_done() {
-        let tries = Arc::new(AtomicUsize::new(0));
-        hand_off(Box::new(Third(Arc::clone(&tries))));
-        assert!(super::super::poll::blocking(
-            Duration::from_secs(30),
-            || { tries.load(Ordering::Acquire) >= 3 }
-        ));
     }
 }

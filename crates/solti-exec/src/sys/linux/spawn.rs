@@ -115,7 +115,7 @@ pub(crate) fn clone_and_exec(
         run_as: plan.run_as,
         parent_pid: libc::pid_t::try_from(std::process::id()).unwrap_or(libc::pid_t::MAX),
         sig_max: libc::SIGRTMAX(),
-        failed_stage: ptr::null(),
+        failed_stage: None,
         failed_errno: 0,
     };
 
@@ -157,13 +157,11 @@ pub(crate) fn clone_and_exec(
             error: clone_error,
         });
     }
-    if !args.failed_stage.is_null() {
+    if let Some(stage) = args.failed_stage {
         // The child wrote the failure and called _exit; collect it so no zombie remains.
         child::reap_blocking(pid);
-        // SAFETY: the child only ever stores pointers to 'static NUL-terminated literals.
-        let stage = unsafe { CStr::from_ptr(args.failed_stage) };
         return Err(SpawnFailure {
-            stage: stage_name(stage),
+            stage,
             error: io::Error::from_raw_os_error(args.failed_errno),
         });
     }
@@ -191,8 +189,8 @@ struct ChildArgs {
     /// The agent's pid, to detect that it died before `PR_SET_PDEATHSIG` was armed.
     parent_pid: libc::pid_t,
     sig_max: c_int,
-    /// Set by the child on failure: a static C string naming the step.
-    failed_stage: *const libc::c_char,
+    /// Set by the child on failure: the step that failed (a plain store, no allocation).
+    failed_stage: Option<&'static str>,
     failed_errno: c_int,
 }
 
@@ -202,7 +200,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     let args = unsafe { &mut *arg.cast::<ChildArgs>() };
     // SAFETY: we are the freshly cloned child described in `setup_and_exec`'s contract.
     let (stage, errno) = unsafe { setup_and_exec(args) };
-    args.failed_stage = stage.as_ptr();
+    args.failed_stage = Some(stage);
     args.failed_errno = errno;
     // SAFETY: _exit is async-signal-safe and does not run atexit handlers or flush stdio
     // buffers that belong to the parent.
@@ -219,7 +217,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 /// thread-locals other than `errno`. Everything here is a direct syscall wrapper on
 /// values prepared by the parent (all async-signal-safe per signal-safety(7)), and `args`
 /// must point to valid, NUL-terminated strings and arrays.
-unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
+unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static str, c_int) {
     // SAFETY: each call is an async-signal-safe libc wrapper given pointers that the parent
     // keeps alive for the duration of the vfork (see the function contract).
     unsafe {
@@ -235,7 +233,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
             0,
         ) != 0
         {
-            return (c"pdeathsig", errno());
+            return ("PR_SET_PDEATHSIG", errno());
         }
         if libc::getppid() != args.parent_pid {
             libc::_exit(127);
@@ -259,43 +257,43 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
             }
         }
         if libc::setpgid(0, 0) != 0 {
-            return (c"setpgid", errno());
+            return ("setpgid", errno());
         }
         // Joined while still privileged: with a task user, the cgroup is not writable by
         // the child once it has switched.
         if args.cgroup_procs >= 0 && libc::write(args.cgroup_procs, b"0".as_ptr().cast(), 1) != 1 {
-            return (c"cgroup", errno());
+            return ("joining the cgroup", errno());
         }
         for (i, &fd) in args.stdio.iter().enumerate() {
             // The fds are >= 3 (see `pipe`), so dup2 never aliases and clears CLOEXEC.
             if libc::dup2(fd, i as c_int) < 0 {
-                return (c"dup2", errno());
+                return ("dup2", errno());
             }
         }
         // Raising a limit needs CAP_SYS_RESOURCE, so before any user switch.
         for i in 0..args.rlimits_len {
             let (res, lim) = &*args.rlimits.add(i);
             if libc::setrlimit(*res, lim) != 0 {
-                return (c"setrlimit", errno());
+                return ("setrlimit", errno());
             }
         }
         // The bounding set can only be reduced with CAP_SETPCAP, which a task user loses.
         if let Some(caps) = &args.caps
             && let Err(e) = caps.drop_bounding_in_child()
         {
-            return (c"capabilities", e);
+            return ("dropping capabilities", e);
         }
         if let Some((uid, gid)) = args.run_as {
             let keep_caps = args.caps.is_some_and(|c| c.keeps_any());
             if keep_caps && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
-                return (c"keepcaps", errno());
+                return ("PR_SET_KEEPCAPS", errno());
             }
             // Raw syscalls, not the libc wrappers: glibc's setuid/setgid/setgroups apply
             // the change to every thread of a multi-threaded process (by signalling them),
             // and this child shares the agent's memory, so glibc would take the agent's
             // threads for its own. The raw calls change this child only.
             if libc::syscall(libc::SYS_setgroups, NO_GROUPS, ptr::null::<libc::gid_t>()) != 0 {
-                return (c"setgroups", errno());
+                return ("setgroups (task user)", errno());
             }
             if libc::syscall(
                 libc::SYS_setresgid,
@@ -304,7 +302,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 libc::c_long::from(gid),
             ) != 0
             {
-                return (c"setgid", errno());
+                return ("setgid (task user)", errno());
             }
             if libc::syscall(
                 libc::SYS_setresuid,
@@ -313,7 +311,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 libc::c_long::from(uid),
             ) != 0
             {
-                return (c"setuid", errno());
+                return ("setuid (task user)", errno());
             }
             // A credential change clears the death signal: arm it again, and check again
             // that the agent did not die in between.
@@ -325,7 +323,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 0,
             ) != 0
             {
-                return (c"pdeathsig", errno());
+                return ("PR_SET_PDEATHSIG", errno());
             }
             if libc::getppid() != args.parent_pid {
                 libc::_exit(127);
@@ -333,45 +331,27 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
         }
         // Entered as the task user, so its permissions apply.
         if !args.cwd.is_null() && libc::chdir(args.cwd) != 0 {
-            return (c"chdir", errno());
+            return ("chdir", errno());
         }
         if let Some(caps) = &args.caps
             && let Err(e) = caps.restrict_in_child(args.run_as.is_some_and(|(uid, _)| uid != 0))
         {
-            return (c"capabilities", e);
+            return ("dropping capabilities", e);
         }
         if args.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return (c"no_new_privs", errno());
+            return ("no_new_privs", errno());
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &raw const empty, ptr::null_mut());
         libc::execve(args.program, args.argv, args.envp);
-        (c"execve", errno())
+        ("execve", errno())
     }
 }
 
 /// The calling thread's errno (a read of a thread-local int: safe in the child).
 fn errno() -> c_int {
     Errno::last_raw()
-}
-
-fn stage_name(stage: &CStr) -> &'static str {
-    match stage.to_bytes() {
-        b"pdeathsig" => "PR_SET_PDEATHSIG",
-        b"setpgid" => "setpgid",
-        b"cgroup" => "joining the cgroup",
-        b"dup2" => "dup2",
-        b"chdir" => "chdir",
-        b"setrlimit" => "setrlimit",
-        b"capabilities" => "dropping capabilities",
-        b"no_new_privs" => "no_new_privs",
-        b"keepcaps" => "PR_SET_KEEPCAPS",
-        b"setgroups" => "setgroups (task user)",
-        b"setgid" => "setgid (task user)",
-        b"setuid" => "setuid (task user)",
-        _ => "execve",
-    }
 }
 
 /// A CLOEXEC pipe whose ends are both >= 3, so the child's dup2 onto 0..=2 is safe even

@@ -25,13 +25,11 @@ use crate::sys::Swept;
 /// A fresh attempt cgroup name of this process: `solti-<pid>-<start>-<seq>`.
 pub(crate) fn next_attempt_name() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    attempt_name(SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The name of this process's attempt cgroup number `seq`.
-fn attempt_name(seq: u64) -> String {
     let (pid, start) = own_identity();
-    format!("{PREFIX}{pid}-{start}-{seq}")
+    format!(
+        "{PREFIX}{pid}-{start}-{}",
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Kills and removes the stale attempt cgroups directly under `parent`, waiting up to
@@ -142,7 +140,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_foreign_names_are_rejected() {
-        let name = attempt_name(7);
+        let name = next_attempt_name();
         let (pid, start) = parse_name(&name).unwrap();
         assert_eq!((pid, start), own_identity());
         assert!(owner_alive(pid, start), "we are alive");
