@@ -232,7 +232,10 @@ impl Running {
 
     /// SIGTERM to the process group and to every process in the cgroup.
     pub(crate) fn terminate(&self) {
-        self.signal(Signal::SIGTERM);
+        self.child.signal_group(Signal::SIGTERM);
+        if let Some(cg) = &self.cgroup {
+            cg.signal(Signal::SIGTERM);
+        }
     }
 
     /// SIGKILL to the process group and everything in the cgroup. Must be called before
@@ -242,13 +245,6 @@ impl Running {
             cg.kill();
         }
         self.child.signal_group(Signal::SIGKILL);
-    }
-
-    fn signal(&self, sig: Signal) {
-        self.child.signal_group(sig);
-        if let Some(cg) = &self.cgroup {
-            cg.signal(sig);
-        }
     }
 
     /// Collects the exit status of the (exited) main process.
