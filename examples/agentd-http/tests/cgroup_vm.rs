@@ -71,7 +71,10 @@ async fn submit(client: &reqwest::Client, base: &str, slot: &str, script: &str) 
         .post(format!("{base}/api/v1/tasks"))
         .json(&json!({"spec": {
             "slot": slot,
-            "kind": {"subprocess": {"command": {"command": "/bin/sh", "args": ["-c", script]}}},
+            "kind": {"subprocess": {
+                "command": {"command": "/bin/sh", "args": ["-c", script]},
+                "failOnNonZero": true
+            }},
             "timeoutMs": "120000",
             "restart": "RESTART_STRATEGY_NEVER",
             "admission": "ADMISSION_STRATEGY_DROP_IF_RUNNING"

@@ -75,7 +75,7 @@ pub fn parse_mode(raw: &str) -> Result<u32> {
 /// # Errors
 /// When the path is taken, or binding or setting the mode fails.
 pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<(UnixListener, SocketFile)> {
-    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -133,20 +133,39 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<(UnixListener, Soc
         listener,
         SocketFile {
             path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
+            id: FileId::of(&meta),
         },
     ))
 }
 
-/// The socket file an agent created, identified by device and inode: at shutdown it is
-/// removed only if the path still names that very file, so an agent stopping late never
-/// deletes the socket of a newer agent bound at the same path meanwhile.
+/// The socket file an agent created, identified by device, inode and change time: at
+/// shutdown it is removed only if the path still names that very file, so an agent stopping
+/// late never deletes the socket of a newer agent bound at the same path meanwhile. (The
+/// change time guards against a freed inode number being reused for the newer socket; it is
+/// read once the file is complete, and nothing of the agent's changes it afterwards.)
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
+    id: FileId,
+}
+
+/// What tells one file from another at the same path over time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
     dev: u64,
     ino: u64,
+    ctime: (i64, i64),
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 impl SocketFile {
@@ -159,9 +178,8 @@ impl SocketFile {
     /// Whether `path` still names the socket this agent created.
     #[must_use]
     pub fn is_ours(&self) -> bool {
-        use std::os::unix::fs::MetadataExt as _;
         std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino)
+            .is_ok_and(|m| m.file_type().is_socket() && FileId::of(&m) == self.id)
     }
 
     /// Removes the socket file if it is still ours (see [`SocketFile`]).
@@ -419,9 +437,9 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let (old, old_file) = bind_unix(&path, 0o600).unwrap();
-            // The old agent hangs; an operator removes its socket and starts a new agent.
+            // The old agent hangs; an operator moves its socket away and starts a new agent.
             drop(old);
-            std::fs::remove_file(&path).unwrap();
+            std::fs::rename(&path, dir.join("old.sock")).unwrap();
             let (_new, new_file) = bind_unix(&path, 0o600).unwrap();
             assert!(!old_file.is_ours() && new_file.is_ours());
             // The old agent finally stops: the new agent's socket stays.
