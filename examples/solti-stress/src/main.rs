@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Scenarios: `load`, `logs`, `idle-sse`, `faults`, `control-plane`, `bad-input`, `auth`,
-//! `security`, `durable-kill`, `durable-faults` (all by default).
+//! `security`, `listeners`, `durable-kill`, `durable-faults` (all by default).
 //! Each starts its own agent as a child process
 //! (`--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir <tmp>`), waits for its
 //! `agentd-http ready: …` line, prints one `PASS`/`FAIL`/`SKIP` line per check with the
@@ -59,7 +59,7 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security,
-    /// durable-kill, durable-faults) [default: all].
+    /// listeners, durable-kill, durable-faults) [default: all].
     scenarios: Vec<String>,
 }
 

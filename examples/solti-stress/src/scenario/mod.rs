@@ -8,6 +8,7 @@ mod durable_faults;
 mod faults;
 mod fuzz;
 mod idle_sse;
+mod listeners;
 mod load;
 mod load_sweep;
 mod logs;
@@ -43,6 +44,7 @@ pub(crate) const ALL: &[&str] = &[
     "bad-input",
     "auth",
     "security",
+    "listeners",
     "durable-kill",
     "durable-faults",
 ];
@@ -122,6 +124,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
         ),
         "auth" => ("auth", Duration::from_secs(60)),
         "security" => ("security", Duration::from_secs(60)),
+        "listeners" => ("listeners", Duration::from_secs(120)),
         "durable-kill" => (
             "durable-kill",
             ctx.size(Duration::from_secs(120), Duration::from_secs(1800)),
@@ -142,6 +145,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
             "control-plane" => control_plane::run(ctx, &mut report).await,
             "auth" => auth::run(ctx, &mut report).await,
             "security" => security::run(ctx, &mut report).await,
+            "listeners" => listeners::run(ctx, &mut report).await,
             "durable-kill" => durable::run(ctx, &mut report).await,
             "durable-faults" => durable_faults::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!(
