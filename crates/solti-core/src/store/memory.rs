@@ -291,6 +291,14 @@ impl StateStore for MemoryStore {
             .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
         let mut bytes = 0usize;
         let mut full = false;
+        // Without a slot filter the per-phase counts already give `total`, so the walk stops
+        // once the page is complete instead of visiting every task (a client polling
+        // `status=succeeded&limit=1` for a count would otherwise scan the whole store under
+        // the lock on every request).
+        let known = query.slot.is_none().then(|| match query.phase {
+            Some(phase) => inner.counts[phase_index(phase)],
+            None => inner.counts.iter().sum(),
+        });
         for id in inner.order.values() {
             let Some(rec) = inner.tasks.get(id) else {
                 continue;
@@ -308,8 +316,11 @@ impl StateStore for MemoryStore {
                     items.push(rec.task.clone());
                 }
             }
+            if known.is_some() && (items.len() >= limit || full) {
+                break;
+            }
         }
-        TaskPage::new(items, total)
+        TaskPage::new(items, known.unwrap_or(total))
     }
 
     fn runs(&self, id: &TaskId) -> Option<Vec<TaskRun>> {

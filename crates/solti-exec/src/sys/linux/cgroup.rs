@@ -9,7 +9,10 @@ use std::{
         unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _},
     },
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -20,17 +23,51 @@ pub(crate) struct CgroupSetup {
     pub(crate) parent: PathBuf,
     /// `(file, value)` written into each attempt cgroup, e.g. `("memory.max", "67108864")`.
     pub(crate) limits: Vec<(&'static str, String)>,
+    /// Emptied attempt cgroups kept for the next attempts (only without limits).
+    pub(crate) pool: Arc<CgroupPool>,
 }
 
 impl CgroupSetup {
-    /// Creates the cgroup of one attempt and opens its `cgroup.procs`.
+    /// Attempt cgroups under `parent`, each given `limits`.
+    pub(crate) fn new(parent: PathBuf, limits: Vec<(&'static str, String)>) -> Self {
+        Self {
+            parent,
+            limits,
+            pool: Arc::default(),
+        }
+    }
+
+    /// Creates the cgroup of one attempt and opens its `cgroup.procs`, or takes an emptied
+    /// one from the pool.
     pub(crate) fn create(&self) -> io::Result<AttemptCgroup> {
+        // Only kill-only cgroups are reused: one with controllers would carry the previous
+        // attempt's charges (page cache against `memory.max`) and counters into the next.
+        let pool = self.limits.is_empty().then(|| Arc::clone(&self.pool));
+        if let Some(pool) = &pool {
+            while let Some((dir, procs)) = pool.take() {
+                // Still there and empty (nothing moved into it since): reuse it. Otherwise it
+                // is drained and removed like any attempt cgroup, by its drop.
+                let reuse = populated_state(&dir) == Some(false);
+                let cg = AttemptCgroup {
+                    dir,
+                    procs: Some(procs),
+                    pool: reuse.then(|| Arc::clone(pool)),
+                };
+                if reuse {
+                    return Ok(cg);
+                }
+            }
+        }
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         // The name identifies this agent process, so a restarted agent can recognise and
         // clean up the cgroups of a dead one (see `stale`).
         let dir = self.parent.join(super::stale::attempt_name(seq));
         fs::create_dir(&dir)?;
-        let mut cg = AttemptCgroup { dir, procs: None };
+        let mut cg = AttemptCgroup {
+            dir,
+            procs: None,
+            pool,
+        };
         for (file, value) in &self.limits {
             write_file(&cg.dir.join(file), value).map_err(|e| annotate(&e, &cg.dir.join(file)))?;
         }
@@ -51,11 +88,54 @@ impl CgroupSetup {
     }
 }
 
-/// One attempt's cgroup. Dropping it kills what is left in it and removes it.
+/// Emptied attempt cgroups (directory and open `cgroup.procs`) of one [`CgroupSetup`]
+/// without limits, kept for reuse: creating and removing a cgroup directory (the kernel
+/// creates and removes every interface file) was the largest per-attempt cost of the agent
+/// in the end-to-end profile (issue #21). At most [`POOL_MAX`]; dropping the pool removes
+/// them (a pool lost with its process is swept at the next start like any attempt cgroup,
+/// by the dead agent's name).
+#[derive(Debug, Default)]
+pub(crate) struct CgroupPool(Mutex<Vec<(PathBuf, OwnedFd)>>);
+
+impl CgroupPool {
+    fn take(&self) -> Option<(PathBuf, OwnedFd)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    /// Keeps the emptied cgroup, or gives it back when the pool is full.
+    fn put(&self, dir: PathBuf, procs: OwnedFd) -> Result<(), (PathBuf, OwnedFd)> {
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() >= POOL_MAX {
+            return Err((dir, procs));
+        }
+        pool.push((dir, procs));
+        Ok(())
+    }
+}
+
+impl Drop for CgroupPool {
+    fn drop(&mut self) {
+        let pool = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (dir, procs) in pool.drain(..) {
+            drop(procs);
+            // Dropped as an attempt cgroup: killed if anything moved in, then removed.
+            drop(AttemptCgroup {
+                dir,
+                procs: None,
+                pool: None,
+            });
+        }
+    }
+}
+
+/// One attempt's cgroup. Dropping it kills what is left in it and removes it (or, once
+/// empty, returns it to its pool).
 #[derive(Debug)]
 pub(crate) struct AttemptCgroup {
     dir: PathBuf,
     procs: Option<OwnedFd>,
+    /// Where it goes back once empty (kill-only cgroups).
+    pool: Option<Arc<CgroupPool>>,
 }
 
 impl AttemptCgroup {
@@ -78,20 +158,16 @@ impl AttemptCgroup {
         kill_dir(&self.dir);
     }
 
-    /// Whether any process is still in the cgroup.
-    pub(crate) fn populated(&self) -> bool {
-        match fs::read_to_string(self.dir.join("cgroup.events")) {
-            Ok(ev) => ev.lines().any(|l| l.trim() == "populated 1"),
-            Err(_) => false,
-        }
-    }
-
-    /// Kills the rest, waits (async) until the cgroup is empty, and removes it.
+    /// Kills the rest, waits (async) until the cgroup is empty, and removes (or recycles) it.
     pub(crate) async fn finish(mut self) {
+        // Usually the attempt's processes are gone already: then no `cgroup.kill` is needed.
+        if self.release() {
+            return;
+        }
         self.kill();
         let mut wait = Duration::from_micros(200);
         for _ in 0..REMOVE_TRIES {
-            if !self.populated() && self.try_remove() {
+            if self.release() {
                 return;
             }
             tokio::time::sleep(wait).await;
@@ -99,6 +175,27 @@ impl AttemptCgroup {
             self.kill();
         }
         // Drop retries once more and then reports.
+    }
+
+    /// When the cgroup is empty: returns it to its pool, or removes it (`rmdir` fails while a
+    /// process is inside). `true` when done.
+    fn release(&mut self) -> bool {
+        if let Some(pool) = &self.pool {
+            match populated_state(&self.dir) {
+                Some(true) => return false,
+                Some(false) => {
+                    if let Some(procs) = self.procs.take() {
+                        match pool.put(std::mem::take(&mut self.dir), procs) {
+                            Ok(()) => return true,
+                            Err((dir, _)) => self.dir = dir,
+                        }
+                    }
+                }
+                // Unreadable (removed from outside?): removal below settles it.
+                None => {}
+            }
+        }
+        self.try_remove()
     }
 
     fn try_remove(&mut self) -> bool {
@@ -123,14 +220,14 @@ impl Drop for AttemptCgroup {
     /// process in uninterruptible sleep) the reaper thread keeps trying, so the runtime
     /// worker running this drop is not blocked.
     fn drop(&mut self) {
-        if self.dir.as_os_str().is_empty() {
+        if self.dir.as_os_str().is_empty() || self.release() {
             return;
         }
         self.kill();
         let mut wait = Duration::from_micros(100);
         let mut waited = Duration::ZERO;
         while waited < DROP_WAIT {
-            if !self.populated() && self.try_remove() {
+            if self.release() {
                 return;
             }
             std::thread::sleep(wait);
@@ -270,10 +367,7 @@ pub(crate) fn can_create_under(parent: &Path) -> Result<(), String> {
             parent.display()
         ));
     }
-    let setup = CgroupSetup {
-        parent: parent.to_path_buf(),
-        limits: Vec::new(),
-    };
+    let setup = CgroupSetup::new(parent.to_path_buf(), Vec::new());
     setup
         .create()
         .map(drop)
@@ -292,5 +386,78 @@ fn annotate(e: &io::Error, path: &Path) -> io::Error {
 /// Unique suffix for attempt cgroup names within this agent.
 static SEQ: AtomicU64 = AtomicU64::new(0);
 const REMOVE_TRIES: usize = 100;
+/// Most emptied cgroups a pool keeps (more than the attempts that usually run at once).
+const POOL_MAX: usize = 64;
 /// Longest a dropped attempt cgroup blocks waiting for its killed processes to exit.
 const DROP_WAIT: Duration = Duration::from_millis(20);
+
+/// Whether the cgroup at `dir` holds a process (`cgroup.events`); `None` when unreadable.
+fn populated_state(dir: &Path) -> Option<bool> {
+    let events = fs::read_to_string(dir.join("cgroup.events")).ok()?;
+    Some(events.lines().any(|l| l.trim() == "populated 1"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    /// A cgroup parent of this test alone under the process's own cgroup v2 directory, when
+    /// this host lets us create one.
+    fn private_parent(name: &str) -> Option<PathBuf> {
+        let parent = own_cgroup_dir()
+            .ok()?
+            .join(format!("pooltest-{name}-{}", std::process::id()));
+        match fs::create_dir(&parent) {
+            Ok(()) => Some(parent),
+            Err(e) => {
+                eprintln!("no writable cgroup v2 directory here ({e}); nothing to check");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn emptied_kill_only_cgroups_are_reused_then_removed_with_the_pool() {
+        let Some(parent) = private_parent("reuse") else {
+            return;
+        };
+        let setup = CgroupSetup::new(parent.clone(), Vec::new());
+        let first = setup.create().unwrap();
+        let dir = first.dir.clone();
+        first.finish().await;
+        assert!(
+            dir.exists(),
+            "an emptied kill-only cgroup is kept for the next attempt"
+        );
+        let second = setup.create().unwrap();
+        assert_eq!(second.dir, dir, "and reused");
+        let third = setup.create().unwrap();
+        assert_ne!(third.dir, dir, "a busy one is never handed out twice");
+        let third_dir = third.dir.clone();
+        drop(second);
+        drop(third);
+        drop(setup);
+        assert!(
+            !dir.exists() && !third_dir.exists(),
+            "dropping the pool removes them"
+        );
+        fs::remove_dir(&parent).unwrap();
+    }
+
+    #[tokio::test]
+    async fn cgroups_with_limits_are_removed_not_pooled() {
+        let Some(parent) = private_parent("limits") else {
+            return;
+        };
+        // A limit file that exists in every cgroup v2 directory, controllers or not.
+        let setup = CgroupSetup::new(parent.clone(), vec![("cgroup.max.descendants", "1".into())]);
+        let cg = setup.create().unwrap();
+        let dir = cg.dir.clone();
+        cg.finish().await;
+        assert!(!dir.exists());
+        drop(setup);
+        fs::remove_dir(&parent).unwrap();
+    }
+}

@@ -113,10 +113,7 @@ impl Isolation {
                             None => kept.push((file, value)),
                         }
                     }
-                    cgroup = Some(CgroupSetup {
-                        parent: parent.clone(),
-                        limits: kept,
-                    });
+                    cgroup = Some(CgroupSetup::new(parent.clone(), kept));
                 }
                 Err(why) => {
                     for (_, file, _) in limits {
@@ -130,7 +127,7 @@ impl Isolation {
                 cgroup::can_create_under(&dir)?;
                 Ok(dir)
             }) {
-                Ok(dir) => cgroup = Some(CgroupSetup { parent: dir, limits: Vec::new() }),
+                Ok(dir) => cgroup = Some(CgroupSetup::new(dir, Vec::new())),
                 Err(why) => notes.push(format!(
                     "no per-attempt cgroup ({why}); stopping a task kills its process group only, so processes \
                      that leave it (setsid, double fork) can survive"
