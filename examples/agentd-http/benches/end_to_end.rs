@@ -425,7 +425,7 @@ async fn get_vs_bare(agent: &Agent) {
         let (_, task) = c.request("GET", &path, None).await;
         let v = serde_json::from_slice::<serde_json::Value>(&task).unwrap();
         if v["task"]["status"]["phase"] == "TASK_STATUS_SUCCEEDED" {
-            break Bytes::from(task);
+            break task;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
