@@ -631,6 +631,49 @@ mod tests {
     }
 
     #[test]
+    fn totals_come_from_the_counts_and_pages_stay_oldest_first() {
+        let store = MemoryStore::new(&StateConfig::default());
+        let mut ids = Vec::new();
+        for slot in ["a", "b", "a", "b", "a"] {
+            let t = task(slot);
+            ids.push(t.metadata.id.clone());
+            store.create(t, true).unwrap();
+        }
+        // Tasks 1..4 (slots b, a, b) succeed; 0 and 4 stay pending.
+        for id in &ids[1..4] {
+            store.run_started(id, 1, 1);
+            assert!(store.finish(id, end(TaskPhase::Succeeded), TaskPhase::Canceled));
+        }
+        let page_ids = |q: &TaskQuery| {
+            let page = store.query(q);
+            let items: Vec<TaskId> = page.items.into_iter().map(|t| t.metadata.id).collect();
+            (items, page.total)
+        };
+        let done = TaskQuery::new().with_phase(TaskPhase::Succeeded);
+        assert_eq!(
+            page_ids(&done.clone().with_limit(1).unwrap()),
+            (vec![ids[1].clone()], 3)
+        );
+        assert_eq!(
+            page_ids(&done.clone().with_limit(1).unwrap().with_offset(2)),
+            (vec![ids[3].clone()], 3)
+        );
+        assert_eq!(
+            page_ids(&TaskQuery::new().with_limit(2).unwrap()),
+            (ids[..2].to_vec(), 5)
+        );
+        // With a slot filter the total is counted by the walk.
+        let b_done = done.with_slot(solti_model::Slot::try_new("b").unwrap());
+        assert_eq!(
+            page_ids(&b_done.with_limit(1).unwrap()),
+            (vec![ids[1].clone()], 2)
+        );
+        // Unlisted tasks are neither listed nor counted.
+        store.create(task("a"), false).unwrap();
+        assert_eq!(page_ids(&TaskQuery::new()).1, 5);
+    }
+
+    #[test]
     fn versions_and_counts() {
         let store = MemoryStore::new(&StateConfig::default());
         let t = task("a");
