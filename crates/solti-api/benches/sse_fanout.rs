@@ -22,8 +22,10 @@ use hyper_util::rt::TokioIo;
 use solti_api::{HttpApi, SupervisorApiAdapter, serve_http};
 use solti_core::{StateConfig, SupervisorApi};
 use solti_model::TaskSpec;
-use solti_runner::{BuildContext, Runner, RunnerError, RunnerRouter};
-use taskvisor::{ControllerConfig, SupervisorConfig, TaskContext, TaskError, TaskFn, TaskRef};
+use solti_runner::{
+    Attempt, AttemptEnd, AttemptFn, BuildContext, Runner, RunnerError, RunnerRouter,
+};
+use taskvisor::{ControllerConfig, SupervisorConfig, TaskRef};
 use tokio::{net::TcpStream, sync::Notify};
 
 const SUBSCRIBERS: usize = 1000;
@@ -43,12 +45,11 @@ impl Runner for Busy {
         true
     }
     fn build_task(&self, _spec: &TaskSpec, ctx: &BuildContext) -> Result<TaskRef, RunnerError> {
-        let output = ctx.output().clone();
         let go = Arc::clone(&self.go);
-        Ok(TaskFn::arc(move |_ctx: TaskContext| {
-            let sink = output.sink();
+        Ok(AttemptFn::arc(ctx.output(), move |attempt: Attempt| {
             let go = Arc::clone(&go);
             async move {
+                let sink = attempt.output();
                 go.notified().await;
                 let started = Instant::now();
                 let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -62,7 +63,7 @@ impl Runner for Busy {
                         n += 1;
                     }
                 }
-                Ok::<(), TaskError>(())
+                AttemptEnd::success()
             }
         }))
     }

@@ -94,7 +94,7 @@ pub use http::{HttpApi, serve_http};
 pub use observe::{ApiObserver, NoOpApiObserver, Transport, UNMATCHED_ROUTE};
 #[cfg(feature = "_serve")]
 #[doc(inline)]
-pub use serve::{Listener, MAX_HEADER_BYTES, ServeConfig};
+pub use serve::{Accepted, Listener, MAX_HEADER_BYTES, ServeConfig};
 #[cfg(feature = "tls")]
 #[doc(inline)]
 pub use serve::{TlsListener, TlsReloader};

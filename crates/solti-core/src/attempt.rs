@@ -3,6 +3,10 @@
 //! taskvisor's events are lossy under load, so attempt boundaries are recorded from inside
 //! the attempt itself: `spawn` records the start, the returned future records the end, and a
 //! drop guard records the end when taskvisor drops the future (timeout, force-abort).
+//!
+//! The wrapper numbers the attempts and starts the runner's task with
+//! [`solti_runner::start_attempt`], which hands it the number and gives back the attempt's
+//! [`AttemptEnd`] (result and exit code).
 
 use std::{
     fmt,
@@ -14,7 +18,7 @@ use std::{
 };
 
 use solti_model::{OutputEvent, TaskId, TaskPhase};
-use solti_runner::{AttemptOutcome, MetricsBackend, OutputPublisher, OutputTarget as _, now_ms};
+use solti_runner::{AttemptEnd, AttemptOutcome, MetricsBackend, OutputTarget as _, now_ms};
 use taskvisor::{BoxTaskFuture, Task, TaskContext, TaskError, TaskRef};
 use tokio::time::Instant;
 
@@ -26,7 +30,6 @@ use crate::{
 /// Everything the attempts of one task share.
 pub(crate) struct TaskCell {
     pub(crate) id: TaskId,
-    pub(crate) publisher: OutputPublisher,
     pub(crate) output: Arc<OutputChannel>,
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) metrics: Arc<dyn MetricsBackend>,
@@ -40,13 +43,8 @@ pub(crate) struct TaskCell {
 }
 
 impl TaskCell {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "a plain record of what the submit path assembled"
-    )]
     pub(crate) fn new(
         id: TaskId,
-        publisher: OutputPublisher,
         output: Arc<OutputChannel>,
         store: Arc<dyn StateStore>,
         metrics: Arc<dyn MetricsBackend>,
@@ -56,7 +54,6 @@ impl TaskCell {
     ) -> Self {
         Self {
             id,
-            publisher,
             output,
             store,
             metrics,
@@ -103,8 +100,6 @@ impl Task for AttemptTask {
     fn spawn(&self, ctx: TaskContext) -> BoxTaskFuture {
         let cell = &self.cell;
         let attempt = cell.attempts.fetch_add(1, Ordering::AcqRel) + 1;
-        // Runners call `output().sink()` inside `spawn`, so the attempt must be set first.
-        cell.publisher.set_attempt(attempt);
         let started_at = now_ms();
         cell.store.run_started(&cell.id, attempt, started_at);
         cell.output.publish(OutputEvent::RunStarted {
@@ -119,12 +114,12 @@ impl Task for AttemptTask {
             ctx: ctx.clone(),
             done: false,
         };
-        let fut = self.inner.spawn(ctx);
+        let fut = solti_runner::start_attempt(&self.inner, attempt, ctx);
         Box::pin(async move {
             let mut guard = guard;
-            let result = fut.await;
-            guard.finish(Some(&result));
-            result
+            let end = fut.await;
+            guard.finish(Some(&end));
+            end.into_result()
         })
     }
 }
@@ -148,13 +143,13 @@ struct RunGuard {
 
 impl RunGuard {
     /// `None` = the future was dropped before it finished.
-    fn finish(&mut self, result: Option<&Result<(), TaskError>>) {
+    fn finish(&mut self, end: Option<&AttemptEnd>) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         let elapsed = self.started.elapsed();
-        let (phase, error, exit_code) = match result {
-            Some(Ok(())) => (TaskPhase::Succeeded, None, None),
+        let (phase, error) = match end.map(AttemptEnd::result) {
+            Some(Ok(())) => (TaskPhase::Succeeded, None),
             Some(Err(err)) => {
                 let phase = match err {
                     TaskError::Timeout { .. } => TaskPhase::Timeout,
@@ -163,12 +158,12 @@ impl RunGuard {
                     _ if self.ctx.is_cancelled() => TaskPhase::Canceled,
                     _ => TaskPhase::Failed,
                 };
-                (phase, Some(err.to_string()), err.exit_code())
+                (phase, Some(err.to_string()))
             }
             // Unwinding out of the runner's `spawn` or its future: taskvisor turns the panic
             // into a retryable failure, and so does the run record.
             None if std::thread::panicking() => {
-                (TaskPhase::Failed, Some("attempt panicked".to_owned()), None)
+                (TaskPhase::Failed, Some("attempt panicked".to_owned()))
             }
             // taskvisor drops the future on timeout (after cancelling it) and on force-abort.
             None if elapsed >= self.cell.timeout => (
@@ -177,18 +172,14 @@ impl RunGuard {
                     "timed out after {} ms",
                     self.cell.timeout.as_millis()
                 )),
-                None,
             ),
             None => (
                 TaskPhase::Canceled,
                 Some("attempt stopped before it finished".to_owned()),
-                None,
             ),
         };
         let cell = &self.cell;
-        // The runner records the code whenever the process exited by itself, also on success
-        // (`Ok` carries no code); an error's own code is the fallback.
-        let exit_code = cell.publisher.take_exit_code(self.attempt).or(exit_code);
+        let exit_code = end.and_then(AttemptEnd::exit_code);
         let finished_at = now_ms();
         cell.store.run_finished(
             &cell.id,

@@ -77,11 +77,11 @@ pub mod limits {}
 /// | `Rejected(ControllerShuttingDown)` | `Canceled` | "agent shutting down" |
 /// | other rejections | `Failed` | the rejection kind and reason |
 ///
-/// Runs are recorded by the attempt wrapper: the result of the runner's future gives the
-/// run's phase (`Ok` → `Succeeded`, `Timeout` → `Timeout`, `Canceled` or any error after the
-/// stop was requested → `Canceled`, else `Failed`). The run's exit code is the one the runner
-/// recorded with `OutputPublisher::record_exit_code` (a process that exited by itself, also
-/// on success), else the error's own code, else none. When taskvisor drops the
+/// Runs are recorded by the attempt wrapper: the result in the attempt's `AttemptEnd` gives
+/// the run's phase (`Ok` → `Succeeded`, `Timeout` → `Timeout`, `Canceled` or any error after
+/// the stop was requested → `Canceled`, else `Failed`). The run's exit code is the one in the
+/// `AttemptEnd` (a process that exited by itself, also on success), else the error's own
+/// code, else none. When taskvisor drops the
 /// future (timeout, force-abort) a drop guard records `Timeout` if the attempt ran for its
 /// whole timeout, else `Canceled`. Terminal phases are sticky.
 pub mod outcomes {}

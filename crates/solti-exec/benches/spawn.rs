@@ -483,7 +483,6 @@ async fn runner_lines(lines: u64) -> (f64, u64) {
         .unwrap();
     let count = Arc::new(Count::default());
     let publisher = OutputPublisher::new(TaskId::generate(), count.clone());
-    publisher.set_attempt(1);
     let ctx = router.context(publisher);
     let (task, _) = router.build(&seq_spec(lines), &ctx).unwrap();
     task.spawn(TaskContext::detached()).await.unwrap();

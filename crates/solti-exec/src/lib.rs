@@ -55,9 +55,9 @@
 //!   longer than [`max_line_bytes`](SubprocessBackendConfig::max_line_bytes) is cut to that
 //!   many bytes, [`CUT_MARKER`] is appended, and the rest up to the next LF is skipped.
 //! - **Exit**: exit 0 is success. A non-zero exit is `TaskError::Fail` with the exit code
-//!   when `fail_on_non_zero` is on, success otherwise; either way the code is recorded with
-//!   `OutputPublisher::record_exit_code`. Death by a signal fails with the signal named and
-//!   no exit code. A spawn failure (command not found, bad `cwd`, script write error,
+//!   when `fail_on_non_zero` is on, success otherwise; either way the attempt's
+//!   `AttemptEnd` carries the code. Death by a signal fails with the signal named and no
+//!   exit code. A spawn failure (command not found, bad `cwd`, script write error,
 //!   isolation required but missing) is `TaskError::Fatal` with a reason naming the cause,
 //!   except transient ones ([`ExecError::is_retryable`]: `EMFILE`, `ENFILE`, `EAGAIN`, a
 //!   start slower than [`spawn_timeout`](SubprocessBackendConfig::spawn_timeout)), which

@@ -99,6 +99,7 @@ pub use process::{DEFAULT_AGENT_NAME, SDK_VERSION, register_build_info, register
 pub use runner::{ATTEMPT_BUCKETS, REJECTION_REASONS, RUNNER_ERRORS, RunnerMetrics};
 #[doc(inline)]
 pub use server::{
-    METRICS_PATH, METRICS_SLOT, encode_text, metrics_router, metrics_server, serve_metrics,
-    serve_metrics_with,
+    METRICS_HEADER_TIMEOUT, METRICS_IDLE_TIMEOUT, METRICS_MAX_CONNECTIONS, METRICS_PATH,
+    METRICS_SHUTDOWN_GRACE, METRICS_SLOT, encode_text, metrics_router, metrics_serve_config,
+    metrics_server, serve_metrics, serve_metrics_router, serve_metrics_with,
 };

@@ -1,15 +1,17 @@
-//! The `/metrics` endpoint: text exposition over HTTP/1.1 with axum.
+//! The `/metrics` endpoint: text exposition over HTTP/1.1 with axum, served by the API's
+//! hardened accept loop (`solti_api::ServeConfig`) with the metrics server's own limits.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{fmt::Write as _, future::Future, io, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     extract::State,
-    http::{StatusCode, header::CONTENT_TYPE},
+    http::{Method, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::get,
 };
 use prometheus::{Encoder as _, Registry, TEXT_FORMAT, TextEncoder};
+use solti_api::ServeConfig;
 use solti_model::{MAX_DURATION_MS, RestartPolicy, TaskKind, TaskSpec};
 use taskvisor::{TaskContext, TaskError, TaskFn, TaskRef};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,16 +45,46 @@ pub fn encode_text(registry: &Registry) -> Result<String, MetricsError> {
     String::from_utf8(buf).map_err(|e| MetricsError::Encode(prometheus::Error::Msg(e.to_string())))
 }
 
+/// Connections the metrics server keeps open at once (a scraper needs one or two). At the
+/// cap the oldest idle connection is closed to make room.
+pub const METRICS_MAX_CONNECTIONS: usize = 32;
+/// Time a metrics client has to send its first bytes and its request head.
+pub const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no request in progress for this long is closed (longer than common
+/// scrape intervals, so a scraper's keep-alive connection is reused).
+pub const METRICS_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long requests in progress may take to finish once the server is asked to stop.
+pub const METRICS_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// An axum router answering `GET /metrics` from `registry`, to mount in a server of your own.
+/// Another method on `/metrics` gets 405 with `Allow: GET,HEAD` and a JSON error body
+/// (`{"error":"MethodNotAllowed","message":…}`, the shape of the task API's errors).
 pub fn metrics_router(registry: Registry) -> Router {
     Router::new()
         .route(METRICS_PATH, get(scrape))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(registry)
+}
+
+/// The accept loop of every metrics server here: the task API's hardened loop with the
+/// metrics server's limits ([`METRICS_MAX_CONNECTIONS`], [`METRICS_HEADER_TIMEOUT`],
+/// [`METRICS_IDLE_TIMEOUT`], [`METRICS_SHUTDOWN_GRACE`]).
+pub fn metrics_serve_config() -> ServeConfig {
+    ServeConfig::new()
+        .max_connections(METRICS_MAX_CONNECTIONS)
+        .header_read_timeout(METRICS_HEADER_TIMEOUT)
+        .idle_timeout(METRICS_IDLE_TIMEOUT)
+        .shutdown_grace(METRICS_SHUTDOWN_GRACE)
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` completes, then finishes the
 /// requests in progress and returns. The caller binds the listener (rule: libraries never
 /// bind ports).
+///
+/// The server resists floods like the task API: at most [`METRICS_MAX_CONNECTIONS`]
+/// connections (the oldest idle one is closed to make room), the first bytes and request
+/// head within [`METRICS_HEADER_TIMEOUT`], idle connections closed after
+/// [`METRICS_IDLE_TIMEOUT`], request heads over 64 KiB refused.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -157,12 +189,72 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let router = metrics_router(registry).merge(extra);
-    async move {
-        axum::serve(SharedListener(listener), router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(MetricsError::Serve)
+    serve_router(SharedListener(listener), router, shutdown)
+}
+
+/// Serves `router` (built on [`metrics_router`], with routes or layers of your own: a
+/// `Host` check, probes) on `listener` with the metrics server's limits
+/// ([`metrics_serve_config`]) until `shutdown` completes.
+///
+/// # Errors
+/// [`MetricsError::Serve`] when the server stops with an I/O error.
+#[must_use = "the server does nothing until awaited"]
+pub fn serve_metrics_router<F>(
+    listener: TcpListener,
+    router: Router,
+    shutdown: F,
+) -> impl Future<Output = Result<(), MetricsError>> + Send + 'static
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_router(SharedListener(Arc::new(listener)), router, shutdown)
+}
+
+async fn serve_router<F>(
+    listener: SharedListener,
+    router: Router,
+    shutdown: F,
+) -> Result<(), MetricsError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    metrics_serve_config()
+        .serve(listener, router, shutdown)
+        .await
+        .map_err(MetricsError::Serve)
+}
+
+/// `405` with the task API's JSON error shape (`Allow` is added by the router).
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let path: String = uri.path().chars().take(256).collect();
+    let body = format!(
+        "{{\"error\":\"MethodNotAllowed\",\"message\":{}}}",
+        json_string(&format!("method {method} is not allowed on {path}"))
+    );
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 async fn scrape(State(registry): State<Registry>) -> Response {
@@ -192,37 +284,13 @@ fn spec() -> TaskSpec {
 /// the socket the caller bound.
 struct SharedListener(Arc<TcpListener>);
 
-impl axum::serve::Listener for SharedListener {
+impl solti_api::Listener for SharedListener {
     type Io = TcpStream;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok(conn) => return conn,
-                Err(e) if is_connection_error(&e) => {}
-                Err(error) => {
-                    // Typically EMFILE: wait for descriptors to free up instead of spinning.
-                    tracing::warn!(%error, "metrics listener accept failed; retrying in 1s");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+    async fn accept(&mut self) -> io::Result<solti_api::Accepted<Self::Io>> {
+        // Errors (say EMFILE) are logged by the accept loop, which pauses and retries.
+        let (stream, _) = self.0.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok(solti_api::Accepted::ready(stream))
     }
 }
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Pause after an accept error that is not about one connection.
-const ACCEPT_RETRY: Duration = Duration::from_secs(1);

@@ -86,7 +86,7 @@ impl BuildContext {
     pub fn metrics(&self) -> &Arc<dyn MetricsBackend> {
         &self.metrics
     }
-    /// Output publisher; call [`OutputPublisher::sink`] once per attempt.
+    /// Output publisher: the sink of each attempt (see [`AttemptFn`](crate::AttemptFn)).
     #[must_use]
     pub fn output(&self) -> &OutputPublisher {
         &self.output

@@ -8,27 +8,32 @@
 //! only this crate and `solti-model`.
 //!
 //! # The runner contract
-//! - [`Runner::build_task`] is called once per submission and returns a `TaskRef`; the
-//!   supervisor calls its `spawn` once per attempt. `spawn` must return quickly; the work
-//!   happens in the returned future.
-//! - Call [`OutputPublisher::sink`] inside `spawn` to get the [`OutputSink`] of that attempt.
-//!   Publishing never blocks; slow readers lose events, not the runner.
-//! - **Cancellation**: the attempt's `TaskContext` is cancelled on timeout, cancel, delete,
+//! - [`Runner::build_task`] is called once per submission and returns a `TaskRef`, usually
+//!   an [`AttemptFn`]: a function called once per attempt with an [`Attempt`] (its number,
+//!   its cancellation and its [`OutputSink`]) that returns an [`AttemptEnd`] (the result
+//!   and the exit code to record). The function must return its future quickly; the work
+//!   happens in the future. Publishing never blocks; slow readers lose events, not the
+//!   runner.
+//! - The supervisor starts each attempt with [`start_attempt`], which hands the attempt
+//!   number to the task and returns its `AttemptEnd`; nothing else is shared between them.
+//! - **Cancellation**: the attempt's context is cancelled on timeout, cancel, delete,
 //!   replace and shutdown. Stop promptly and clean up (a subprocess runner terminates its
-//!   process tree), then return `Err(TaskError::Canceled)` or the attempt's real error.
+//!   process tree), then end with `Err(TaskError::Canceled)` or the attempt's real error.
 //! - **Drop**: the future may be dropped without being polled again (force-abort after the
 //!   supervisor's grace). Anything it owns must clean up in `Drop` (kill and reap children,
 //!   remove temp files).
-//! - Return `TaskError::Fail` for retryable failures and `TaskError::Fatal` for failures no
-//!   retry can fix; attach the exit code with `with_exit_code`.
+//! - End with `TaskError::Fail` for retryable failures and `TaskError::Fatal` for failures
+//!   no retry can fix. Put a process's exit code in the `AttemptEnd`
+//!   ([`AttemptEnd::with_exit_code`]), also when the attempt succeeds anyway.
 //!
 //! # Example
 //! ```
-//! use std::sync::Arc;
-//!
-//! use solti_model::{Labels, SubprocessSpec, TaskKind, TaskSpec};
-//! use solti_runner::{BuildContext, OutputPublisher, Runner, RunnerError, RunnerRouter};
-//! use taskvisor::{TaskContext, TaskError, TaskFn, TaskRef};
+//! use solti_model::{Labels, SubprocessSpec, TaskKind, TaskSpec, TaskId};
+//! use solti_runner::{
+//!     Attempt, AttemptEnd, AttemptFn, BuildContext, OutputPublisher, Runner, RunnerError,
+//!     RunnerRouter, start_attempt,
+//! };
+//! use taskvisor::{TaskContext, TaskRef};
 //!
 //! /// Prints the command line instead of running it.
 //! struct DryRun;
@@ -41,14 +46,12 @@
 //!         matches!(spec.kind(), TaskKind::Subprocess(_))
 //!     }
 //!     fn build_task(&self, spec: &TaskSpec, ctx: &BuildContext) -> Result<TaskRef, RunnerError> {
-//!         let output = ctx.output().clone();
 //!         let line = format!("would run slot {}", spec.slot());
-//!         Ok(TaskFn::arc(move |_ctx: TaskContext| {
-//!             let sink = output.sink();
-//!             let line = line.clone();
+//!         Ok(AttemptFn::arc(ctx.output(), move |attempt: Attempt| {
+//!             let line = format!("{line} (attempt {})", attempt.number());
 //!             async move {
-//!                 sink.stdout_line(line.into());
-//!                 Ok::<(), TaskError>(())
+//!                 attempt.output().stdout_line(line.into());
+//!                 AttemptEnd::success().with_exit_code(0)
 //!             }
 //!         }))
 //!     }
@@ -60,9 +63,15 @@
 //!     .label("mode", "dry")
 //!     .build()?;
 //! assert_eq!(router.pick(&spec)?.name(), "dry-run");
-//! let ctx = router.context(OutputPublisher::discard(solti_model::TaskId::generate()));
-//! let (_task, runner) = router.build(&spec, &ctx)?;
+//! let ctx = router.context(OutputPublisher::discard(TaskId::generate()));
+//! let (task, runner) = router.build(&spec, &ctx)?;
 //! assert_eq!(runner, "dry-run");
+//! // What the supervisor does for attempt 1:
+//! let end = block_on(start_attempt(&task, 1, TaskContext::detached()));
+//! assert_eq!(end.exit_code(), Some(0));
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -72,6 +81,7 @@
 #![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod attempt;
 mod context;
 mod error;
 mod lines;
@@ -82,6 +92,8 @@ mod router;
 use solti_model::TaskSpec;
 use taskvisor::TaskRef;
 
+#[doc(inline)]
+pub use attempt::{Attempt, AttemptEnd, AttemptFn, AttemptFuture, start_attempt};
 #[doc(inline)]
 pub use context::{BuildContext, RunnerEnv};
 #[doc(inline)]
@@ -104,7 +116,7 @@ pub trait Runner: Send + Sync + 'static {
     /// Whether this runner can execute `spec` (usually: by its kind).
     fn supports(&self, spec: &TaskSpec) -> bool;
 
-    /// Builds the task the supervisor runs once per attempt.
+    /// Builds the task the supervisor runs once per attempt (usually an [`AttemptFn`]).
     ///
     /// # Errors
     /// When the spec cannot be run by this runner; use [`RunnerError::build`].

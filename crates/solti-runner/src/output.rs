@@ -4,7 +4,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -62,30 +62,18 @@ impl OutputTarget for DiscardOutput {
     fn publish_lines(&self, _batch: LineBatch) {}
 }
 
-/// A task's output publisher, handed to a runner at build time.
-///
-/// The supervisor's attempt wrapper sets the current attempt number just before it asks the
-/// runner's task for a new attempt future, so a runner calls [`sink`](Self::sink) inside
-/// `Task::spawn` (not at build time) to get an [`OutputSink`] bound to that attempt.
+/// A task's output publisher, handed to a runner at build time: hands out the
+/// [`OutputSink`] of each attempt ([`AttemptFn`](crate::AttemptFn) does it for you).
 #[derive(Clone)]
 pub struct OutputPublisher {
     task_id: TaskId,
-    attempt: Arc<AtomicU32>,
-    /// Exit code recorded by the runner: `attempt << 32 | code as u32`; 0 = none
-    /// (attempts are 1-based).
-    exit_code: Arc<AtomicU64>,
     target: Arc<dyn OutputTarget>,
 }
 
 impl OutputPublisher {
-    /// A publisher for `task_id` writing to `target`; the attempt counter starts at 0.
+    /// A publisher for `task_id` writing to `target`.
     pub fn new(task_id: TaskId, target: Arc<dyn OutputTarget>) -> Self {
-        Self {
-            task_id,
-            attempt: Arc::new(AtomicU32::new(0)),
-            exit_code: Arc::new(AtomicU64::new(0)),
-            target,
-        }
+        Self { task_id, target }
     }
 
     /// A publisher that discards everything (for tests and headless use).
@@ -100,44 +88,16 @@ impl OutputPublisher {
         &self.task_id
     }
 
-    /// The current attempt number (1-based; 0 before the first attempt).
-    #[must_use]
-    pub fn attempt(&self) -> u32 {
-        self.attempt.load(Ordering::Acquire)
-    }
-
-    /// Sets the current attempt. Called by the supervisor's attempt wrapper only.
-    pub fn set_attempt(&self, attempt: u32) {
-        self.attempt.store(attempt, Ordering::Release);
-    }
-
-    /// Records the exit code of `attempt` (runner side). Runners call this whenever the
-    /// process exited by itself, including when the attempt still succeeds (a non-zero
-    /// exit with `fail_on_non_zero` off), so the supervisor can report it.
-    pub fn record_exit_code(&self, attempt: u32, code: i32) {
-        let packed = (u64::from(attempt) << 32) | u64::from(code.cast_unsigned());
-        self.exit_code.store(packed, Ordering::Release);
-    }
-
-    /// Takes the exit code recorded for `attempt` (supervisor side), if the runner
-    /// recorded one for that attempt.
-    #[must_use]
-    pub fn take_exit_code(&self, attempt: u32) -> Option<i32> {
-        let packed = self.exit_code.swap(0, Ordering::AcqRel);
-        let recorded = u32::try_from(packed >> 32).ok()?;
-        (packed != 0 && recorded == attempt).then(|| (packed as u32).cast_signed())
-    }
-
     /// Publishes a non-line event (run markers) as is.
     pub fn publish(&self, event: OutputEvent) {
         self.target.publish(event);
     }
 
-    /// A sink for the current attempt; its sequence numbers start at 0 per stream.
+    /// The sink of attempt `attempt`; its sequence numbers start at 0 per stream.
     #[must_use]
-    pub fn sink(&self) -> OutputSink {
+    pub fn sink(&self, attempt: u32) -> OutputSink {
         OutputSink {
-            attempt: self.attempt(),
+            attempt,
             stdout_seq: Arc::new(AtomicU64::new(0)),
             stderr_seq: Arc::new(AtomicU64::new(0)),
             target: Arc::clone(&self.target),
@@ -149,8 +109,7 @@ impl fmt::Debug for OutputPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutputPublisher")
             .field("task_id", &self.task_id)
-            .field("attempt", &self.attempt())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -53,6 +53,35 @@ async fn probes_on_both_ports_without_auth_then_503_on_shutdown() {
     // Nothing else is open: the API still wants the token.
     let (status, _, _) = get(&client, &format!("{api}/api/v1/tasks")).await;
     assert_eq!(status, 401);
+    // A wrong method on a probe (or /metrics): 405 with `Allow` and the JSON error body.
+    let wrong = [
+        (&api, "POST", "/healthz"),
+        (&api, "DELETE", "/readyz"),
+        (&metrics, "POST", "/healthz"),
+        (&metrics, "PUT", "/readyz"),
+        (&metrics, "POST", "/metrics"),
+    ];
+    for (base, method, path) in wrong {
+        let res = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {base}{path}");
+        let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains("GET"), "{method} {path}: Allow {allow}");
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "application/json",
+            "{method} {path}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "MethodNotAllowed", "{method} {path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(method),
+            "{method} {path}: {body}"
+        );
+    }
 
     // A task that ignores SIGTERM keeps the agent in its shutdown (up to the kill grace),
     // during which the metrics port answers 503 on /readyz and 200 on /healthz.

@@ -126,3 +126,69 @@ async fn sighup_swaps_the_token_and_keeps_the_running_task() {
         "{ignored:?}"
     );
 }
+
+/// `SOLTI_AGENT_TOKEN` beats the configuration file's `token` at start and after SIGHUP
+/// (the agent removes the variable from its environment at start, and a reload used to
+/// fall back to the file's token then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_env_token_over_the_files() {
+    const ENV: &str = "env-token-0123456789abcdef";
+    const FILE: &str = "file-token-0123456789abcdef";
+    const FILE2: &str = "file-token-2-0123456789abcdef";
+    let dir = std::env::temp_dir().join(format!("agentd-http-reload-env-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, format!("token = {FILE:?}\n")).unwrap();
+    let log = dir.join("agent.log");
+    let agent = AgentProcess::start_custom(
+        Path::new(env!("CARGO_BIN_EXE_agentd-http")),
+        &dir.join("state"),
+        &["--config", config.to_str().unwrap()],
+        &[("SOLTI_AGENT_TOKEN", ENV)],
+        Some(std::fs::File::create(&log).unwrap()),
+    )
+    .unwrap();
+    let url = format!("http://{}/api/v1/tasks", agent.api_addr());
+    let client = reqwest::Client::new();
+    let status = |token: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(ENV).await, 200);
+    assert_eq!(status(FILE).await, 401);
+
+    std::fs::write(&config, format!("token = {FILE2:?}\n")).unwrap();
+    agent.signal(Signal::SIGHUP).unwrap();
+    let mut reloaded = false;
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("reload done") {
+            reloaded = true;
+            break;
+        }
+        assert!(!text.contains("reload failed"), "{text}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(reloaded, "no reload logged");
+    assert_eq!(
+        status(ENV).await,
+        200,
+        "the env token was replaced on reload"
+    );
+    assert_eq!(status(FILE).await, 401);
+    assert_eq!(status(FILE2).await, 401);
+
+    let mut agent = agent;
+    assert!(agent.terminate(Duration::from_secs(30)).unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

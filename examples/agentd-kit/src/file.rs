@@ -23,6 +23,11 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Keys the file may not set: they say where the file is and what to do with it.
 const NOT_IN_FILE: [&str; 4] = ["config", "print_config", "help", "version"];
 
+/// Keys that set one thing in two forms: when a flag or variable sets any key of a group,
+/// the file's values for the whole group are ignored (the file's `token_file` never beats
+/// `SOLTI_AGENT_TOKEN`, nor the file's `token` a `--token-file`).
+const GROUPS: [&[&str]; 1] = [&["token", "token_file"]];
+
 /// Keys whose value `--print-config` never shows.
 const SECRET_KEYS: [&str; 1] = ["token"];
 
@@ -74,16 +79,41 @@ pub(crate) fn keys(cmd: &Command) -> Vec<String> {
 /// A clap error (also for `--help` and `--version`, which the caller prints), an unreadable
 /// or malformed file, an unknown key or a bad value (naming the file and the key).
 pub(crate) fn parse(cmd: &Command, argv: &[OsString]) -> Result<Parsed> {
+    parse_with_env(cmd, argv, &[])
+}
+
+/// [`parse`], counting the keys in `env_given` as set by their variable even though the
+/// environment no longer holds them (on reload: `SOLTI_AGENT_TOKEN` was removed from the
+/// environment at start, and its value still overrides the file).
+///
+/// # Errors
+/// As [`parse`].
+pub(crate) fn parse_with_env(
+    cmd: &Command,
+    argv: &[OsString],
+    env_given: &[&str],
+) -> Result<Parsed> {
     let first = cmd.clone().try_get_matches_from(argv)?;
     let mut sources = BTreeMap::new();
     for key in keys(cmd) {
         let source = match first.value_source(&key) {
             Some(ValueSource::CommandLine) => Source::Flag,
             Some(ValueSource::EnvVariable) => Source::Env,
+            _ if env_given.contains(&key.as_str()) => Source::Env,
             _ => Source::Default,
         };
         sources.insert(key, source);
     }
+    // A flag or variable for one key of a group overrides the file for all of them.
+    let overridden: Vec<&str> = GROUPS
+        .iter()
+        .filter(|group| {
+            group
+                .iter()
+                .any(|k| sources.get(*k).is_some_and(|s| *s != Source::Default))
+        })
+        .flat_map(|group| group.iter().copied())
+        .collect();
     let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
         return Ok(Parsed {
             matches: first,
@@ -130,7 +160,8 @@ pub(crate) fn parse(cmd: &Command, argv: &[OsString]) -> Result<Parsed> {
                     })?;
             }
         }
-        if sources.get(key.as_str()) != Some(&Source::Default) {
+        if sources.get(key.as_str()) != Some(&Source::Default) || overridden.contains(&key.as_str())
+        {
             // A flag or a variable overrides the file.
             continue;
         }
@@ -292,6 +323,40 @@ mod tests {
         assert_eq!(c.keep_capabilities, ["net_raw"]);
         assert_eq!(c.metadata, [("rack".to_owned(), "r1".to_owned())]);
         assert_eq!(p.sources["log_level"], Source::Default);
+    }
+
+    fn parse_file_with_env(text: &str, args: &[&str], env_given: &[&str]) -> Parsed {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let mut argv: Vec<OsString> = vec!["agentd-http".into(), "--config".into()];
+        argv.push(f.path().into());
+        argv.extend(args.iter().map(OsString::from));
+        parse_with_env(&cmd(), &argv, env_given).unwrap()
+    }
+
+    #[test]
+    fn a_token_from_flag_or_env_keeps_the_files_token_keys_out() {
+        let file = "token = \"from-file\"\ntoken_file = \"/etc/file-token\"\n";
+        // The file alone: both keys (the agent then refuses the ambiguity).
+        let p = parse_file_with_env(file, &[], &[]);
+        assert_eq!(p.sources["token"], Source::File);
+        assert_eq!(p.sources["token_file"], Source::File);
+        // A --token-file flag: the file's token is ignored too.
+        let p = parse_file_with_env(file, &["--token-file", "/run/flag-token"], &[]);
+        let c = Config::from_arg_matches(&p.matches).unwrap();
+        assert!(c.token.is_none(), "{c:?}");
+        assert_eq!(c.token_file.unwrap().to_str(), Some("/run/flag-token"));
+        // SOLTI_AGENT_TOKEN consumed at start (a reload): neither file key applies.
+        let p = parse_file_with_env(file, &[], &["token"]);
+        let c = Config::from_arg_matches(&p.matches).unwrap();
+        assert!(c.token.is_none() && c.token_file.is_none(), "{c:?}");
+        assert_eq!(p.sources["token"], Source::Env);
+        assert_eq!(p.sources["token_file"], Source::Default);
+        // Other keys of the file still apply.
+        let p = parse_file_with_env("heartbeat_ms = 7000\ntoken = \"f\"\n", &[], &["token"]);
+        let c = Config::from_arg_matches(&p.matches).unwrap();
+        assert_eq!(c.heartbeat_ms, 7000);
+        assert!(c.token.is_none());
     }
 
     #[test]

@@ -26,6 +26,6 @@ pub use config::{
     StateBackendArg, TaskIdentity, TransportKind,
 };
 pub use identity::load_or_create_agent_id;
-pub use listen::{ListenAddr, bind_unix, parse_mode};
+pub use listen::{ListenAddr, SocketFile, bind_unix, parse_mode};
 pub use run::{main, main_with, run, run_with};
 pub use signals::Signals;

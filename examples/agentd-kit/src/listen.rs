@@ -58,17 +58,24 @@ pub fn parse_mode(raw: &str) -> Result<u32> {
     })
 }
 
-/// Binds a Unix socket at `path` with `mode`.
+/// Binds a Unix socket at `path` with `mode`; the returned [`SocketFile`] names the socket
+/// file this call created (remove it with [`SocketFile::remove`] at shutdown; dropping it
+/// removes it too).
 ///
 /// A file already at `path` is removed only when it is a socket that nobody answers on (left
 /// over by an agent that did not exit cleanly); a live socket or any other kind of file is
-/// refused. The socket is created under a umask that leaves it unreachable by others, then
-/// given `mode`, so no other user can connect in between.
+/// refused.
+///
+/// The socket never exists at `path` with any mode but `mode`, and the process umask is not
+/// touched (it is process-wide: a task spawned meanwhile would inherit a changed one). The
+/// socket is bound inside a fresh directory next to `path` that only the agent's user can
+/// enter, given `mode` there, then hard-linked to `path` (which fails instead of replacing
+/// a file that appeared meanwhile) and the private directory removed.
 ///
 /// # Errors
 /// When the path is taken, or binding or setting the mode fails.
-pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt as _;
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<(UnixListener, SocketFile)> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -92,21 +99,103 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<UnixListener> {
             return Err(e).with_context(|| format!("--listen: cannot inspect {}", path.display()));
         }
     }
-    // Owner-only while binding (the umask is process-wide, but nothing else creates files
-    // at this point of start-up), then the requested mode.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
-    nix::sys::stat::umask(old);
-    let listener = bound.with_context(|| format!("--listen: cannot bind {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("--listen-mode: cannot chmod {}", path.display()))?;
-    Ok(listener)
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::Path::new("/"));
+    // Short, so the temporary path fits in sun_path whenever `path` does.
+    let private = parent.join(format!(".solti-{}.d", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| {
+            format!(
+                "--listen: cannot create the private directory {} to bind in",
+                private.display()
+            )
+        })?;
+    let temp = private.join("s");
+    let bound = (|| -> Result<UnixListener> {
+        let listener = UnixListener::bind(&temp)
+            .with_context(|| format!("--listen: cannot bind {}", path.display()))?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("--listen-mode: cannot chmod {}", temp.display()))?;
+        std::fs::hard_link(&temp, path)
+            .with_context(|| format!("--listen: cannot create {}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&temp);
+    let _ = std::fs::remove_dir(&private);
+    let listener = bound?;
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("--listen: cannot inspect {}", path.display()))?;
+    Ok((
+        listener,
+        SocketFile {
+            path: path.to_owned(),
+            id: FileId::of(&meta),
+        },
+    ))
 }
 
-/// Removes the socket file at `path` if it is still a socket (at shutdown).
-pub(crate) fn remove_socket(path: &std::path::Path) {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
+/// The socket file an agent created, identified by device, inode and change time: at
+/// shutdown it is removed only if the path still names that very file, so an agent stopping
+/// late never deletes the socket of a newer agent bound at the same path meanwhile. (The
+/// change time guards against a freed inode number being reused for the newer socket; it is
+/// read once the file is complete, and nothing of the agent's changes it afterwards.)
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    id: FileId,
+}
+
+/// What tells one file from another at the same path over time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl SocketFile {
+    /// The socket's path.
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Whether `path` still names the socket this agent created.
+    #[must_use]
+    pub fn is_ours(&self) -> bool {
+        std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && FileId::of(&m) == self.id)
+    }
+
+    /// Removes the socket file if it is still ours (see [`SocketFile`]).
+    pub fn remove(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if self.is_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            tracing::debug!(path = %self.path.display(),
+                "the socket path now names another file; leaving it");
+        }
     }
 }
 
@@ -295,6 +384,7 @@ mod tests {
 
     #[test]
     fn stale_sockets_are_replaced_and_other_files_kept() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempdir();
         let path = dir.join("agent.sock");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -302,25 +392,62 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let live = bind_unix(&path, 0o600).unwrap();
-            let mode = std::fs::metadata(&path).unwrap();
-            assert_eq!(
-                std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
-                0o600
-            );
+            let (live, file) = bind_unix(&path, 0o600).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // Nothing but the socket is left next to it (the private directory is gone).
+            let names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["agent.sock"]);
+            // It answers at `path`.
+            drop(std::os::unix::net::UnixStream::connect(&path).unwrap());
             // In use: refused.
             let err = bind_unix(&path, 0o600).unwrap_err().to_string();
             assert!(err.contains("in use"), "{err}");
             drop(live);
-            // Stale: replaced.
-            drop(bind_unix(&path, 0o660).unwrap());
-            remove_socket(&path);
+            drop(file);
+            assert!(!path.exists());
+            // Stale (the agent was killed: the file stays): replaced.
+            let (stale, file) = bind_unix(&path, 0o660).unwrap();
+            std::mem::forget(file);
+            drop(stale);
+            let (_l, file) = bind_unix(&path, 0o660).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o660);
+            file.remove();
             assert!(!path.exists());
             // A regular file: kept.
             std::fs::write(&path, "data").unwrap();
             let err = bind_unix(&path, 0o600).unwrap_err().to_string();
             assert!(err.contains("not a socket"), "{err}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shutdown_leaves_a_newer_agents_socket_alone() {
+        let dir = tempdir();
+        let path = dir.join("agent.sock");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (old, old_file) = bind_unix(&path, 0o600).unwrap();
+            // The old agent hangs; an operator moves its socket away and starts a new agent.
+            drop(old);
+            std::fs::rename(&path, dir.join("old.sock")).unwrap();
+            let (_new, new_file) = bind_unix(&path, 0o600).unwrap();
+            assert!(!old_file.is_ours() && new_file.is_ours());
+            // The old agent finally stops: the new agent's socket stays.
+            old_file.remove();
+            assert!(path.exists());
+            drop(std::os::unix::net::UnixStream::connect(&path).unwrap());
+            new_file.remove();
+            assert!(!path.exists());
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,6 +19,9 @@ pub(crate) struct Origin {
     pub(crate) cmd: clap::Command,
     pub(crate) argv: Vec<OsString>,
     pub(crate) rendered: String,
+    /// The token `SOLTI_AGENT_TOKEN` gave at start (removed from the environment since):
+    /// flags and variables override the file, on reload as at start.
+    pub(crate) env_token: Option<crate::Secret>,
 }
 
 static ORIGIN: OnceLock<Origin> = OnceLock::new();
@@ -75,14 +78,20 @@ pub(crate) async fn on_hangup(mut hangup: Signal, mut state: Reloadable, stop: C
 fn reload(state: &mut Reloadable) -> Result<()> {
     let new = match ORIGIN.get() {
         Some(origin) => {
-            let parsed = crate::file::parse(&origin.cmd, &origin.argv)?;
+            let env_given: &[&str] = if origin.env_token.is_some() {
+                &["token"]
+            } else {
+                &[]
+            };
+            let parsed = crate::file::parse_with_env(&origin.cmd, &origin.argv, env_given)?;
             log_ignored(&origin.rendered, &crate::file::render(&origin.cmd, &parsed));
             let mut new = Config::from_arg_matches(&parsed.matches)?;
             // The same choice between --token and --token-file as at start.
             crate::run::pick_token_source(&mut new, &parsed.matches)?;
-            // SOLTI_AGENT_TOKEN was removed from the environment at start: keep its value.
+            // SOLTI_AGENT_TOKEN was removed from the environment at start: its value still
+            // beats the file (the file's token keys were left out above).
             if new.token.is_none() && new.token_file.is_none() {
-                new.token.clone_from(&state.config.token);
+                new.token.clone_from(&origin.env_token);
             }
             new
         }

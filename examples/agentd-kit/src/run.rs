@@ -165,38 +165,11 @@ where
         metrics.runner().register_runner(name);
     }
     let capabilities = crate::discovery::capabilities(&router);
-    // After everything that can refuse to start, so a failed start leaves no new id file.
-    let agent_id = match &config.agent_id {
-        Some(id) => AgentId::try_new(id).context("--agent-id")?,
-        None => load_or_create_agent_id(&config.state_dir())?,
-    };
 
-    let grace = Duration::from_millis(config.shutdown_grace_ms);
-    let opened = crate::state::open(&config, transport, &state)?;
-    let disk = opened.disk;
-    // The internal tasks (the sweep, the timezone sync, and the allocator trim and discovery
-    // when enabled) each take a running place: the bound covers tasks on top of them.
-    let internal =
-        2 + usize::from(config.malloc_trim_ms > 0) + usize::from(config.control_plane.is_some());
-    let max_running = config.max_running().and_then(|n| n.checked_add(internal));
-    let supervisor = SupervisorApi::with_store(
-        SupervisorConfig::default()
-            .with_grace(grace)
-            .with_max_concurrent(max_running),
-        ControllerConfig::default(),
-        vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
-        router,
-        state,
-        opened.store,
-    )
-    .await
-    .context("start the supervisor")?;
-    let phases = supervisor.clone();
-    metrics
-        .register_phase_counts(move || phases.phase_counts())
-        .context("phase metrics")?;
-
-    let (api_listener, api_addr, socket_path) = match &listen {
+    // Every listener is bound before anything runs: a port or socket path that is taken
+    // stops the start-up before the supervisor (and the tasks recovered from the durable
+    // store) exist. Connections wait in the backlog until the accept loops run.
+    let (api_listener, api_addr, socket_file) = match &listen {
         ListenAddr::Tcp(addr) => {
             let l = TcpListener::bind(addr)
                 .await
@@ -205,9 +178,18 @@ where
             (serve::ApiListener::Plain(l), Some(bound), None)
         }
         ListenAddr::Unix(path) => {
-            let l = crate::listen::bind_unix(path, listen_mode)?;
-            (serve::ApiListener::Unix(l), None, Some(path.clone()))
+            // Dropped on an early error return: the socket file goes with it.
+            let (l, file) = crate::listen::bind_unix(path, listen_mode)?;
+            (serve::ApiListener::Unix(l), None, Some(file))
         }
+    };
+    let metrics_listener = match metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen: cannot bind {addr}"))?,
+        ),
+        None => None,
     };
     let mut serve_config = solti_api::ServeConfig::new();
     if let Some(max) = config.max_connections {
@@ -218,21 +200,23 @@ where
         "API connection limit"
     );
 
+    // After everything that can refuse to start, so a failed start leaves no new id file.
+    let agent_id = match &config.agent_id {
+        Some(id) => AgentId::try_new(id).context("--agent-id")?,
+        None => load_or_create_agent_id(&config.state_dir())?,
+    };
+
     // The metrics port (with `/healthz` and `/readyz`) is served by the agent itself, not
-    // as a supervisor task, so it keeps answering (`/readyz` 503) while the supervisor shuts
-    // down; it stops after that. Dropping the guard (an early error return) stops it too.
+    // as a supervisor task, so it keeps answering (`/readyz` 503) while the supervisor
+    // starts and shuts down; it stops after that. Dropping the guard (an early error
+    // return) stops it too.
     let metrics_stop = CancellationToken::new();
     let _metrics_guard = metrics_stop.clone().drop_guard();
-    let (metrics_url, metrics_server) = match metrics_addr {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--metrics-listen: cannot bind {addr}"))?;
-            let url = format!(
-                "http://{}/metrics",
-                listener.local_addr().context("metrics listener address")?
-            );
-            let host = solti_api::HostPolicy::for_listen_addr(addr);
+    let (metrics_url, metrics_server) = match metrics_listener {
+        Some(listener) => {
+            let local = listener.local_addr().context("metrics listener address")?;
+            let url = format!("http://{local}/metrics");
+            let host = solti_api::HostPolicy::for_listen_addr(local);
             let stop = metrics_stop.clone();
             let server = tokio::spawn(crate::metrics::serve(
                 listener,
@@ -246,48 +230,60 @@ where
         None => ("off".to_owned(), None),
     };
 
-    if config.malloc_trim_ms > 0 {
-        let every = config.malloc_trim_ms;
-        let (task, spec) = crate::trim::periodic(Duration::from_millis(every));
-        supervisor
-            .submit_with_task(task, &spec)
-            .await
-            .context("start the allocator trim")?;
-    }
-
-    if config.log_timezone == LogTimezoneArg::Local {
-        // Re-reads the local offset hourly, so log timestamps follow daylight saving.
-        let (task, spec) = solti_observe::timezone_sync();
-        supervisor
-            .submit_with_task(task, &spec)
-            .await
-            .context("start the timezone sync")?;
-    }
-
-    let control_plane = match &config.control_plane {
-        Some(cp) => {
-            let advertise = match api_addr {
-                Some(addr) => config.advertise(transport, addr),
-                None => config.advertise.clone().unwrap_or_default(),
-            };
-            let discover = crate::discovery::config(
-                &config,
-                &capabilities,
-                transport,
-                &agent_id,
-                &advertise,
-                token.clone(),
-                &metrics,
-                started,
-            )?;
-            let (task, spec) = solti_discover::sync(discover).context("--control-plane")?;
-            supervisor
-                .submit_with_task(task, &spec)
-                .await
-                .context("start discovery")?;
-            cp.clone()
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let opened = crate::state::open(&config, transport, &state)?;
+    let disk = opened.disk;
+    // The internal tasks (the sweep, the timezone sync, and the allocator trim and discovery
+    // when enabled) each take a running place: the bound covers tasks on top of them.
+    let internal =
+        2 + usize::from(config.malloc_trim_ms > 0) + usize::from(config.control_plane.is_some());
+    let max_running = config.max_running().and_then(|n| n.checked_add(internal));
+    let supervisor = match SupervisorApi::with_store(
+        SupervisorConfig::default()
+            .with_grace(grace)
+            .with_max_concurrent(max_running),
+        ControllerConfig::default(),
+        vec![Arc::new(LifecycleLogger::new()), metrics.lifecycle()],
+        router,
+        state,
+        opened.store,
+    )
+    .await
+    {
+        Ok(supervisor) => supervisor,
+        Err(e) => {
+            if let Some(disk) = &disk {
+                disk.close();
+            }
+            return Err(e).context("start the supervisor");
         }
-        None => "none".to_owned(),
+    };
+
+    // From here on the supervisor runs (perhaps with recovered tasks): a failure stops it
+    // in order (tasks stopped and kept for the next start, the store closed) before
+    // returning the error.
+    let internal_tasks = start_internal_tasks(
+        &config,
+        &supervisor,
+        &metrics,
+        transport,
+        &capabilities,
+        &agent_id,
+        api_addr,
+        token.clone(),
+        started,
+    )
+    .await;
+    let control_plane = match internal_tasks {
+        Ok(control_plane) => control_plane,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "start-up failed; stopping the supervisor"
+            );
+            stop_after_failed_start(&supervisor, disk.as_deref()).await;
+            return Err(e);
+        }
     };
 
     let scheme = match (transport, server_tls.is_some()) {
@@ -300,9 +296,9 @@ where
     // supervisor running: ready.
     health.set_ready();
     // The one start-up line, on stdout (logs go to stderr), parsed by tests and scripts.
-    let api_url = match (&api_addr, &socket_path) {
+    let api_url = match (&api_addr, &socket_file) {
         (Some(addr), _) => format!("{scheme}://{addr}"),
-        (None, Some(path)) => format!("unix:{}", path.display()),
+        (None, Some(file)) => format!("unix:{}", file.path().display()),
         (None, None) => "none".to_owned(),
     };
     println!(
@@ -397,13 +393,93 @@ where
     if let Some(disk) = &disk {
         disk.close();
     }
-    if let Some(path) = &socket_path {
-        crate::listen::remove_socket(path);
+    if let Some(file) = socket_file {
+        // Only if the path still names the socket this agent bound.
+        file.remove();
     }
     served?;
     stopped.context("supervisor shutdown")?;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The agent's own supervised tasks (allocator trim, timezone sync, discovery) and the
+/// phase metrics; returns the control plane's URL for the ready line (`none` without one).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one agent, passed once from `run_with`"
+)]
+async fn start_internal_tasks(
+    config: &Config,
+    supervisor: &SupervisorApi,
+    metrics: &SoltiMetrics,
+    transport: TransportKind,
+    capabilities: &[String],
+    agent_id: &AgentId,
+    api_addr: Option<std::net::SocketAddr>,
+    token: Option<Token>,
+    started: std::time::Instant,
+) -> Result<String> {
+    let phases = supervisor.clone();
+    metrics
+        .register_phase_counts(move || phases.phase_counts())
+        .context("phase metrics")?;
+
+    if config.malloc_trim_ms > 0 {
+        let every = config.malloc_trim_ms;
+        let (task, spec) = crate::trim::periodic(Duration::from_millis(every));
+        supervisor
+            .submit_with_task(task, &spec)
+            .await
+            .context("start the allocator trim")?;
+    }
+
+    if config.log_timezone == LogTimezoneArg::Local {
+        // Re-reads the local offset hourly, so log timestamps follow daylight saving.
+        let (task, spec) = solti_observe::timezone_sync();
+        supervisor
+            .submit_with_task(task, &spec)
+            .await
+            .context("start the timezone sync")?;
+    }
+
+    let Some(cp) = &config.control_plane else {
+        return Ok("none".to_owned());
+    };
+    let advertise = match api_addr {
+        Some(addr) => config.advertise(transport, addr),
+        None => config.advertise.clone().unwrap_or_default(),
+    };
+    let discover = crate::discovery::config(
+        config,
+        capabilities,
+        transport,
+        agent_id,
+        &advertise,
+        token,
+        metrics,
+        started,
+    )?;
+    let (task, spec) = solti_discover::sync(discover).context("--control-plane")?;
+    supervisor
+        .submit_with_task(task, &spec)
+        .await
+        .context("start discovery")?;
+    Ok(cp.clone())
+}
+
+/// Stops a supervisor whose start-up could not finish, as a shutdown would: the durable
+/// store keeps the stopped tasks as they were (the next start resumes them) and is closed.
+async fn stop_after_failed_start(supervisor: &SupervisorApi, disk: Option<&solti_core::DiskStore>) {
+    if let Some(disk) = disk {
+        disk.freeze();
+    }
+    if let Err(e) = supervisor.shutdown().await {
+        tracing::warn!(error = %e, "supervisor shutdown after a failed start");
+    }
+    if let Some(disk) = disk {
+        disk.close();
+    }
 }
 
 pub(crate) fn load_token(config: &Config) -> Result<Option<Token>> {
@@ -481,13 +557,19 @@ where
         print!("{rendered}");
         return Ok(());
     }
+    let mut config = Config::from_arg_matches(matches)?;
+    pick_token_source(&mut config, matches)?;
+    // The token taken from SOLTI_AGENT_TOKEN (about to be removed from the environment):
+    // reloads keep it over the file's token keys, as at start.
+    let env_token = (matches.value_source("token") == Some(clap::parser::ValueSource::EnvVariable))
+        .then(|| config.token.clone())
+        .flatten();
     crate::reload::set_origin(crate::reload::Origin {
         cmd,
         argv,
         rendered,
+        env_token,
     });
-    let mut config = Config::from_arg_matches(matches)?;
-    pick_token_source(&mut config, matches)?;
     scrub_secret_env();
     crate::notify::take_from_env();
     // The local UTC offset can only be read reliably before other threads exist.

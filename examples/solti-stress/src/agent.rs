@@ -128,6 +128,8 @@ impl Agent {
             pid,
             startup: Startup {
                 api: ([127, 0, 0, 1], 0).into(),
+                unix: None,
+                tls: false,
                 metrics: None,
                 control_plane: String::new(),
                 agent_id: String::new(),

@@ -54,7 +54,7 @@ struct Args {
     /// Rounds of the `load` scenario (memory growth shows from round 2 on).
     #[arg(long, default_value_t = 3)]
     load_rounds: usize,
-    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security) [default: all].
+    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security, listeners) [default: all].
     scenarios: Vec<String>,
 }
 

@@ -1,15 +1,19 @@
 //! The agent's single startup line:
 //! `agentd-http ready: api=http://127.0.0.1:PORT metrics=http://127.0.0.1:PORT/metrics control-plane=none agent-id=ID`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
 /// What the startup line announces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Startup {
-    /// Where the HTTP API listens.
+    /// Where the HTTP API listens (`127.0.0.1:0` when it listens on a Unix socket).
     pub(crate) api: SocketAddr,
+    /// The API's Unix socket (`api=unix:/path`).
+    pub(crate) unix: Option<PathBuf>,
+    /// Whether the API is served over TLS (`api=https://…`).
+    pub(crate) tls: bool,
     /// Where `/metrics` is served (`None` when the agent says `off`).
     pub(crate) metrics: Option<SocketAddr>,
     /// The control plane the agent talks to (`none` when discovery is off).
@@ -44,7 +48,14 @@ pub(crate) fn parse_ready_line(line: &str) -> Result<Option<Startup>> {
         }
     }
     let api = api.context("ready line: no api=")?;
-    let api = url_addr(api).with_context(|| format!("ready line: api={api:?}"))?;
+    let unix = api.strip_prefix("unix:").map(PathBuf::from);
+    let tls = api.starts_with("https://");
+    let api = match (&unix, api.strip_prefix("https://")) {
+        (Some(_), _) => SocketAddr::from(([127, 0, 0, 1], 0)),
+        (None, Some(rest)) => url_addr(&format!("http://{rest}"))
+            .with_context(|| format!("ready line: api={api:?}"))?,
+        (None, None) => url_addr(api).with_context(|| format!("ready line: api={api:?}"))?,
+    };
     let metrics = match metrics.context("ready line: no metrics=")? {
         "off" | "none" => None,
         m => Some(url_addr(m).with_context(|| format!("ready line: metrics={m:?}"))?),
@@ -54,6 +65,8 @@ pub(crate) fn parse_ready_line(line: &str) -> Result<Option<Startup>> {
         .context("ready line: no agent-id=")?;
     Ok(Some(Startup {
         api,
+        unix,
+        tls,
         metrics,
         control_plane: control_plane.unwrap_or("none").to_owned(),
         agent_id: agent_id.to_owned(),
@@ -100,6 +113,21 @@ mod tests {
     }
 
     #[test]
+    fn unix_and_tls_apis() {
+        let s = parse_ready_line("agentd-http ready: api=unix:/run/a.sock metrics=off agent-id=a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.unix, Some(PathBuf::from("/run/a.sock")));
+        assert!(!s.tls);
+        let s =
+            parse_ready_line("agentd-http ready: api=https://127.0.0.1:9 metrics=off agent-id=a")
+                .unwrap()
+                .unwrap();
+        assert_eq!(s.api, "127.0.0.1:9".parse().unwrap());
+        assert!(s.tls && s.unix.is_none());
+    }
+
+    #[test]
     fn metrics_off_and_ipv6() {
         let s = parse_ready_line("agentd-http ready: api=http://[::1]:8085 metrics=off agent-id=a")
             .unwrap()
@@ -116,7 +144,7 @@ mod tests {
         );
         assert!(parse_ready_line("agentd-http ready: api=http://127.0.0.1:1 metrics=off").is_err());
         assert!(
-            parse_ready_line("agentd-http ready: api=https://127.0.0.1:1 metrics=off agent-id=a")
+            parse_ready_line("agentd-http ready: api=ftp://127.0.0.1:1 metrics=off agent-id=a")
                 .is_err()
         );
     }

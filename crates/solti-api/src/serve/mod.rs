@@ -10,8 +10,9 @@
 //! and closed when the peer stops answering; any connection with no request in progress for
 //! [`idle_timeout`](ServeConfig::idle_timeout) is closed (an HTTP/2 peer that answers pings
 //! is not kept forever); at most [`max_connections`](ServeConfig::max_connections) are open
-//! (derived from `RLIMIT_NOFILE`, leaving descriptors for spawning tasks), and at the cap the
-//! oldest idle connection makes room for the new one; on shutdown the loop stops accepting,
+//! (derived from `RLIMIT_NOFILE`, leaving descriptors for spawning tasks), pending TLS
+//! handshakes included, and at the cap the oldest idle connection (or pending handshake)
+//! makes room for the new one; on shutdown the loop stops accepting,
 //! asks every connection to finish, and drops whatever is still open after
 //! [`shutdown_grace`](ServeConfig::shutdown_grace) (live log streams never finish by
 //! themselves).
@@ -53,17 +54,62 @@ pub trait Listener: Send + 'static {
 
     /// The next connection. Errors are logged by the accept loop, which keeps going after a
     /// short pause (e.g. when the process is out of file descriptors).
-    fn accept(&mut self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+    ///
+    /// Return quickly: work a peer could stall (a TLS handshake) belongs in
+    /// [`Accepted::handshake`], which the accept loop runs under the connection's slot, so
+    /// pending handshakes count against the connection cap.
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<Accepted<Self::Io>>> + Send;
+}
+
+/// A connection just accepted: ready to serve, or with a handshake still to do.
+#[must_use]
+pub struct Accepted<I>(AcceptedInner<I>);
+
+enum AcceptedInner<I> {
+    Ready(I),
+    Handshake(BoxFuture<'static, std::io::Result<I>>),
+}
+
+impl<I> Accepted<I> {
+    /// A connection ready to serve.
+    pub fn ready(io: I) -> Self {
+        Self(AcceptedInner::Ready(io))
+    }
+
+    /// A connection that becomes ready when `handshake` completes. The accept loop runs it
+    /// on the connection's own task, holding one of the
+    /// [`max_connections`](ServeConfig::max_connections) slots and counted as idle (so at
+    /// the cap the oldest pending handshake can be closed to make room). `handshake` must
+    /// bound its own duration; an error drops the connection.
+    pub fn handshake(handshake: impl Future<Output = std::io::Result<I>> + Send + 'static) -> Self {
+        Self(AcceptedInner::Handshake(Box::pin(handshake)))
+    }
+
+    async fn established(self) -> std::io::Result<I> {
+        match self.0 {
+            AcceptedInner::Ready(io) => Ok(io),
+            AcceptedInner::Handshake(handshake) => handshake.await,
+        }
+    }
+}
+
+impl<I> std::fmt::Debug for Accepted<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            AcceptedInner::Ready(_) => "Accepted::Ready",
+            AcceptedInner::Handshake(_) => "Accepted::Handshake",
+        })
+    }
 }
 
 impl Listener for TcpListener {
     type Io = tokio::net::TcpStream;
 
-    async fn accept(&mut self) -> std::io::Result<Self::Io> {
+    async fn accept(&mut self) -> std::io::Result<Accepted<Self::Io>> {
         let (stream, _) = Self::accept(self).await?;
         // Small writes (SSE events, gRPC frames) should leave at once.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok(Accepted::ready(stream))
     }
 }
 
@@ -73,9 +119,9 @@ impl Listener for TcpListener {
 impl Listener for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
 
-    async fn accept(&mut self) -> std::io::Result<Self::Io> {
+    async fn accept(&mut self) -> std::io::Result<Accepted<Self::Io>> {
         let (stream, _) = Self::accept(self).await?;
-        Ok(stream)
+        Ok(Accepted::ready(stream))
     }
 }
 
@@ -227,11 +273,11 @@ impl ServeConfig {
                 () = &mut shutdown => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = listener.accept() => match accepted {
-                    Ok(io) => {
+                    Ok(accepted) => {
                         warned_full = false;
                         let conn = serve_connection(
                             Arc::clone(&builder),
-                            io,
+                            accepted,
                             service.clone(),
                             limits,
                             Arc::clone(&idle),
@@ -305,7 +351,7 @@ impl Default for ServeConfig {
 /// accept loop evicts it to make room.
 async fn serve_connection<I, S, B>(
     builder: Arc<auto::Builder<TokioExecutor>>,
-    io: I,
+    accepted: Accepted<I>,
     service: S,
     limits: ConnLimits,
     idle: Arc<slots::Idle>,
@@ -329,6 +375,14 @@ async fn serve_connection<I, S, B>(
         id,
         _permit: permit,
     };
+    // The handshake (TLS) and the first bytes, all under this connection's slot: a peer
+    // that never finishes either is closed at its deadline, on shutdown, or at the cap.
+    let establish = async move {
+        let io = accepted.established().await?;
+        tokio::time::timeout(limits.first_bytes, io::Prefixed::read_preface(io))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request in time"))?
+    };
     let preface = tokio::select! {
         biased;
         () = stopping.cancelled() => {
@@ -339,16 +393,12 @@ async fn serve_connection<I, S, B>(
             tracing::debug!("connection limit reached; closing a connection that sent nothing yet");
             return;
         }
-        preface = tokio::time::timeout(limits.first_bytes, io::Prefixed::read_preface(io)) => preface,
+        preface = establish => preface,
     };
     let io = match preface {
-        Ok(Ok(io)) => io,
-        Ok(Err(e)) => {
+        Ok(io) => io,
+        Err(e) => {
             tracing::debug!(error = %e, "connection failed before its first request");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("connection sent no request in time; closing");
             return;
         }
     };

@@ -8,20 +8,16 @@ use std::{
 };
 
 use solti_tls::ServerTlsConfig;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinSet,
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-use super::Listener;
+use super::{Accepted, Listener};
 
-/// Most handshakes in flight at once; further TCP connections wait in the kernel backlog.
-/// Kept small: each holds a descriptor outside the accept loop's connection cap, and a
-/// legitimate handshake takes milliseconds.
-const MAX_PENDING_HANDSHAKES: usize = 64;
-
-/// Accepts TCP connections and performs TLS handshakes concurrently, each under a timeout.
+/// Accepts TCP connections and hands each to the accept loop with its TLS handshake still
+/// to do ([`Accepted::handshake`]): handshakes run concurrently on the connections' own
+/// tasks, each under a timeout, and every pending handshake holds one of the accept loop's
+/// connection slots (a flood of handshakes that never finish cannot hold more descriptors
+/// than the cap, and at the cap the oldest pending one is closed to make room).
 ///
 /// A failed or timed-out handshake (wrong CA, missing client certificate under mTLS,
 /// plain-text client, a peer that never finishes) is logged at DEBUG and dropped; it never
@@ -31,7 +27,6 @@ pub struct TlsListener {
     tcp: TcpListener,
     acceptor: Arc<RwLock<TlsAcceptor>>,
     handshake_timeout: Duration,
-    handshakes: JoinSet<Option<TlsStream<TcpStream>>>,
 }
 
 impl TlsListener {
@@ -42,7 +37,6 @@ impl TlsListener {
             tcp,
             acceptor: Arc::new(RwLock::new(tls.acceptor())),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            handshakes: JoinSet::new(),
         }
     }
 
@@ -78,40 +72,31 @@ impl TlsListener {
 impl Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
 
-    async fn accept(&mut self) -> std::io::Result<Self::Io> {
-        loop {
-            let can_start = self.handshakes.len() < MAX_PENDING_HANDSHAKES;
-            tokio::select! {
-                accepted = self.tcp.accept(), if can_start => {
-                    let (stream, peer) = accepted?;
-                    let _ = stream.set_nodelay(true);
-                    let acceptor = self
-                        .acceptor
-                        .read()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    let timeout = self.handshake_timeout;
-                    self.handshakes.spawn(async move {
-                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => Some(tls),
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                None
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                None
-                            }
-                        }
-                    });
+    async fn accept(&mut self) -> std::io::Result<Accepted<Self::Io>> {
+        let (stream, peer) = self.tcp.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let acceptor = self
+            .acceptor
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let timeout = self.handshake_timeout;
+        Ok(Accepted::handshake(async move {
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Ok(tls),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    Err(e)
                 }
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(tls)) = done {
-                        return Ok(tls);
-                    }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "TLS handshake timed out",
+                    ))
                 }
             }
-        }
+        }))
     }
 }
 
@@ -120,7 +105,6 @@ impl fmt::Debug for TlsListener {
         f.debug_struct("TlsListener")
             .field("local_addr", &self.tcp.local_addr().ok())
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("pending_handshakes", &self.handshakes.len())
             .finish_non_exhaustive()
     }
 }

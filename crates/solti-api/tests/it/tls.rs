@@ -205,6 +205,50 @@ async fn a_stalled_handshake_times_out_without_blocking_others() {
     server.stop().await;
 }
 
+/// Pending handshakes hold connection slots: with a cap of 4, a flood of silent TCP
+/// connections to the TLS port cannot hold more than 4 descriptors, the oldest are closed to
+/// make room, and a real client still gets through.
+#[tokio::test]
+async fn pending_handshakes_count_against_the_connection_cap() {
+    let pki = Pki::new();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A long handshake timeout: only the cap can close the silent ones during the test.
+    let listener = TlsListener::new(tcp, &pki.server_config(false, &["http/1.1"]))
+        .handshake_timeout(Duration::from_secs(600));
+    let addr = listener.local_addr().unwrap();
+    let app = HttpApi::new(Arc::new(FakeHandler::default())).router();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ServeConfig::new().max_connections(4).serve(
+        listener,
+        app,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut silent = Vec::new();
+    for _ in 0..12 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let client = pki.client_config(None, &["http/1.1"]);
+    assert_eq!(https_get(addr, &client).await, Ok(200));
+    // The first silent connections were closed to make room (a hang guard, not a timing).
+    let mut closed = 0;
+    for sock in &mut silent[..8] {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(30), sock.read(&mut buf))
+            .await
+            .expect("a pending handshake outlived the connection cap")
+            .unwrap_or(0);
+        if n == 0 {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 8);
+    drop(silent);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn plain_http_idle_connections_hit_the_header_read_timeout() {
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -27,7 +27,6 @@ struct Prepared {
     id: TaskId,
     task: tv::TaskRef,
     runner: Arc<str>,
-    publisher: OutputPublisher,
     output: Arc<OutputChannel>,
     listed: bool,
     /// Restored after an agent restart: the record exists; attempts so far.
@@ -52,8 +51,10 @@ impl SupervisorApi {
         self.check_open()?;
         let id = TaskId::generate();
         let output = self.shared().output.create(&id);
-        let publisher = OutputPublisher::new(id.clone(), output.clone());
-        let ctx = self.inner.router.context(publisher.clone());
+        let ctx = self
+            .inner
+            .router
+            .context(OutputPublisher::new(id.clone(), output.clone()));
         let (task, runner) = match self.inner.router.build(spec, &ctx) {
             Ok(built) => built,
             Err(err) => {
@@ -65,7 +66,6 @@ impl SupervisorApi {
             id,
             task,
             runner: runner.into(),
-            publisher,
             output,
             listed: true,
             restored: None,
@@ -98,12 +98,10 @@ impl SupervisorApi {
         }
         let id = TaskId::generate();
         let output = self.shared().output.create(&id);
-        let publisher = OutputPublisher::new(id.clone(), output.clone());
         let prepared = Prepared {
             id,
             task,
             runner: Arc::from(EMBEDDED_RUNNER),
-            publisher,
             output,
             listed: false,
             restored: None,
@@ -117,8 +115,10 @@ impl SupervisorApi {
         let spec = &task.spec;
         let id = task.metadata.id.clone();
         let output = self.shared().output.create_at(&id, restart_offset_base());
-        let publisher = OutputPublisher::new(id.clone(), output.clone());
-        let ctx = self.inner.router.context(publisher.clone());
+        let ctx = self
+            .inner
+            .router
+            .context(OutputPublisher::new(id.clone(), output.clone()));
         let (built, runner) = match self.inner.router.build(spec, &ctx) {
             Ok(built) => built,
             Err(err) => {
@@ -130,7 +130,6 @@ impl SupervisorApi {
             id,
             task: built,
             runner: runner.into(),
-            publisher,
             output,
             listed: true,
             restored: Some(task.status.attempt),
@@ -164,7 +163,6 @@ impl SupervisorApi {
             id,
             task,
             runner,
-            publisher,
             output,
             listed,
             restored,
@@ -212,7 +210,6 @@ impl SupervisorApi {
         }
         let cell = TaskCell::new(
             id.clone(),
-            publisher,
             Arc::clone(&output),
             Arc::clone(&shared.store),
             Arc::clone(&shared.metrics),

@@ -11,8 +11,10 @@ use solti_model::{
     BackoffPolicy, JitterPolicy, SubprocessMode, SubprocessSpec, Task, TaskId, TaskKind, TaskPhase,
     TaskSpec, TaskSpecBuilder,
 };
-use solti_runner::{BuildContext, Runner, RunnerError, RunnerRouter};
-use taskvisor::{ControllerConfig, SupervisorConfig, TaskContext, TaskError, TaskFn, TaskRef};
+use solti_runner::{
+    Attempt, AttemptEnd, AttemptFn, BuildContext, Runner, RunnerError, RunnerRouter,
+};
+use taskvisor::{ControllerConfig, SupervisorConfig, TaskError, TaskRef};
 use tokio::time::Instant;
 
 /// Start instants of every attempt, per slot (tokio clock, so paused time works).
@@ -48,12 +50,9 @@ impl Runner for FakeRunner {
             return Err(RunnerError::build("fake", "scripts unsupported"));
         };
         let (command, args) = (command.clone(), args.clone());
-        let output = ctx.output().clone();
         let starts = Arc::clone(&self.starts);
         let slot = spec.slot().to_string();
-        Ok(TaskFn::arc(move |ctx: TaskContext| {
-            let sink = output.sink();
-            let publisher = output.clone();
+        Ok(AttemptFn::arc(ctx.output(), move |attempt: Attempt| {
             starts
                 .lock()
                 .unwrap()
@@ -62,17 +61,17 @@ impl Runner for FakeRunner {
                 .push(Instant::now());
             let (command, args) = (command.clone(), args.clone());
             async move {
+                let (sink, ctx) = (attempt.output(), attempt.context());
                 let print = |lines: &[String]| {
                     for line in lines {
                         sink.stdout_line(line.clone().into());
                     }
                 };
-                match command.as_str() {
+                AttemptEnd::new(match command.as_str() {
                     "ok" => {
                         print(&args);
                         // Like a subprocess runner: the code of a clean exit is recorded.
-                        publisher.record_exit_code(sink.attempt(), 0);
-                        Ok(())
+                        return AttemptEnd::success().with_exit_code(0);
                     }
                     "fail" => {
                         print(&args);
@@ -80,14 +79,13 @@ impl Runner for FakeRunner {
                     }
                     "exit3" => {
                         // Non-zero exit that does not fail the attempt (fail_on_non_zero off).
-                        publisher.record_exit_code(sink.attempt(), 3);
-                        Ok(())
+                        return AttemptEnd::success().with_exit_code(3);
                     }
                     "fatal" => Err(TaskError::fatal("broken").with_exit_code(2)),
                     "flaky" => {
                         let n: u32 = args[0].parse().unwrap();
                         print(&args[1..]);
-                        if sink.attempt() <= n {
+                        if attempt.number() <= n {
                             Err(TaskError::fail("flaky").with_exit_code(1))
                         } else {
                             Ok(())
@@ -117,7 +115,7 @@ impl Runner for FakeRunner {
                         Ok(())
                     }
                     other => Err(TaskError::fatal(format!("unknown fake command {other}"))),
-                }
+                })
             }
         }))
     }

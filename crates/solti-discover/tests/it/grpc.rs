@@ -5,16 +5,21 @@ use std::time::Duration;
 use solti_discover::{DiscoverError, DiscoveryTransport, pb};
 use solti_model::Token;
 use taskvisor::TaskError;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tonic::Status;
 
-use crate::harness::{Running, agent, gaps, grpc_double, serve_grpc};
+use crate::harness::{
+    LATE, ManualClock, Running, agent, gaps, grpc_double, serve_grpc, step_until,
+};
 
+/// Virtual time a test waits at most for what it expects.
 const WAIT: Duration = Duration::from_secs(5);
 const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn payload_fields_and_token_are_sent() {
+    let _clock = ManualClock::start();
     let cp = grpc_double([]).await;
     let config = agent(DiscoveryTransport::Grpc, &cp.url())
         .with_token(Token::new("tok-456").unwrap())
@@ -23,8 +28,8 @@ async fn payload_fields_and_token_are_sent() {
         .build()
         .unwrap();
     let run = Running::start(config);
-    let seen = cp.recorder.wait_for(1, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(1, WAIT).await;
+    run.cancel_now().await;
     let req = &seen[0];
     assert_eq!(req.authorization.as_deref(), Some("Bearer tok-456"));
     let b = &req.body;
@@ -47,6 +52,7 @@ async fn payload_fields_and_token_are_sent() {
 
 #[tokio::test]
 async fn refused_credentials_stop_the_heartbeat() {
+    let _clock = ManualClock::start();
     for status in [
         Status::unauthenticated("who are you"),
         Status::permission_denied("not you"),
@@ -54,7 +60,7 @@ async fn refused_credentials_stop_the_heartbeat() {
         let code = status.code();
         let cp = grpc_double([Err(status)]).await;
         let result = Running::start(agent(DiscoveryTransport::Grpc, &cp.url()).build().unwrap())
-            .finished(WAIT)
+            .stepped_to_end(WAIT)
             .await;
         let Err(TaskError::Fatal {
             source: Some(source),
@@ -79,21 +85,34 @@ async fn refused_credentials_stop_the_heartbeat() {
 
 #[tokio::test]
 async fn unavailable_backs_off_then_recovers() {
+    let _clock = ManualClock::start();
     let cp = grpc_double([
         Err(Status::unavailable("overloaded")),
         Err(Status::internal("oops")),
     ])
     .await;
     let run = Running::start(agent(DiscoveryTransport::Grpc, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(4, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(4, WAIT).await;
+    run.cancel_now().await;
     let g = gaps(&seen);
-    assert!(g[..2].iter().all(|g| *g < 600 * MS), "{g:?}");
-    assert!(g[2] >= 400 * MS, "{g:?}");
+    // Retries on the 50..200 ms backoff (each delay from the upper half of its step)...
+    for (g, step) in g[..2].iter().zip([50 * MS, 100 * MS]) {
+        assert!(
+            *g >= step / 2 && *g <= step + LATE,
+            "{g:?} for a {step:?} step"
+        );
+    }
+    // ...then back on the 1 s grid of the first sync.
+    let since_first = seen[3].at - seen[0].at;
+    assert!(
+        since_first >= SEC && since_first <= SEC + LATE,
+        "{since_first:?}"
+    );
 }
 
 #[tokio::test]
 async fn declined_sync_honours_retry_after_s() {
+    let _clock = ManualClock::start();
     let declined = pb::SyncResponse {
         success: false,
         reason: "busy".to_owned(),
@@ -101,34 +120,30 @@ async fn declined_sync_honours_retry_after_s() {
     };
     let cp = grpc_double([Ok(declined)]).await;
     let run = Running::start(agent(DiscoveryTransport::Grpc, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
     let g = gaps(&seen)[0];
-    assert!(g >= 1900 * MS && g < 2900 * MS, "{g:?}");
+    assert!(g >= 2 * SEC && g <= 2 * SEC + LATE, "{g:?}");
 }
 
 #[tokio::test]
 async fn unreachable_control_plane_at_start_then_registers() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let _clock = ManualClock::start();
+    // The port is ours from the start (bound, not listening: connections are refused)
+    // until the double listens on the same socket.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let run = Running::start(
-        agent(
-            DiscoveryTransport::Grpc,
-            &format!("http://127.0.0.1:{port}"),
-        )
-        .build()
-        .unwrap(),
+        agent(DiscoveryTransport::Grpc, &format!("http://{addr}"))
+            .build()
+            .unwrap(),
     );
-    tokio::time::sleep(700 * MS).await;
+    let start = tokio::time::Instant::now();
+    step_until(WAIT, || start.elapsed() >= 700 * MS).await;
     assert!(run.is_running());
-    let cp = serve_grpc(
-        TcpListener::bind(("127.0.0.1", port)).await.unwrap(),
-        [],
-        None,
-    );
-    cp.recorder.wait_for(1, WAIT).await;
+    let cp = serve_grpc(socket.listen(64).unwrap(), [], None);
+    cp.recorder.step_to(1, WAIT).await;
     assert!(run.is_running());
-    run.cancel().await;
+    run.cancel_now().await;
 }

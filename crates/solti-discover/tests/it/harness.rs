@@ -1,9 +1,13 @@
 //! Control-plane doubles (axum for HTTP, tonic for gRPC) on 127.0.0.1:0, and a runner for
 //! the discovery task through its public API.
 //!
-//! These tests use the real clock: a paused clock auto-advances while the runtime waits on
-//! socket I/O and would fire request timeouts spuriously. Intervals are the 1 s minimum and
-//! the first-sync jitter is turned off, so the suite stays fast.
+//! The timing tests (`http`, `grpc`) run on paused time over the real sockets: a
+//! [`ManualClock`] pauses tokio's clock and keeps it from auto-advancing (a paused clock
+//! that jumps to the next timer while a request is on the wire would fire request timeouts
+//! spuriously), and [`step_until`] moves it forward one timer tick at a time, letting the
+//! sockets and tasks settle after each tick. A sync is thus recorded at the virtual instant
+//! it was due, and no assertion depends on the speed of the machine. Listeners are bound
+//! once on 127.0.0.1:0 and kept.
 
 use std::{
     collections::VecDeque,
@@ -76,6 +80,13 @@ impl<T: Clone, A> Recorder<T, A> {
 
     pub(crate) fn seen(&self) -> Vec<Seen<T>> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Steps paused time (see [`step_until`]) until `n` requests arrived, for at most
+    /// `within` of virtual time.
+    pub(crate) async fn step_to(&self, n: usize, within: Duration) -> Vec<Seen<T>> {
+        step_until(within, || self.seen().len() >= n).await;
+        self.seen()
     }
 
     /// Waits (real time, bounded) until `n` requests arrived.
@@ -287,12 +298,17 @@ impl Running {
         !self.handle.is_finished()
     }
 
-    /// Waits (bounded) for the task to end by itself.
-    pub(crate) async fn finished(self, within: Duration) -> Result<(), TaskError> {
-        tokio::time::timeout(within, self.handle)
-            .await
-            .expect("task did not end in time")
-            .unwrap()
+    /// Steps paused time until the task ends by itself (at most `within` of virtual time).
+    pub(crate) async fn stepped_to_end(self, within: Duration) -> Result<(), TaskError> {
+        step_until(within, || self.handle.is_finished()).await;
+        self.handle.await.unwrap()
+    }
+
+    /// Cancels and checks the task ends `Canceled` (no time passes on a paused clock).
+    pub(crate) async fn cancel_now(self) {
+        self.ctx.cancellation_token().cancel();
+        let result = self.handle.await.unwrap();
+        assert!(matches!(result, Err(TaskError::Canceled)), "{result:?}");
     }
 
     /// Cancels and returns how long the task took to stop.
@@ -307,6 +323,54 @@ impl Running {
         before.elapsed()
     }
 }
+
+/// Paused tokio time that moves only when [`step_until`] (or `tokio::time::advance`) moves
+/// it. Create it first in a `#[tokio::test]` (current-thread runtime).
+pub(crate) struct ManualClock {
+    /// Dropping it ends the blocking task that inhibits auto-advance.
+    _hold: std::sync::mpsc::Sender<()>,
+}
+
+impl ManualClock {
+    pub(crate) fn start() -> Self {
+        tokio::time::pause();
+        // tokio does not auto-advance a paused clock while a blocking task runs.
+        let (hold, released) = std::sync::mpsc::channel::<()>();
+        drop(tokio::task::spawn_blocking(move || {
+            let _ = released.recv();
+        }));
+        Self { _hold: hold }
+    }
+}
+
+/// Moves paused time forward one [`TICK`] at a time until `done()`, letting sockets and
+/// tasks settle after each tick ([`SETTLE_POLLS`] turns of the runtime, each polling the
+/// I/O driver, and ending early once `done()`); panics when `limit` of virtual time passes
+/// first.
+pub(crate) async fn step_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        for _ in 0..SETTLE_POLLS {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not done within {limit:?} of virtual time"
+        );
+        tokio::time::advance(TICK).await;
+    }
+}
+
+/// tokio's timer resolution.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+/// Runtime turns per tick: a loopback round trip (connect, request, answer) takes a few.
+const SETTLE_POLLS: usize = 64;
+/// How late after its due instant a sync may be recorded (it is on the wire for a few
+/// runtime turns; stepping never outruns it by more than this).
+pub(crate) const LATE: Duration = Duration::from_millis(5);
 
 /// Gaps between consecutive requests.
 pub(crate) fn gaps<T>(seen: &[Seen<T>]) -> Vec<Duration> {

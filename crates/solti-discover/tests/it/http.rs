@@ -6,12 +6,16 @@ use serde_json::{Value, json};
 use solti_discover::{DiscoverError, DiscoveryTransport, HttpDialect};
 use solti_model::Token;
 use taskvisor::TaskError;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 
-use crate::harness::{HttpAnswer, Running, agent, gaps, http_double, serve_http};
+use crate::harness::{
+    HttpAnswer, LATE, ManualClock, Running, agent, gaps, http_double, serve_http, step_until,
+};
 
+/// Virtual time a test waits at most for what it expects.
 const WAIT: Duration = Duration::from_secs(5);
 const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
 
 fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -21,6 +25,7 @@ fn keys(v: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn proto_json_payload_is_exact() {
+    let _clock = ManualClock::start();
     let cp = http_double([]).await;
     let config = agent(DiscoveryTransport::Http, &cp.url())
         .with_token(Token::new("tok-123").unwrap())
@@ -29,8 +34,8 @@ async fn proto_json_payload_is_exact() {
         .build()
         .unwrap();
     let run = Running::start(config);
-    let seen = cp.recorder.wait_for(1, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(1, WAIT).await;
+    run.cancel_now().await;
 
     let req = &seen[0];
     assert_eq!(req.authorization.as_deref(), Some("Bearer tok-123"));
@@ -78,6 +83,7 @@ async fn proto_json_payload_is_exact() {
 
 #[tokio::test]
 async fn legacy_json_payload_is_exact() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::ok(
         r#"{"success":true,"reason":"","retry_after_s":0}"#,
     )])
@@ -88,8 +94,8 @@ async fn legacy_json_payload_is_exact() {
         .build()
         .unwrap();
     let run = Running::start(config);
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
 
     let b = &seen[0].body;
     assert_eq!(seen[0].authorization, None);
@@ -118,7 +124,8 @@ async fn legacy_json_payload_is_exact() {
     assert_eq!(b["heartbeat_interval_s"], 1);
     assert_eq!(b["api_version"], 1);
     // The legacy answer was understood as success: the next beat came on the 1 s schedule.
-    assert!(gaps(&seen)[0] >= 750 * MS, "{:?}", gaps(&seen));
+    let g = gaps(&seen)[0];
+    assert!(g >= SEC && g <= SEC + LATE, "{g:?}");
 
     let cp = http_double([]).await;
     let http_agent = agent(DiscoveryTransport::Http, &cp.url())
@@ -126,28 +133,34 @@ async fn legacy_json_payload_is_exact() {
         .build()
         .unwrap();
     let run = Running::start(http_agent);
-    let seen = cp.recorder.wait_for(1, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(1, WAIT).await;
+    run.cancel_now().await;
     assert_eq!(seen[0].body["endpoint_type"], 1);
     assert_eq!(seen[0].body["endpoint"], "http://10.0.0.5:8085");
 }
 
 #[tokio::test]
 async fn beats_keep_the_interval_over_ten_beats() {
+    let _clock = ManualClock::start();
     let cp = http_double([]).await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(11, Duration::from_secs(15)).await;
-    run.cancel().await;
-    for g in gaps(&seen) {
+    let seen = cp.recorder.step_to(11, Duration::from_secs(15)).await;
+    run.cancel_now().await;
+    // On the grid of the first beat: every beat is due a whole second after it.
+    let first = seen[0].at;
+    for (k, beat) in seen.iter().enumerate() {
+        let due = first + SEC * u32::try_from(k).unwrap();
         assert!(
-            g >= 750 * MS && g <= 1250 * MS,
-            "gap {g:?} outside 1 s ±25 %"
+            beat.at >= due && beat.at <= due + LATE,
+            "beat {k} at {:?}",
+            beat.at - first
         );
     }
 }
 
 #[tokio::test]
 async fn service_unavailable_backs_off_then_recovers() {
+    let _clock = ManualClock::start();
     let cp = http_double([
         HttpAnswer::status(503),
         HttpAnswer::status(502),
@@ -155,38 +168,50 @@ async fn service_unavailable_backs_off_then_recovers() {
     ])
     .await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(5, WAIT).await;
+    let seen = cp.recorder.step_to(5, WAIT).await;
     assert!(run.is_running());
-    run.cancel().await;
+    run.cancel_now().await;
     let g = gaps(&seen);
-    // Retries follow the 50..200 ms backoff, not the 1 s interval...
-    assert!(g[..3].iter().all(|g| *g < 600 * MS), "{g:?}");
-    // ...and after the recovery the agent is back on its 1 s schedule.
-    assert!(g[3] >= 400 * MS, "{g:?}");
+    // Retries follow the 50..200 ms backoff (each delay from the upper half of its step),
+    // not the 1 s interval...
+    for (g, step) in g[..3].iter().zip([50 * MS, 100 * MS, 200 * MS]) {
+        assert!(
+            *g >= step / 2 && *g <= step + LATE,
+            "{g:?} for a {step:?} step"
+        );
+    }
+    // ...and after the recovery the agent is back on the 1 s grid of its first sync.
+    let since_first = seen[4].at - seen[0].at;
+    assert!(
+        since_first >= SEC && since_first <= SEC + LATE,
+        "{since_first:?}"
+    );
 }
 
 #[tokio::test]
 async fn declined_sync_honours_retry_after_s() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::ok(
         r#"{"success":false,"reason":"maintenance","retryAfterS":2}"#,
     )])
     .await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
     let g = gaps(&seen)[0];
-    assert!(g >= 1900 * MS && g < 2900 * MS, "{g:?}");
+    assert!(g >= 2 * SEC && g <= 2 * SEC + LATE, "{g:?}");
 }
 
 #[tokio::test]
 async fn refused_credentials_stop_the_heartbeat() {
+    let _clock = ManualClock::start();
     for code in [401, 403] {
         let cp = http_double([HttpAnswer::Reply(code, None, "bad token".to_owned())]).await;
         let config = agent(DiscoveryTransport::Http, &cp.url())
             .with_token(Token::new("wrong-token").unwrap())
             .build()
             .unwrap();
-        let result = Running::start(config).finished(WAIT).await;
+        let result = Running::start(config).stepped_to_end(WAIT).await;
         let Err(TaskError::Fatal {
             source: Some(source),
             ..
@@ -199,82 +224,89 @@ async fn refused_credentials_stop_the_heartbeat() {
             matches!(err, DiscoverError::Unauthorized { status, .. } if *status == format!("HTTP {code}"))
         );
         assert!(err.to_string().contains("bad token") && !err.to_string().contains("wrong-token"));
-        tokio::time::sleep(300 * MS).await;
+        // The task has ended: nothing can send another request.
         assert_eq!(cp.recorder.seen().len(), 1);
     }
 }
 
 #[tokio::test]
 async fn other_client_errors_retry_at_the_regular_interval() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::status(404)]).await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
     let g = gaps(&seen)[0];
     assert!(
-        g >= 750 * MS,
+        g >= SEC && g <= SEC + LATE,
         "a 404 is retried at the 1 s interval, not on the backoff: {g:?}"
     );
 }
 
 #[tokio::test]
 async fn a_hanging_control_plane_hits_the_request_timeout_and_retries() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::Hang]).await;
     let config = agent(DiscoveryTransport::Http, &cp.url())
         .with_request_timeout(300 * MS)
         .build()
         .unwrap();
     let run = Running::start(config);
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
+    // The 300 ms timeout, then one backoff delay (25..50 ms: the first 50 ms step).
     let g = gaps(&seen)[0];
-    assert!(g >= 300 * MS && g < 900 * MS, "{g:?}");
+    assert!(g >= 325 * MS && g <= 350 * MS + LATE, "{g:?}");
 }
 
 #[tokio::test]
 async fn unreachable_control_plane_at_start_then_registers() {
-    // Reserve a port, then close it: connections are refused until the double binds it.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let _clock = ManualClock::start();
+    // The port is ours from the start (bound, not listening: connections are refused)
+    // until the double listens on the same socket.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let run = Running::start(
-        agent(
-            DiscoveryTransport::Http,
-            &format!("http://127.0.0.1:{port}"),
-        )
-        .build()
-        .unwrap(),
+        agent(DiscoveryTransport::Http, &format!("http://{addr}"))
+            .build()
+            .unwrap(),
     );
-    tokio::time::sleep(700 * MS).await;
+    // Refused for 700 ms of virtual time (several retries on the backoff).
+    let start = tokio::time::Instant::now();
+    step_until(WAIT, || start.elapsed() >= 700 * MS).await;
     assert!(
         run.is_running(),
         "a down control plane must not stop the heartbeat"
     );
-    let cp = serve_http(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), []);
-    cp.recorder.wait_for(1, WAIT).await;
+    let cp = serve_http(socket.listen(64).unwrap(), []);
+    cp.recorder.step_to(1, WAIT).await;
     assert!(run.is_running());
-    run.cancel().await;
+    run.cancel_now().await;
 }
 
 #[tokio::test]
 async fn cancellation_stops_a_sync_in_flight_promptly() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::Hang]).await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    cp.recorder.wait_for(1, WAIT).await;
-    let took = run.cancel().await;
-    assert!(took < 200 * MS, "{took:?}");
+    cp.recorder.step_to(1, WAIT).await;
+    // The sync hangs; cancelling ends the task without any time passing.
+    let before = tokio::time::Instant::now();
+    run.cancel_now().await;
+    assert_eq!(before.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test]
 async fn retry_after_header_on_503_is_honoured() {
+    let _clock = ManualClock::start();
     let cp = http_double([HttpAnswer::Reply(503, Some("1"), "busy".to_owned())]).await;
     let run = Running::start(agent(DiscoveryTransport::Http, &cp.url()).build().unwrap());
-    let seen = cp.recorder.wait_for(2, WAIT).await;
-    run.cancel().await;
+    let seen = cp.recorder.step_to(2, WAIT).await;
+    run.cancel_now().await;
     let g = gaps(&seen)[0];
     assert!(
-        g >= 900 * MS && g < 1600 * MS,
+        g >= SEC && g <= SEC + LATE,
         "Retry-After: 1 instead of the 50..200 ms backoff: {g:?}"
     );
 }

@@ -4,8 +4,8 @@
 use std::{os::unix::process::ExitStatusExt as _, process::ExitStatus, sync::Arc, time::Duration};
 
 use solti_model::{OutputStream, TaskId};
-use solti_runner::{MetricsBackend, OutputPublisher, OutputSink};
-use taskvisor::{TaskContext, TaskError};
+use solti_runner::{Attempt, AttemptEnd, MetricsBackend};
+use taskvisor::TaskError;
 use tempfile::TempPath;
 use tokio::task::JoinHandle;
 
@@ -16,25 +16,25 @@ use crate::{
 };
 
 /// Inputs of one attempt.
-pub(crate) struct Attempt {
+pub(crate) struct Inputs {
     pub(crate) shared: Arc<Shared>,
     pub(crate) plan: Arc<TaskPlan>,
-    pub(crate) ctx: TaskContext,
-    pub(crate) sink: OutputSink,
-    pub(crate) publisher: OutputPublisher,
+    pub(crate) attempt: Attempt,
     pub(crate) metrics: Arc<dyn MetricsBackend>,
     pub(crate) task_id: TaskId,
 }
 
-/// Runs one attempt to completion (see the crate docs for the exit mapping).
-pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
-    if a.ctx.is_cancelled() {
+/// Runs one attempt to completion (see the crate docs for the exit mapping); the error is
+/// the attempt's when it did not get to start a process.
+pub(crate) async fn run(a: &Inputs) -> Result<AttemptEnd, TaskError> {
+    let number = a.attempt.number();
+    if a.attempt.context().is_cancelled() {
         return Err(TaskError::Canceled);
     }
     let not_started = |e: ExecError| {
         a.metrics.runner_error(&a.shared.name, e.metric_reason());
         let retryable = e.is_retryable();
-        tracing::warn!(task_id = %a.task_id, attempt = a.sink.attempt(), error = %e.chain(), retryable, "attempt could not start");
+        tracing::warn!(task_id = %a.task_id, attempt = number, error = %e.chain(), retryable, "attempt could not start");
         if retryable {
             // Out of descriptors or processes for now, or a hung mount: the restart
             // policy decides whether to try again.
@@ -64,10 +64,10 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
         }
     };
 
-    let mut running = sys::spawn(&a.shared.isolation, &cmd, a.shared.config.spawn_timeout)
+    let mut running = sys::start(&a.shared.isolation, &cmd, a.shared.config.spawn_timeout)
         .await
         .map_err(not_started)?;
-    tracing::debug!(task_id = %a.task_id, attempt = a.sink.attempt(), pid = running.pid(), program = %cmd.program, "process started");
+    tracing::debug!(task_id = %a.task_id, attempt = number, pid = running.pid(), program = %cmd.program, "process started");
     let mut guard = Guard {
         running: None,
         readers: Vec::new(),
@@ -80,7 +80,13 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
             (stdout, OutputStream::Stdout),
             (stderr, OutputStream::Stderr),
         ] {
-            let reader = output::pump(pipe, stream, a.sink.clone(), max, a.task_id.clone());
+            let reader = output::pump(
+                pipe,
+                stream,
+                a.attempt.output().clone(),
+                max,
+                a.task_id.clone(),
+            );
             guard.readers.push(a.shared.tracker.spawn(reader));
         }
     }
@@ -88,38 +94,37 @@ pub(crate) async fn run(a: Attempt) -> Result<(), TaskError> {
 
     let canceled = tokio::select! {
         biased;
-        () = a.ctx.cancelled() => true,
+        () = a.attempt.context().cancelled() => true,
         () = guard.running_ref().exited() => false,
     };
     let grace = a.shared.config.kill_grace;
     let status = guard.stop(canceled, grace).await;
     if canceled {
-        tracing::debug!(task_id = %a.task_id, attempt = a.sink.attempt(), "attempt canceled; process tree stopped");
-        if let Some(code) = status.and_then(|s| s.code()) {
-            a.publisher.record_exit_code(a.sink.attempt(), code);
-        }
-        return Err(TaskError::Canceled);
+        tracing::debug!(task_id = %a.task_id, attempt = number, "attempt canceled; process tree stopped");
+        let end = AttemptEnd::new(Err(TaskError::Canceled));
+        return Ok(match status.and_then(|s| s.code()) {
+            Some(code) => end.with_exit_code(code),
+            None => end,
+        });
     }
-    exit_result(&a, status)
+    Ok(exit_end(a, status))
 }
 
-fn exit_result(a: &Attempt, status: Option<ExitStatus>) -> Result<(), TaskError> {
-    let attempt = a.sink.attempt();
+/// The end of an attempt whose process exited by itself.
+fn exit_end(a: &Inputs, status: Option<ExitStatus>) -> AttemptEnd {
+    let attempt = a.attempt.number();
     let Some(status) = status else {
-        return Err(TaskError::fail("the process could not be waited for"));
+        return AttemptEnd::new(Err(TaskError::fail("the process could not be waited for")));
     };
     if let Some(code) = status.code() {
-        a.publisher.record_exit_code(attempt, code);
-        if code == 0 {
-            return Ok(());
+        if code != 0 && a.plan.fail_on_non_zero {
+            let failed = TaskError::fail(format!("process exited with code {code}"));
+            return AttemptEnd::new(Err(failed.with_exit_code(code)));
         }
-        if a.plan.fail_on_non_zero {
-            return Err(
-                TaskError::fail(format!("process exited with code {code}")).with_exit_code(code)
-            );
+        if code != 0 {
+            tracing::info!(task_id = %a.task_id, attempt, exit_code = code, "process exited non-zero; fail_on_non_zero is off");
         }
-        tracing::info!(task_id = %a.task_id, attempt, exit_code = code, "process exited non-zero; fail_on_non_zero is off");
-        return Ok(());
+        return AttemptEnd::success().with_exit_code(code);
     }
     let signal = status.signal().unwrap_or(0);
     let reason = format!(
@@ -127,10 +132,10 @@ fn exit_result(a: &Attempt, status: Option<ExitStatus>) -> Result<(), TaskError>
         signal_name(signal)
     );
     if a.plan.fail_on_non_zero {
-        return Err(TaskError::fail(reason));
+        return AttemptEnd::new(Err(TaskError::fail(reason)));
     }
     tracing::info!(task_id = %a.task_id, attempt, signal, "{reason}; fail_on_non_zero is off");
-    Ok(())
+    AttemptEnd::success()
 }
 
 fn command_line(plan: &TaskPlan, program: String, args: Vec<String>) -> CommandLine {

@@ -6,8 +6,10 @@ mod output;
 use std::{fmt, path::PathBuf, sync::Arc};
 
 use solti_model::{SubprocessMode, SubprocessSpec, TaskEnv, TaskKind, TaskSpec, decode_script};
-use solti_runner::{BuildContext, Runner, RunnerError, RunnerRouter};
-use taskvisor::{TaskContext, TaskFn, TaskRef};
+use solti_runner::{
+    Attempt, AttemptEnd, AttemptFn, BuildContext, Runner, RunnerError, RunnerRouter,
+};
+use taskvisor::TaskRef;
 use tokio_util::task::TaskTracker;
 
 use crate::{ExecError, SubprocessBackendConfig, sys::Isolation};
@@ -120,7 +122,8 @@ impl SubprocessRunner {
     }
 
     /// Number of background tasks (output readers, reapers of dropped attempts) still
-    /// running. Reapers end at most one kill grace after their attempt was dropped.
+    /// running. A reaper ends once its attempt's tree is dead and its output drained: one
+    /// kill grace after the drop, plus the time to drain the pipes and empty the cgroup.
     #[must_use]
     pub fn background_tasks(&self) -> usize {
         self.shared.tracker.len()
@@ -151,21 +154,17 @@ impl Runner for SubprocessRunner {
             RunnerError::build(self.name.as_ref(), e)
         })?);
         let shared = Arc::clone(&self.shared);
-        let publisher = ctx.output().clone();
         let metrics = Arc::clone(ctx.metrics());
         let task_id = ctx.task_id().clone();
-        Ok(TaskFn::arc(move |tctx: TaskContext| {
-            // Bound to the attempt the supervisor has just set (see OutputPublisher::sink).
-            let sink = publisher.sink();
-            attempt::run(attempt::Attempt {
+        Ok(AttemptFn::arc(ctx.output(), move |attempt: Attempt| {
+            let inputs = attempt::Inputs {
                 shared: Arc::clone(&shared),
                 plan: Arc::clone(&plan),
-                ctx: tctx,
-                sink,
-                publisher: publisher.clone(),
+                attempt,
                 metrics: Arc::clone(&metrics),
                 task_id: task_id.clone(),
-            })
+            };
+            async move { (attempt::run(&inputs).await).unwrap_or_else(|e| AttemptEnd::new(Err(e))) }
         }))
     }
 }

@@ -1,17 +1,17 @@
 //! Platform layer: starting, signalling and reaping process trees, and isolation.
 //!
-//! Linux has the real implementation (`linux`); elsewhere every spawn fails with
+//! Linux has the real implementation (`linux`); elsewhere every start fails with
 //! [`ExecError::Unsupported`](crate::ExecError::Unsupported).
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Isolation, Running, spawn};
+pub(crate) use linux::{Isolation, Running, start};
 
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use unsupported::{Isolation, Running, spawn};
+pub(crate) use unsupported::{Isolation, Running, start};
 
 use std::path::PathBuf;
 

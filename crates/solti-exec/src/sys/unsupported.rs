@@ -70,7 +70,7 @@ impl Running {
     }
 }
 
-pub(crate) async fn spawn(
+pub(crate) async fn start(
     _iso: &Isolation,
     _cmd: &CommandLine,
     _timeout: std::time::Duration,

@@ -7,10 +7,10 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn echo_prints_and_succeeds() {
-    let (r, b) = run(&spec(cmd("echo", &["hello world"]))).await;
-    r.unwrap();
+    let (end, b) = run_attempt(&spec(cmd("echo", &["hello world"]))).await;
+    assert_eq!(end.exit_code(), Some(0));
+    end.into_result().unwrap();
     assert_eq!(b.out.stdout(), vec!["hello world"]);
-    assert_eq!(b.publisher.take_exit_code(1), Some(0));
 }
 
 #[tokio::test]
@@ -26,9 +26,9 @@ async fn non_zero_exit_fails_with_code() {
 async fn non_zero_exit_with_fail_off_succeeds_and_records_code() {
     let mut s = sh("exit 7");
     s.fail_on_non_zero = Flag::disabled();
-    let (r, b) = run(&spec(s)).await;
-    r.unwrap();
-    assert_eq!(b.publisher.take_exit_code(1), Some(7));
+    let (end, _) = run_attempt(&spec(s)).await;
+    assert_eq!(end.exit_code(), Some(7));
+    end.into_result().unwrap();
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use solti_model::{
     Flag, OutputEvent, OutputStream, Runtime, SubprocessMode, SubprocessSpec, TaskEnv, TaskId,
     TaskKind, TaskSpec,
 };
-use solti_runner::{OutputPublisher, OutputTarget, RunnerRouter};
+use solti_runner::{AttemptEnd, OutputPublisher, OutputTarget, RunnerRouter};
 use taskvisor::{TaskContext, TaskError, TaskRef};
 
 /// Collects every published event.
@@ -53,11 +53,10 @@ impl Collect {
     }
 }
 
-/// One built task with its output and publisher.
+/// One built task with its output.
 pub(crate) struct Built {
     pub(crate) task: TaskRef,
     pub(crate) out: Arc<Collect>,
-    pub(crate) publisher: OutputPublisher,
 }
 
 /// A small grace keeps the kill tests short.
@@ -70,15 +69,9 @@ pub(crate) fn build_with(spec: &TaskSpec, config: SubprocessBackendConfig, env: 
     router.set_env(solti_runner::RunnerEnv::from_env(env));
     subprocess::register_subprocess_runner_with_backend(&mut router, "default", config).unwrap();
     let out = Arc::new(Collect::default());
-    let publisher = OutputPublisher::new(TaskId::generate(), out.clone());
-    publisher.set_attempt(1);
-    let ctx = router.context(publisher.clone());
+    let ctx = router.context(OutputPublisher::new(TaskId::generate(), out.clone()));
     let (task, _) = router.build(spec, &ctx).unwrap();
-    Built {
-        task,
-        out,
-        publisher,
-    }
+    Built { task, out }
 }
 
 pub(crate) fn build(spec: &TaskSpec) -> Built {
@@ -87,9 +80,15 @@ pub(crate) fn build(spec: &TaskSpec) -> Built {
 
 /// Runs one attempt to the end with a fresh, never-cancelled context.
 pub(crate) async fn run(spec: &TaskSpec) -> (Result<(), TaskError>, Built) {
+    let (end, b) = run_attempt(spec).await;
+    (end.into_result(), b)
+}
+
+/// Runs attempt 1 to the end as the supervisor starts it, with a never-cancelled context.
+pub(crate) async fn run_attempt(spec: &TaskSpec) -> (AttemptEnd, Built) {
     let b = build(spec);
-    let r = b.task.spawn(TaskContext::detached()).await;
-    (r, b)
+    let end = solti_runner::start_attempt(&b.task, 1, TaskContext::detached()).await;
+    (end, b)
 }
 
 pub(crate) fn spec(sub: SubprocessSpec) -> TaskSpec {
@@ -167,13 +166,7 @@ pub(crate) fn build_runner(spec: &TaskSpec, runner: solti_exec::SubprocessRunner
     let mut router = RunnerRouter::new();
     router.register(runner).unwrap();
     let out = Arc::new(Collect::default());
-    let publisher = OutputPublisher::new(TaskId::generate(), out.clone());
-    publisher.set_attempt(1);
-    let ctx = router.context(publisher.clone());
+    let ctx = router.context(OutputPublisher::new(TaskId::generate(), out.clone()));
     let (task, _) = router.build(spec, &ctx).unwrap();
-    Built {
-        task,
-        out,
-        publisher,
-    }
+    Built { task, out }
 }

@@ -89,7 +89,6 @@ async fn every_line_is_published_without_a_reader() {
     solti_exec::register_subprocess_runner_with_backend(&mut router, "default", fast()).unwrap();
     let publisher =
         solti_runner::OutputPublisher::new(solti_model::TaskId::generate(), target.clone());
-    publisher.set_attempt(1);
     let ctx = router.context(publisher);
     let (task, _) = router
         .build(&spec(cmd("seq", &["1", "200000"])), &ctx)

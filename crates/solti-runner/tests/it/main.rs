@@ -4,5 +4,6 @@
     reason = "test fakes outside #[test] fns may unwrap"
 )]
 
+mod attempt;
 mod output;
 mod router;

@@ -17,15 +17,13 @@ impl OutputTarget for Collect {
 fn sinks_number_lines_per_stream_and_attempt() {
     let target = Arc::new(Collect::default());
     let publisher = OutputPublisher::new(TaskId::generate(), target.clone());
-    publisher.set_attempt(1);
-    let sink = publisher.sink();
+    let sink = publisher.sink(1);
     sink.stdout_line(Bytes::from_static(b"a"));
     sink.stderr_line(Bytes::from_static(b"b"));
     let clone = sink.clone();
     clone.stdout_line(Bytes::from_static(b"c"));
     drop(sink);
-    publisher.set_attempt(2);
-    let second = publisher.sink();
+    let second = publisher.sink(2);
     second.stdout_line(Bytes::from_static(b"d"));
 
     let got: Vec<_> = target
@@ -79,8 +77,7 @@ fn lines_refuse_spans_outside_their_buffer() {
 fn published_lines_are_numbered_like_single_lines() {
     let target = Arc::new(Collect::default());
     let publisher = OutputPublisher::new(TaskId::generate(), target.clone());
-    publisher.set_attempt(3);
-    let sink = publisher.sink();
+    let sink = publisher.sink(3);
     sink.stdout_line(Bytes::from_static(b"first"));
     let mut lines = Lines::new(Bytes::from_static(b"x\ny\r\nz"));
     lines.push(0..1);

@@ -6,6 +6,7 @@ mod control_plane;
 mod faults;
 mod fuzz;
 mod idle_sse;
+mod listeners;
 mod load;
 mod load_sweep;
 mod logs;
@@ -41,6 +42,7 @@ pub(crate) const ALL: &[&str] = &[
     "bad-input",
     "auth",
     "security",
+    "listeners",
 ];
 
 /// What every scenario gets.
@@ -115,6 +117,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
         ),
         "auth" => ("auth", Duration::from_secs(60)),
         "security" => ("security", Duration::from_secs(60)),
+        "listeners" => ("listeners", Duration::from_secs(120)),
         _ => ("unknown", Duration::ZERO),
     };
     let mut report = Report::new(label);
@@ -130,6 +133,7 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
             "control-plane" => control_plane::run(ctx, &mut report).await,
             "auth" => auth::run(ctx, &mut report).await,
             "security" => security::run(ctx, &mut report).await,
+            "listeners" => listeners::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!(
                 "unknown scenario {other:?}; known: {}",
                 ALL.join(", ")

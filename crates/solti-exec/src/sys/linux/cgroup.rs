@@ -1,20 +1,33 @@
-//! Per-attempt cgroups (v2): creation with limits, killing the whole tree, removal.
+//! Everything this crate does to cgroupfs (v2): finding and checking hierarchies, preparing
+//! the attempt cgroup parent, creating, configuring, joining, signalling, killing, draining
+//! and removing cgroups, recursively for the leftovers of a dead agent.
+//!
+//! The primitives take a directory and do one thing each, so other lifetimes than one
+//! cgroup per attempt (a pool of reusable cgroups: [`create`], [`configure`], [`drain`],
+//! [`remove`]) are compositions of them. [`AttemptCgroup`] is the per-attempt owner used
+//! today. Waiting uses the one backoff of [`poll`](super::poll).
 
 use std::{
-    ffi::CString,
     fs,
     io::{self, Write as _},
     os::{
         fd::{AsFd, BorrowedFd, OwnedFd},
-        unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _},
+        unix::fs::OpenOptionsExt as _,
     },
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
+
+use nix::{
+    sys::{
+        signal::{self, Signal},
+        statfs::{CGROUP2_SUPER_MAGIC, statfs},
+    },
+    unistd::Pid,
+};
+
+use super::{poll, reaper};
 
 /// Where attempt cgroups go and what each one gets.
 #[derive(Clone, Debug)]
@@ -37,9 +50,10 @@ impl CgroupSetup {
         }
     }
 
-    /// Creates the cgroup of one attempt and opens its `cgroup.procs`, or takes an emptied
-    /// one from the pool.
-    pub(crate) fn create(&self) -> io::Result<AttemptCgroup> {
+    /// Creates the cgroup `name` under the parent, writes the limits and opens its
+    /// `cgroup.procs` for the child to join. Removed again (by the drop) on error. Without
+    /// limits, an emptied cgroup from the pool is taken instead when there is one.
+    pub(crate) fn create(&self, name: &str) -> io::Result<AttemptCgroup> {
         // Only kill-only cgroups are reused: one with controllers would carry the previous
         // attempt's charges (page cache against `memory.max`) and counters into the next.
         let pool = self.limits.is_empty().then(|| Arc::clone(&self.pool));
@@ -51,6 +65,7 @@ impl CgroupSetup {
                 let cg = AttemptCgroup {
                     dir,
                     procs: Some(procs),
+                    removed: false,
                     pool: reuse.then(|| Arc::clone(pool)),
                 };
                 if reuse {
@@ -58,32 +73,14 @@ impl CgroupSetup {
                 }
             }
         }
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        // The name identifies this agent process, so a restarted agent can recognise and
-        // clean up the cgroups of a dead one (see `stale`).
-        let dir = self.parent.join(super::stale::attempt_name(seq));
-        fs::create_dir(&dir)?;
         let mut cg = AttemptCgroup {
-            dir,
+            dir: create(&self.parent, name)?,
             procs: None,
+            removed: false,
             pool,
         };
-        for (file, value) in &self.limits {
-            write_file(&cg.dir.join(file), value).map_err(|e| annotate(&e, &cg.dir.join(file)))?;
-        }
-        if self.limits.iter().any(|(f, _)| *f == "memory.max") {
-            // Without this a memory hog swaps instead of being OOM-killed; the file exists
-            // only when swap accounting is on, and then setting it must work.
-            let swap = cg.dir.join("memory.swap.max");
-            if swap.exists() {
-                write_file(&swap, "0").map_err(|e| annotate(&e, &swap))?;
-            }
-        }
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(cg.dir.join("cgroup.procs"))?;
-        cg.procs = Some(procs.into());
+        configure(&cg.dir, &self.limits)?;
+        cg.procs = Some(open_procs(&cg.dir)?);
         Ok(cg)
     }
 }
@@ -122,6 +119,7 @@ impl Drop for CgroupPool {
             drop(AttemptCgroup {
                 dir,
                 procs: None,
+                removed: false,
                 pool: None,
             });
         }
@@ -134,6 +132,7 @@ impl Drop for CgroupPool {
 pub(crate) struct AttemptCgroup {
     dir: PathBuf,
     procs: Option<OwnedFd>,
+    removed: bool,
     /// Where it goes back once empty (kill-only cgroups).
     pool: Option<Arc<CgroupPool>>,
 }
@@ -144,136 +143,215 @@ impl AttemptCgroup {
         self.procs.as_ref().map(AsFd::as_fd)
     }
 
-    /// Sends `sig` to every process in the cgroup. cgroup v2 has no "signal all" file
-    /// except `cgroup.kill` (SIGKILL only), so this reads `cgroup.procs`; a pid in there
-    /// belongs to this attempt's tree, and only an exit-and-reuse between the read and the
-    /// kill (microseconds) could hit a stranger.
-    pub(crate) fn signal(&self, sig: libc::c_int) {
-        signal_dir(&self.dir, sig);
+    /// Sends `sig` to every process in the cgroup (see [`signal`]).
+    pub(crate) fn signal(&self, sig: Signal) {
+        signal(&self.dir, sig);
     }
 
-    /// SIGKILLs everything in the cgroup (`cgroup.kill`, or a signal loop on kernels
-    /// before 5.14).
+    /// SIGKILLs everything in the cgroup (see [`kill`]).
     pub(crate) fn kill(&self) {
-        kill_dir(&self.dir);
+        kill(&self.dir);
     }
 
-    /// Kills the rest, waits (async) until the cgroup is empty, and removes (or recycles) it.
+    /// Kills the rest, waits (async) until the cgroup is empty, and removes it; a cgroup
+    /// still populated after [`FINISH_WAIT`] is left to the drop (and then the reaper).
     pub(crate) async fn finish(mut self) {
         // Usually the attempt's processes are gone already: then no `cgroup.kill` is needed.
         if self.release() {
             return;
         }
-        self.kill();
-        let mut wait = Duration::from_micros(200);
-        for _ in 0..REMOVE_TRIES {
-            if self.release() {
-                return;
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(50));
-            self.kill();
+        self.procs = None;
+        let dir = self.dir.clone();
+        if poll::until(Some(FINISH_WAIT), || drain(&dir)).await {
+            self.removed = true;
         }
-        // Drop retries once more and then reports.
     }
 
     /// When the cgroup is empty: returns it to its pool, or removes it (`rmdir` fails while a
-    /// process is inside). `true` when done.
+    /// process is inside). `true` (and `removed` set) when done.
     fn release(&mut self) -> bool {
-        if let Some(pool) = &self.pool {
-            match populated_state(&self.dir) {
-                Some(true) => return false,
-                Some(false) => {
-                    if let Some(procs) = self.procs.take() {
-                        match pool.put(std::mem::take(&mut self.dir), procs) {
-                            Ok(()) => return true,
-                            Err((dir, _)) => self.dir = dir,
-                        }
-                    }
+        if let Some(pool) = &self.pool
+            && populated_state(&self.dir) == Some(false)
+            && let Some(procs) = self.procs.take()
+        {
+            match pool.put(self.dir.clone(), procs) {
+                Ok(()) => {
+                    self.removed = true;
+                    return true;
                 }
-                // Unreadable (removed from outside?): removal below settles it.
-                None => {}
+                Err((_, procs)) => drop(procs),
             }
         }
-        self.try_remove()
-    }
-
-    fn try_remove(&mut self) -> bool {
-        self.procs = None;
-        match fs::remove_dir(&self.dir) {
-            Ok(()) => {
-                self.dir = PathBuf::new();
-                true
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.dir = PathBuf::new();
-                true
-            }
-            Err(_) => false,
+        if remove(&self.dir).is_ok() {
+            self.removed = true;
         }
+        self.removed
     }
 }
 
 impl Drop for AttemptCgroup {
-    /// Synchronous fallback (no runtime to wait on, or `finish` was cut short): SIGKILL
-    /// everything and remove the cgroup if it emptied within [`DROP_WAIT`]; otherwise (a
-    /// process in uninterruptible sleep) the reaper thread keeps trying, so the runtime
-    /// worker running this drop is not blocked.
+    /// Synchronous fallback (no runtime to wait on, or `finish` was cut short): drains the
+    /// cgroup for up to [`DROP_WAIT`]; otherwise (a process in uninterruptible sleep) the
+    /// reaper thread keeps trying, so the runtime worker running this drop is not blocked.
     fn drop(&mut self) {
-        if self.dir.as_os_str().is_empty() || self.release() {
+        if self.removed || self.release() {
             return;
         }
-        self.kill();
-        let mut wait = Duration::from_micros(100);
-        let mut waited = Duration::ZERO;
-        while waited < DROP_WAIT {
-            if self.release() {
-                return;
-            }
-            std::thread::sleep(wait);
-            waited += wait;
-            wait = (wait * 2).min(Duration::from_millis(10));
-        }
         self.procs = None;
-        let job = super::reaper::Job::Cgroup(std::mem::take(&mut self.dir));
-        if let Err(job) = super::reaper::hand_off(job) {
-            super::reaper::finish_inline(job);
+        if !poll::blocking(DROP_WAIT, || drain(&self.dir)) {
+            reaper::hand_off(Box::new(Stuck {
+                dir: std::mem::take(&mut self.dir),
+                since: std::time::Instant::now(),
+            }));
         }
     }
 }
 
-/// SIGKILLs every process in the cgroup at `dir` (`cgroup.kill`, or a signal loop over
-/// `cgroup.procs` on kernels before 5.14).
-pub(crate) fn kill_dir(dir: &Path) {
-    if write_file(&dir.join("cgroup.kill"), "1").is_err() {
-        signal_dir(dir, libc::SIGKILL);
+/// A cgroup still populated after SIGKILL, handed to the reaper.
+struct Stuck {
+    dir: PathBuf,
+    since: std::time::Instant,
+}
+
+impl reaper::Leftover for Stuck {
+    fn try_finish(&mut self) -> bool {
+        let gone = drain(&self.dir);
+        if !gone && self.since.elapsed() >= STUCK_PATIENCE {
+            tracing::warn!(cgroup = %self.dir.display(),
+                "attempt cgroup still populated after SIGKILL for {} s; left in place (the next agent start removes it)",
+                STUCK_PATIENCE.as_secs());
+            return true;
+        }
+        gone
+    }
+
+    fn finish_inline(self: Box<Self>) {
+        if !poll::blocking(INLINE_WAIT, || drain(&self.dir)) {
+            tracing::warn!(cgroup = %self.dir.display(),
+                "attempt cgroup still populated after SIGKILL; left in place (the next agent start removes it)");
+        }
     }
 }
 
-/// Sends `sig` to every process listed in the `cgroup.procs` of the cgroup at `dir`.
-fn signal_dir(dir: &Path, sig: libc::c_int) {
-    let Ok(list) = fs::read_to_string(dir.join("cgroup.procs")) else {
-        return;
-    };
-    for pid in list
+/// Creates the cgroup `name` under `parent`.
+pub(crate) fn create(parent: &Path, name: &str) -> io::Result<PathBuf> {
+    let dir = parent.join(name);
+    fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `limits` (`(file, value)`) into the cgroup at `dir`; with `memory.max`, also
+/// `memory.swap.max = 0` where swap is accounted.
+pub(crate) fn configure(dir: &Path, limits: &[(&'static str, String)]) -> io::Result<()> {
+    for (file, value) in limits {
+        write(dir, file, value)?;
+    }
+    // Without this a memory hog swaps instead of being OOM-killed; the file exists only
+    // when swap accounting is on, and then setting it must work.
+    if limits.iter().any(|(f, _)| *f == "memory.max") && dir.join("memory.swap.max").exists() {
+        write(dir, "memory.swap.max", "0")?;
+    }
+    Ok(())
+}
+
+/// Opens the `cgroup.procs` of `dir` for writing (close-on-exec): writing `0` to it moves
+/// the writer into the cgroup.
+pub(crate) fn open_procs(dir: &Path) -> io::Result<OwnedFd> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join("cgroup.procs"))?;
+    Ok(file.into())
+}
+
+/// Writes `value` to the control file `file` of the cgroup at `dir`; the error names the
+/// file.
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
+    let path = dir.join(file);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+}
+
+/// Reads the control file `file` of the cgroup at `dir` (empty when unreadable).
+pub(crate) fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+/// Sends `sig` to every process in the cgroup at `dir`. cgroup v2 has no "signal all"
+/// file except `cgroup.kill` (SIGKILL only), so this reads `cgroup.procs`; a pid in there
+/// belongs to the cgroup's tree, and only an exit-and-reuse between the read and the kill
+/// (microseconds) could hit a stranger.
+pub(crate) fn signal(dir: &Path, sig: Signal) {
+    for pid in read(dir, "cgroup.procs")
         .lines()
         .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
     {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, sig) };
+        let _ = signal::kill(Pid::from_raw(pid), sig);
     }
 }
 
-/// Removes the (empty) cgroup at `dir`; `true` when it is gone.
-pub(crate) fn try_remove_dir(dir: &Path) -> bool {
-    match fs::remove_dir(dir) {
-        Ok(()) => true,
-        Err(e) => e.kind() == io::ErrorKind::NotFound,
+/// SIGKILLs everything in the cgroup at `dir` and below: `cgroup.kill`, or a signal loop
+/// over `cgroup.procs` (kernels before 5.14).
+pub(crate) fn kill(dir: &Path) {
+    if write(dir, "cgroup.kill", "1").is_ok() {
+        return;
     }
+    signal(dir, Signal::SIGKILL);
+    for sub in children(dir) {
+        kill(&sub);
+    }
+}
+
+/// Whether any process is in the cgroup at `dir` or below.
+pub(crate) fn populated(dir: &Path) -> bool {
+    read(dir, "cgroup.events")
+        .lines()
+        .any(|l| l.trim() == "populated 1")
+}
+
+/// Removes the cgroup at `dir` and any cgroups inside it, deepest first; gone already
+/// counts as removed. Fails while a process is in it.
+pub(crate) fn remove(dir: &Path) -> io::Result<()> {
+    // The common case (no cgroups inside) costs one rmdir; the listing only follows a
+    // failure.
+    let rmdir = |dir: &Path| match fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if rmdir(dir).is_ok() {
+        return Ok(());
+    }
+    for sub in children(dir) {
+        remove(&sub)?;
+    }
+    rmdir(dir)
+}
+
+/// One non-blocking step of emptying the cgroup at `dir`: SIGKILL what is in it and remove
+/// it once empty; `true` when it is gone.
+pub(crate) fn drain(dir: &Path) -> bool {
+    kill(dir);
+    !populated(dir) && remove(dir).is_ok()
+}
+
+/// The cgroups directly inside `dir`.
+pub(crate) fn children(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The agent's own cgroup v2 directory, when cgroup2 is mounted.
-pub(crate) fn own_cgroup_dir() -> io::Result<PathBuf> {
+pub(crate) fn own_dir() -> io::Result<PathBuf> {
     let cgroup = fs::read_to_string("/proc/self/cgroup")?;
     let rel = cgroup
         .lines()
@@ -307,16 +385,7 @@ pub(crate) fn own_cgroup_dir() -> io::Result<PathBuf> {
 
 /// Whether `dir` is inside a cgroup2 filesystem.
 pub(crate) fn is_cgroup2(dir: &Path) -> bool {
-    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is NUL-terminated and `st` is valid for writes; the result is checked
-    // before `st` is read.
-    unsafe {
-        libc::statfs(c.as_ptr(), st.as_mut_ptr()) == 0
-            && st.assume_init().f_type == libc::CGROUP2_SUPER_MAGIC
-    }
+    statfs(dir).is_ok_and(|st| st.filesystem_type() == CGROUP2_SUPER_MAGIC)
 }
 
 /// Creates `parent` if needed and enables `controllers` for its children. Returns, per
@@ -335,8 +404,8 @@ pub(crate) fn prepare_parent(
             parent.display()
         ));
     }
-    let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-    let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    let available = read(parent, "cgroup.controllers");
+    let enabled = read(parent, "cgroup.subtree_control");
     let mut missing = Vec::new();
     for &c in controllers {
         if enabled.split_whitespace().any(|e| e == c) {
@@ -349,7 +418,7 @@ pub(crate) fn prepare_parent(
             ));
             continue;
         }
-        if let Err(e) = write_file(&parent.join("cgroup.subtree_control"), &format!("+{c}")) {
+        if let Err(e) = write(parent, "cgroup.subtree_control", &format!("+{c}")) {
             missing.push((
                 c,
                 format!("cannot enable controller {c} in {}: {e}", parent.display()),
@@ -359,43 +428,35 @@ pub(crate) fn prepare_parent(
     Ok(missing)
 }
 
-/// Whether attempt cgroups can be created under `parent` (tries one).
-pub(crate) fn can_create_under(parent: &Path) -> Result<(), String> {
+/// Whether cgroups can be created under `parent` (creates and removes `probe_name`).
+pub(crate) fn can_create_under(parent: &Path, probe_name: &str) -> Result<(), String> {
     if !is_cgroup2(parent) {
         return Err(format!(
             "{} is not in a cgroup v2 hierarchy",
             parent.display()
         ));
     }
-    let setup = CgroupSetup::new(parent.to_path_buf(), Vec::new());
-    setup
-        .create()
-        .map(drop)
-        .map_err(|e| format!("cannot create a cgroup under {}: {e}", parent.display()))
+    let dir = create(parent, probe_name)
+        .map_err(|e| format!("cannot create a cgroup under {}: {e}", parent.display()))?;
+    remove(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))
 }
 
-fn write_file(path: &Path, value: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    f.write_all(value.as_bytes())
-}
-
-fn annotate(e: &io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
-}
-
-/// Unique suffix for attempt cgroup names within this agent.
-static SEQ: AtomicU64 = AtomicU64::new(0);
-const REMOVE_TRIES: usize = 100;
+/// Longest `finish` waits (async) for the killed processes of an attempt to exit.
+const FINISH_WAIT: Duration = Duration::from_secs(5);
 /// Most emptied cgroups a pool keeps (more than the attempts that usually run at once).
 const POOL_MAX: usize = 64;
-/// Longest a dropped attempt cgroup blocks waiting for its killed processes to exit.
-const DROP_WAIT: Duration = Duration::from_millis(20);
 
 /// Whether the cgroup at `dir` holds a process (`cgroup.events`); `None` when unreadable.
 fn populated_state(dir: &Path) -> Option<bool> {
     let events = fs::read_to_string(dir.join("cgroup.events")).ok()?;
     Some(events.lines().any(|l| l.trim() == "populated 1"))
 }
+/// Longest a dropped attempt cgroup blocks waiting for its killed processes to exit.
+const DROP_WAIT: Duration = Duration::from_millis(20);
+/// How long the reaper keeps trying to empty and remove a stuck cgroup.
+const STUCK_PATIENCE: Duration = Duration::from_secs(600);
+/// How long a stuck cgroup gets when the reaper cannot be started.
+const INLINE_WAIT: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {
@@ -406,7 +467,7 @@ mod tests {
     /// A cgroup parent of this test alone under the process's own cgroup v2 directory, when
     /// this host lets us create one.
     fn private_parent(name: &str) -> Option<PathBuf> {
-        let parent = own_cgroup_dir()
+        let parent = own_dir()
             .ok()?
             .join(format!("pooltest-{name}-{}", std::process::id()));
         match fs::create_dir(&parent) {
@@ -424,16 +485,16 @@ mod tests {
             return;
         };
         let setup = CgroupSetup::new(parent.clone(), Vec::new());
-        let first = setup.create().unwrap();
+        let first = setup.create("solti-t-1").unwrap();
         let dir = first.dir.clone();
         first.finish().await;
         assert!(
             dir.exists(),
             "an emptied kill-only cgroup is kept for the next attempt"
         );
-        let second = setup.create().unwrap();
+        let second = setup.create("solti-t-2").unwrap();
         assert_eq!(second.dir, dir, "and reused");
-        let third = setup.create().unwrap();
+        let third = setup.create("solti-t-3").unwrap();
         assert_ne!(third.dir, dir, "a busy one is never handed out twice");
         let third_dir = third.dir.clone();
         drop(second);
@@ -453,7 +514,7 @@ mod tests {
         };
         // A limit file that exists in every cgroup v2 directory, controllers or not.
         let setup = CgroupSetup::new(parent.clone(), vec![("cgroup.max.descendants", "1".into())]);
-        let cg = setup.create().unwrap();
+        let cg = setup.create("solti-t-1").unwrap();
         let dir = cg.dir.clone();
         cg.finish().await;
         assert!(!dir.exists());

@@ -1,8 +1,16 @@
 //! Linux backend: `clone(CLONE_VM | CLONE_VFORK)` spawner, pidfd-based waiting, per-attempt
 //! cgroups, capabilities and rlimits.
+//!
+//! Modules, each using only those listed before it: `poll` (the one backoff), `reaper`
+//! (finishes what a drop left), `cgroup` (every cgroupfs primitive), `stale` (attempt cgroup
+//! names, the sweep of a dead agent's), `caps`, `child` (waiting, signalling, reaping),
+//! `spawn` (the clone and the child side up to `execve`), `spawner` (the threads that
+//! clone), and this file ([`start`] and [`Running`], used by the attempt).
 
 mod caps;
 mod cgroup;
+mod child;
+mod poll;
 mod reaper;
 mod spawn;
 mod spawner;
@@ -11,19 +19,24 @@ mod stale;
 use std::{
     ffi::CString,
     io,
-    os::{
-        fd::{FromRawFd as _, OwnedFd},
-        unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
-    },
+    os::unix::ffi::OsStrExt as _,
     path::Path,
     process::ExitStatus,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
-use tokio::{io::unix::AsyncFd, net::unix::pipe};
+use nix::{
+    sys::{resource::Resource, signal::Signal},
+    unistd::{Uid, User},
+};
+use tokio::net::unix::pipe;
 
-use self::{caps::CapPlan, cgroup::AttemptCgroup, cgroup::CgroupSetup};
+use self::{
+    caps::CapPlan,
+    cgroup::{AttemptCgroup, CgroupSetup},
+    child::Child,
+};
 use super::CommandLine;
 use crate::{ExecError, SubprocessBackendConfig, config::RunAs};
 
@@ -36,7 +49,7 @@ pub(crate) struct Isolation {
     cgroup: Option<CgroupSetup>,
     caps: Option<CapPlan>,
     no_new_privs: bool,
-    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    rlimits: Vec<(Resource, u64)>,
     run_as: Option<RunAs>,
     /// The task user's home directory, when tasks run as another user.
     task_home: Option<String>,
@@ -71,12 +84,12 @@ impl Isolation {
         let r = &config.rlimits;
         let mut rlimits = Vec::new();
         for (name, res, value) in [
-            ("rlimit_nofile", libc::RLIMIT_NOFILE, r.nofile),
-            ("rlimit_fsize", libc::RLIMIT_FSIZE, r.fsize),
-            ("rlimit_core", libc::RLIMIT_CORE, r.core),
-            ("rlimit_as", libc::RLIMIT_AS, r.address_space),
-            ("rlimit_cpu", libc::RLIMIT_CPU, r.cpu),
-            ("rlimit_nproc", libc::RLIMIT_NPROC, r.nproc),
+            ("rlimit_nofile", Resource::RLIMIT_NOFILE, r.nofile),
+            ("rlimit_fsize", Resource::RLIMIT_FSIZE, r.fsize),
+            ("rlimit_core", Resource::RLIMIT_CORE, r.core),
+            ("rlimit_as", Resource::RLIMIT_AS, r.address_space),
+            ("rlimit_cpu", Resource::RLIMIT_CPU, r.cpu),
+            ("rlimit_nproc", Resource::RLIMIT_NPROC, r.nproc),
         ] {
             let Some(value) = value else { continue };
             match rlimit_problem(res, value) {
@@ -123,8 +136,8 @@ impl Isolation {
             }
         }
         if cgroup.is_none() && config.cgroup_kill {
-            match cgroup::own_cgroup_dir().map_err(|e| e.to_string()).and_then(|dir| {
-                cgroup::can_create_under(&dir)?;
+            match cgroup::own_dir().map_err(|e| e.to_string()).and_then(|dir| {
+                cgroup::can_create_under(&dir, &stale::next_attempt_name())?;
                 Ok(dir)
             }) {
                 Ok(dir) => cgroup = Some(CgroupSetup::new(dir, Vec::new())),
@@ -200,7 +213,7 @@ pub(crate) struct Running {
 impl Running {
     /// The child's pid (also its process-group id).
     pub(crate) fn pid(&self) -> libc::pid_t {
-        self.child.pid
+        self.child.pid()
     }
 
     /// Takes the stdout and stderr pipes (once).
@@ -216,7 +229,10 @@ impl Running {
 
     /// SIGTERM to the process group and to every process in the cgroup.
     pub(crate) fn terminate(&self) {
-        self.signal(libc::SIGTERM);
+        self.child.signal_group(Signal::SIGTERM);
+        if let Some(cg) = &self.cgroup {
+            cg.signal(Signal::SIGTERM);
+        }
     }
 
     /// SIGKILL to the process group and everything in the cgroup. Must be called before
@@ -225,14 +241,7 @@ impl Running {
         if let Some(cg) = &self.cgroup {
             cg.kill();
         }
-        self.child.signal_group(libc::SIGKILL);
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        self.child.signal_group(sig);
-        if let Some(cg) = &self.cgroup {
-            cg.signal(sig);
-        }
+        self.child.signal_group(Signal::SIGKILL);
     }
 
     /// Collects the exit status of the (exited) main process.
@@ -248,9 +257,10 @@ impl Running {
     }
 }
 
-/// Starts one attempt. The steps that touch the file system (program lookup, `cwd`,
-/// `execve`) run on the spawner threads, and the wait for them is bounded by `timeout`.
-pub(crate) async fn spawn(
+/// Starts the process of one attempt (in its own cgroup when attempts get one). The steps
+/// that touch the file system (program lookup, `cwd`, `execve`) run on the spawner
+/// threads, and the wait for them is bounded by `timeout`.
+pub(crate) async fn start(
     iso: &Isolation,
     cmd: &CommandLine,
     timeout: Duration,
@@ -292,7 +302,11 @@ pub(crate) async fn spawn(
             .as_ref()
             .map(|c| cstr("cwd", c.as_os_str().as_bytes()))
             .transpose()?,
-        rlimits: iso.rlimits.clone(),
+        rlimits: iso
+            .rlimits
+            .iter()
+            .map(|&(res, value)| (res as libc::__rlimit_resource_t, value))
+            .collect(),
         caps: iso.caps,
         no_new_privs: iso.no_new_privs,
         run_as: iso.run_as.map(|r| (r.uid, r.gid)),
@@ -300,7 +314,7 @@ pub(crate) async fn spawn(
     // cgroupfs lives in memory: creating the attempt cgroup does not block.
     let cgroup = match &iso.cgroup {
         None => None,
-        Some(setup) => match setup.create() {
+        Some(setup) => match setup.create(&stale::next_attempt_name()) {
             Ok(cg) => Some(cg),
             Err(source) if iso.require => {
                 return Err(ExecError::Cgroup {
@@ -436,50 +450,20 @@ fn writable_by(meta: &std::fs::Metadata, run_as: RunAs) -> bool {
 
 /// The home directory of `uid` in the password database.
 fn home_of(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: an all-zero passwd is a valid value to be overwritten.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives the reads of `pwd`'s
-        // string fields below.
-        let r = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &raw mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &raw mut out,
-            )
-        };
-        if r == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if r != 0 || out.is_null() || pwd.pw_dir.is_null() {
-            return None;
-        }
-        // SAFETY: getpwuid_r succeeded, so pw_dir points to a NUL-terminated string in `buf`.
-        let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
-        return dir
-            .to_str()
-            .ok()
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned);
-    }
+    let user = User::from_uid(Uid::from_raw(uid)).ok()??;
+    user.dir
+        .to_str()
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
 }
 
 /// Why `value` cannot be set for `res` by this agent, if it cannot.
-fn rlimit_problem(res: libc::__rlimit_resource_t, value: u64) -> Option<String> {
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+fn rlimit_problem(res: Resource, value: u64) -> Option<String> {
+    let hard = match nix::sys::resource::getrlimit(res) {
+        Ok((_, hard)) => hard,
+        Err(e) => return Some(format!("getrlimit failed: {e}")),
     };
-    // SAFETY: `cur` is a valid out-pointer.
-    if unsafe { libc::getrlimit(res, &raw mut cur) } != 0 {
-        return Some(format!("getrlimit failed: {}", io::Error::last_os_error()));
-    }
-    if value <= cur.rlim_max {
+    if value <= hard {
         return None;
     }
     match ::caps::has_cap(
@@ -489,127 +473,10 @@ fn rlimit_problem(res: libc::__rlimit_resource_t, value: u64) -> Option<String> 
     ) {
         Ok(true) => None,
         _ => Some(format!(
-            "above the agent's hard limit {} and no CAP_SYS_RESOURCE",
-            cur.rlim_max
+            "above the agent's hard limit {hard} and no CAP_SYS_RESOURCE"
         )),
     }
 }
-
-/// Our unreaped child. Dropping it unreaped SIGKILLs its group and reaps it (blocking).
-#[derive(Debug)]
-struct Child {
-    pid: libc::pid_t,
-    pidfd: Option<AsyncFd<OwnedFd>>,
-    reaped: bool,
-}
-
-impl Child {
-    fn new(pid: libc::pid_t) -> Self {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1. The pid is
-        // our unreaped child, so it cannot name another process.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let pidfd = if fd >= 0 {
-            // SAFETY: the syscall returned a fresh fd that nothing else owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-            // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the
-            // same for the AsyncFd's whole lifetime.
-            unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }.ok()
-        } else {
-            None
-        };
-        Self {
-            pid,
-            pidfd,
-            reaped: false,
-        }
-    }
-
-    async fn exited(&self) {
-        if let Some(fd) = &self.pidfd {
-            while let Ok(mut guard) = fd.readable().await {
-                if self.has_exited() {
-                    return;
-                }
-                guard.clear_ready();
-            }
-        }
-        // No pidfd (kernel < 5.3): poll, backing off to 20 ms.
-        let mut wait = Duration::from_micros(100);
-        while !self.has_exited() {
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(20));
-        }
-    }
-
-    /// Whether the child has exited, without reaping it.
-    fn has_exited(&self) -> bool {
-        if self.reaped {
-            return true;
-        }
-        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child waitable.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                self.pid as libc::id_t,
-                &raw mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: si_pid is the field waitid fills for WEXITED (0 when nothing changed).
-        r != 0 || unsafe { info.si_pid() } != 0
-    }
-
-    fn signal_group(&self, sig: libc::c_int) {
-        if !self.reaped {
-            // SAFETY: killpg has no memory-safety preconditions; the group id is our
-            // unreaped child's pid, which cannot be reused yet.
-            unsafe { libc::killpg(self.pid, sig) };
-        }
-    }
-
-    fn reap(&mut self) -> Option<ExitStatus> {
-        if self.reaped {
-            return None;
-        }
-        let status = spawn::reap_blocking(self.pid);
-        self.reaped = true;
-        status.map(ExitStatus::from_raw)
-    }
-}
-
-impl Drop for Child {
-    /// SIGKILLs the group and reaps the child if it is gone within [`DROP_REAP_WAIT`];
-    /// otherwise (a process in uninterruptible sleep dies only when that sleep ends) the
-    /// reaper thread waits for it, so the runtime worker running this drop is not blocked.
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        self.signal_group(libc::SIGKILL);
-        // SAFETY: as above; also covers a leader that left its group.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        let mut wait = Duration::from_micros(50);
-        let mut waited = Duration::ZERO;
-        while waited < DROP_REAP_WAIT {
-            if self.has_exited() {
-                self.reap();
-                return;
-            }
-            std::thread::sleep(wait);
-            waited += wait;
-            wait = (wait * 2).min(Duration::from_millis(5));
-        }
-        self.reaped = true;
-        if let Err(job) = reaper::hand_off(reaper::Job::Child(self.pid)) {
-            reaper::finish_inline(job);
-        }
-    }
-}
-
-/// How long a drop waits for a SIGKILLed child before leaving it to the reaper thread.
-const DROP_REAP_WAIT: Duration = Duration::from_millis(20);
 
 /// `PATH` used when the child's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

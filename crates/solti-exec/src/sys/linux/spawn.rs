@@ -7,18 +7,28 @@
 //! child shares the parent's memory until `execve`, so its cost does not depend on the
 //! agent's size, and the isolation steps (death signal, process group, cgroup, rlimits,
 //! capabilities, `no_new_privs`) are a handful of syscalls on values prepared before the
-//! clone. Call [`spawn`] only from the spawner threads (`super::spawner`): the death
-//! signal is tied to the thread that clones.
+//! clone. Call [`clone_and_exec`] only from the spawner threads (`super::spawner`): the
+//! death signal is tied to the thread that clones.
+//!
+//! Parent-side calls go through `nix`. The child runs between `clone` and `execve` in the
+//! parent's memory, where it must not allocate or take locks, so it makes its syscalls
+//! through `libc` directly on values prepared by the parent; `clone` itself is `libc`'s
+//! too, as `nix::sched::clone` boxes its callback and sizes the stack for us.
 
 use std::{
     ffi::{CStr, CString, c_int, c_void},
-    io,
-    mem::MaybeUninit,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
+    fs, io,
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd},
     ptr,
 };
 
-use super::caps::CapPlan;
+use nix::{
+    errno::Errno,
+    fcntl::OFlag,
+    sys::signal::{SigSet, SigmaskHow, pthread_sigmask},
+};
+
+use super::{caps::CapPlan, child};
 
 /// Everything the child needs, prepared (allocated) before the clone.
 #[derive(Debug)]
@@ -56,7 +66,7 @@ pub(crate) struct SpawnFailure {
 
 /// Starts `program` (a resolved path) with `plan` as a new process-group leader;
 /// `cgroup_procs` (an open `cgroup.procs`) puts it into that cgroup before `execve`.
-pub(crate) fn spawn(
+pub(crate) fn clone_and_exec(
     program: &CStr,
     plan: &ExecPlan,
     cgroup_procs: Option<BorrowedFd<'_>>,
@@ -103,10 +113,9 @@ pub(crate) fn spawn(
         caps: plan.caps,
         no_new_privs: plan.no_new_privs,
         run_as: plan.run_as,
-        // SAFETY: getpid has no preconditions.
-        parent_pid: unsafe { libc::getpid() },
+        parent_pid: libc::pid_t::try_from(std::process::id()).unwrap_or(libc::pid_t::MAX),
         sig_max: libc::SIGRTMAX(),
-        failed_stage: ptr::null(),
+        failed_stage: None,
         failed_errno: 0,
     };
 
@@ -117,15 +126,15 @@ pub(crate) fn spawn(
     let stack_top = unsafe { stack.as_mut_ptr().add(CHILD_STACK_BYTES) };
     let stack_top = ((stack_top as usize) & !15) as *mut c_void;
 
-    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: both pointers are valid for writes; sigfillset initialises `all`, and
-    // pthread_sigmask initialises `old`. Blocking every signal keeps our handlers from
-    // running in the child while it shares our memory (glibc's posix_spawn does the same).
-    unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-    }
+    // Blocking every signal keeps our handlers from running in the child while it shares
+    // our memory (glibc's posix_spawn does the same).
+    let mut old = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(|e| fail("sigmask")(e.into()))?;
     // SAFETY: `child_main` only uses `args` and the raw values it points to, which live in
     // this frame until clone returns; with CLONE_VFORK this thread is suspended until the
     // child has called execve or _exit, so nothing here is touched concurrently. The stack
@@ -139,10 +148,8 @@ pub(crate) fn spawn(
         )
     };
     let clone_error = io::Error::last_os_error();
-    // SAFETY: `old` was initialised by the pthread_sigmask call above.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut());
-    }
+    // Restoring a mask read just before cannot fail.
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     drop(stack);
     if pid < 0 {
         return Err(SpawnFailure {
@@ -150,13 +157,11 @@ pub(crate) fn spawn(
             error: clone_error,
         });
     }
-    if !args.failed_stage.is_null() {
+    if let Some(stage) = args.failed_stage {
         // The child wrote the failure and called _exit; collect it so no zombie remains.
-        reap_blocking(pid);
-        // SAFETY: the child only ever stores pointers to 'static NUL-terminated literals.
-        let stage = unsafe { CStr::from_ptr(args.failed_stage) };
+        child::reap_blocking(pid);
         return Err(SpawnFailure {
-            stage: stage_name(stage),
+            stage,
             error: io::Error::from_raw_os_error(args.failed_errno),
         });
     }
@@ -166,54 +171,6 @@ pub(crate) fn spawn(
         stdout: out_r,
         stderr: err_r,
     })
-}
-
-/// SIGKILLs a started child nobody will manage (its caller gave up) and has it reaped by
-/// the reaper thread.
-pub(crate) fn abandon(pid: libc::pid_t) {
-    // SAFETY: killpg/kill have no memory-safety preconditions; `pid` is our unreaped
-    // child (and the leader of its group), so neither id can name another process yet.
-    unsafe {
-        libc::killpg(pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
-    }
-    if let Err(job) = super::reaper::hand_off(super::reaper::Job::Child(pid)) {
-        super::reaper::finish_inline(job);
-    }
-}
-
-/// Waits for `pid` (blocking), retrying on EINTR. Used only for a child known to be gone
-/// or being SIGKILLed.
-pub(crate) fn reap_blocking(pid: libc::pid_t) -> Option<c_int> {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer; `pid` is our own unreaped child.
-        let r = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        if r == pid {
-            return Some(status);
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return None;
-    }
-}
-
-/// Reaps `pid` if it has exited, without waiting; `true` when it is reaped (or is no longer
-/// our child to wait for).
-pub(crate) fn reap_nohang(pid: libc::pid_t) -> bool {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer; `pid` is our own unreaped child.
-        let r = unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) };
-        if r == 0 {
-            return false;
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return true;
-    }
 }
 
 /// Values read by the child. Raw pointers only: the child must not allocate or lock.
@@ -232,8 +189,8 @@ struct ChildArgs {
     /// The agent's pid, to detect that it died before `PR_SET_PDEATHSIG` was armed.
     parent_pid: libc::pid_t,
     sig_max: c_int,
-    /// Set by the child on failure: a static C string naming the step.
-    failed_stage: *const libc::c_char,
+    /// Set by the child on failure: the step that failed (a plain store, no allocation).
+    failed_stage: Option<&'static str>,
     failed_errno: c_int,
 }
 
@@ -243,7 +200,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     let args = unsafe { &mut *arg.cast::<ChildArgs>() };
     // SAFETY: we are the freshly cloned child described in `setup_and_exec`'s contract.
     let (stage, errno) = unsafe { setup_and_exec(args) };
-    args.failed_stage = stage.as_ptr();
+    args.failed_stage = Some(stage);
     args.failed_errno = errno;
     // SAFETY: _exit is async-signal-safe and does not run atexit handlers or flush stdio
     // buffers that belong to the parent.
@@ -254,12 +211,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 /// and its errno.
 ///
 /// # Safety
-/// Must run only in a child created by `clone(CLONE_VM | CLONE_VFORK)` from [`spawn`]:
+/// Must run only in a child created by `clone(CLONE_VM | CLONE_VFORK)` from
+/// [`clone_and_exec`]:
 /// it shares the parent's memory, so it must not allocate, take locks, unwind or touch
 /// thread-locals other than `errno`. Everything here is a direct syscall wrapper on
 /// values prepared by the parent (all async-signal-safe per signal-safety(7)), and `args`
 /// must point to valid, NUL-terminated strings and arrays.
-unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
+unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static str, c_int) {
     // SAFETY: each call is an async-signal-safe libc wrapper given pointers that the parent
     // keeps alive for the duration of the vfork (see the function contract).
     unsafe {
@@ -275,7 +233,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
             0,
         ) != 0
         {
-            return (c"pdeathsig", errno());
+            return ("PR_SET_PDEATHSIG", errno());
         }
         if libc::getppid() != args.parent_pid {
             libc::_exit(127);
@@ -299,43 +257,43 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
             }
         }
         if libc::setpgid(0, 0) != 0 {
-            return (c"setpgid", errno());
+            return ("setpgid", errno());
         }
         // Joined while still privileged: with a task user, the cgroup is not writable by
         // the child once it has switched.
         if args.cgroup_procs >= 0 && libc::write(args.cgroup_procs, b"0".as_ptr().cast(), 1) != 1 {
-            return (c"cgroup", errno());
+            return ("joining the cgroup", errno());
         }
         for (i, &fd) in args.stdio.iter().enumerate() {
             // The fds are >= 3 (see `pipe`), so dup2 never aliases and clears CLOEXEC.
             if libc::dup2(fd, i as c_int) < 0 {
-                return (c"dup2", errno());
+                return ("dup2", errno());
             }
         }
         // Raising a limit needs CAP_SYS_RESOURCE, so before any user switch.
         for i in 0..args.rlimits_len {
             let (res, lim) = &*args.rlimits.add(i);
             if libc::setrlimit(*res, lim) != 0 {
-                return (c"setrlimit", errno());
+                return ("setrlimit", errno());
             }
         }
         // The bounding set can only be reduced with CAP_SETPCAP, which a task user loses.
         if let Some(caps) = &args.caps
             && let Err(e) = caps.drop_bounding_in_child()
         {
-            return (c"capabilities", e);
+            return ("dropping capabilities", e);
         }
         if let Some((uid, gid)) = args.run_as {
             let keep_caps = args.caps.is_some_and(|c| c.keeps_any());
             if keep_caps && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
-                return (c"keepcaps", errno());
+                return ("PR_SET_KEEPCAPS", errno());
             }
             // Raw syscalls, not the libc wrappers: glibc's setuid/setgid/setgroups apply
             // the change to every thread of a multi-threaded process (by signalling them),
             // and this child shares the agent's memory, so glibc would take the agent's
             // threads for its own. The raw calls change this child only.
             if libc::syscall(libc::SYS_setgroups, NO_GROUPS, ptr::null::<libc::gid_t>()) != 0 {
-                return (c"setgroups", errno());
+                return ("setgroups (task user)", errno());
             }
             if libc::syscall(
                 libc::SYS_setresgid,
@@ -344,7 +302,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 libc::c_long::from(gid),
             ) != 0
             {
-                return (c"setgid", errno());
+                return ("setgid (task user)", errno());
             }
             if libc::syscall(
                 libc::SYS_setresuid,
@@ -353,7 +311,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 libc::c_long::from(uid),
             ) != 0
             {
-                return (c"setuid", errno());
+                return ("setuid (task user)", errno());
             }
             // A credential change clears the death signal: arm it again, and check again
             // that the agent did not die in between.
@@ -365,7 +323,7 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
                 0,
             ) != 0
             {
-                return (c"pdeathsig", errno());
+                return ("PR_SET_PDEATHSIG", errno());
             }
             if libc::getppid() != args.parent_pid {
                 libc::_exit(127);
@@ -373,82 +331,53 @@ unsafe fn setup_and_exec(args: &ChildArgs) -> (&'static CStr, c_int) {
         }
         // Entered as the task user, so its permissions apply.
         if !args.cwd.is_null() && libc::chdir(args.cwd) != 0 {
-            return (c"chdir", errno());
+            return ("chdir", errno());
         }
         if let Some(caps) = &args.caps
             && let Err(e) = caps.restrict_in_child(args.run_as.is_some_and(|(uid, _)| uid != 0))
         {
-            return (c"capabilities", e);
+            return ("dropping capabilities", e);
         }
         if args.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return (c"no_new_privs", errno());
+            return ("no_new_privs", errno());
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &raw const empty, ptr::null_mut());
         libc::execve(args.program, args.argv, args.envp);
-        (c"execve", errno())
+        ("execve", errno())
     }
 }
 
-/// The calling thread's errno.
+/// The calling thread's errno (a read of a thread-local int: safe in the child).
 fn errno() -> c_int {
-    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
-fn stage_name(stage: &CStr) -> &'static str {
-    match stage.to_bytes() {
-        b"pdeathsig" => "PR_SET_PDEATHSIG",
-        b"setpgid" => "setpgid",
-        b"cgroup" => "joining the cgroup",
-        b"dup2" => "dup2",
-        b"chdir" => "chdir",
-        b"setrlimit" => "setrlimit",
-        b"capabilities" => "dropping capabilities",
-        b"no_new_privs" => "no_new_privs",
-        b"keepcaps" => "PR_SET_KEEPCAPS",
-        b"setgroups" => "setgroups (task user)",
-        b"setgid" => "setgid (task user)",
-        b"setuid" => "setuid (task user)",
-        _ => "execve",
-    }
+    Errno::last_raw()
 }
 
 /// A CLOEXEC pipe whose ends are both >= 3, so the child's dup2 onto 0..=2 is safe even
 /// when the agent runs with closed stdio.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
 fn open_dev_null() -> io::Result<OwnedFd> {
-    // SAFETY: a static NUL-terminated path; the result is checked.
-    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open succeeded, so `fd` is a fresh descriptor we own.
-    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+    // std opens with O_CLOEXEC.
+    above_stdio(fs::File::open("/dev/null")?.into())
 }
 
+/// `fd`, or a CLOEXEC duplicate of it numbered 3 or more when it is 0, 1 or 2.
 fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
+    // std duplicates with F_DUPFD_CLOEXEC from 3 up; checked rather than assumed.
+    let dup = fd.try_clone()?;
+    if dup.as_raw_fd() > 2 {
+        Ok(dup)
+    } else {
+        Err(io::Error::other("a duplicated descriptor landed on 0..=2"))
     }
-    // SAFETY: fcntl succeeded, so `new` is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// The group count given to `setgroups`: clear them all.

@@ -38,7 +38,10 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::spawn::{self, ExecPlan, SpawnFailure, Started};
+use super::{
+    child,
+    spawn::{self, ExecPlan, SpawnFailure, Started},
+};
 
 /// The program of a job: a path, or a name to look up in a `PATH` value.
 #[derive(Debug)]
@@ -92,7 +95,7 @@ impl Drop for Pending {
         // sent before it is still here to take.
         self.0.close();
         if let Ok(Ok(started)) = self.0.try_recv() {
-            spawn::abandon(started.pid);
+            child::abandon(started.pid);
         }
     }
 }
@@ -206,7 +209,7 @@ fn work(jobs: &Mutex<mpsc::Receiver<Job>>, idle: &AtomicUsize) {
             continue;
         }
         let result = match resolve(job.program) {
-            Some(program) => spawn::spawn(
+            Some(program) => spawn::clone_and_exec(
                 &program,
                 &job.plan,
                 job.cgroup_procs.as_ref().map(|fd| fd.as_fd()),
@@ -218,7 +221,7 @@ fn work(jobs: &Mutex<mpsc::Receiver<Job>>, idle: &AtomicUsize) {
         if let Err(Ok(started)) = job.reply.send(result) {
             // The caller gave up (spawn timeout, dropped attempt) while we were blocked:
             // nobody manages this child, so it must not run.
-            spawn::abandon(started.pid);
+            child::abandon(started.pid);
         }
     }
 }

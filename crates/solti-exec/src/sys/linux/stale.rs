@@ -10,74 +10,74 @@
 //! our own, foreign cgroups) is left alone.
 
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
-    sync::OnceLock,
-    time::{Duration, Instant},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
+use super::{cgroup, poll};
 use crate::sys::Swept;
 
-/// The name of this process's attempt cgroup number `seq`.
-pub(crate) fn attempt_name(seq: u64) -> String {
+/// A fresh attempt cgroup name of this process: `solti-<pid>-<start>-<seq>`.
+pub(crate) fn next_attempt_name() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let (pid, start) = own_identity();
-    format!("{PREFIX}{pid}-{start}-{seq}")
+    format!(
+        "{PREFIX}{pid}-{start}-{}",
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Kills and removes the stale attempt cgroups directly under `parent`, waiting up to
 /// [`SWEEP_WAIT`] (blocking) for their processes to die.
 pub(crate) fn sweep(parent: &Path) -> Swept {
     let mut sweep = Swept::default();
-    let Ok(entries) = fs::read_dir(parent) else {
-        return sweep;
-    };
-    let mut pending: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| {
-            e.file_name()
-                .to_str()
+    // Each stale cgroup with the last reason it could not be removed (`None`: populated).
+    let mut pending: Vec<(PathBuf, Option<io::Error>)> = cgroup::children(parent)
+        .into_iter()
+        .filter(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
                 .and_then(parse_name)
                 .is_some_and(|(pid, start)| !owner_alive(pid, start))
         })
-        .map(|e| e.path())
+        .map(|dir| (dir, None))
         .collect();
-    let deadline = Instant::now() + SWEEP_WAIT;
-    let mut wait = Duration::from_millis(1);
-    loop {
-        let mut still = Vec::new();
-        for dir in pending {
-            kill_tree(&dir);
-            if populated(&dir) {
-                still.push(dir);
-                continue;
+    poll::blocking(SWEEP_WAIT, || {
+        pending.retain_mut(|(dir, why)| {
+            cgroup::kill(dir);
+            if cgroup::populated(dir) {
+                *why = None;
+                return true;
             }
-            match remove_tree(&dir) {
-                Ok(()) => sweep.removed += 1,
-                Err(e) if Instant::now() >= deadline => {
-                    sweep.left.push((dir, format!("cannot remove it: {e}")));
+            match cgroup::remove(dir) {
+                Ok(()) => {
+                    sweep.removed += 1;
+                    false
                 }
-                Err(_) => still.push(dir),
+                Err(e) => {
+                    *why = Some(e);
+                    true
+                }
             }
-        }
-        pending = still;
-        if pending.is_empty() {
-            return sweep;
-        }
-        if Instant::now() >= deadline {
-            for dir in pending {
-                sweep.left.push((
-                    dir,
-                    "still populated after SIGKILL (a process in uninterruptible sleep?)"
-                        .to_owned(),
-                ));
-            }
-            return sweep;
-        }
-        std::thread::sleep(wait);
-        wait = (wait * 2).min(Duration::from_millis(50));
-    }
+        });
+        pending.is_empty()
+    });
+    sweep.left = pending
+        .into_iter()
+        .map(|(dir, why)| {
+            let why = why.map_or_else(
+                || "still populated after SIGKILL (a process in uninterruptible sleep?)".to_owned(),
+                |e| format!("cannot remove it: {e}"),
+            );
+            (dir, why)
+        })
+        .collect();
+    sweep
 }
 
 /// `(pid, start)` of an attempt cgroup name, if it has exactly our shape.
@@ -130,63 +130,6 @@ fn own_identity() -> (u32, u64) {
     })
 }
 
-/// SIGKILLs everything in `dir` and below: `cgroup.kill`, or a signal loop (kernels before
-/// 5.14).
-fn kill_tree(dir: &Path) {
-    if fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("cgroup.kill"))
-        .and_then(|mut f| f.write_all(b"1"))
-        .is_ok()
-    {
-        return;
-    }
-    if let Ok(list) = fs::read_to_string(dir.join("cgroup.procs")) {
-        for pid in list
-            .lines()
-            .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
-        {
-            // SAFETY: kill has no memory-safety preconditions. The pid is a member of a
-            // cgroup whose agent is dead, i.e. an orphaned task process.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-    for sub in subdirs(dir) {
-        kill_tree(&sub);
-    }
-}
-
-fn populated(dir: &Path) -> bool {
-    match fs::read_to_string(dir.join("cgroup.events")) {
-        Ok(ev) => ev.lines().any(|l| l.trim() == "populated 1"),
-        Err(_) => false,
-    }
-}
-
-/// Removes `dir` and any cgroups a task created inside it, deepest first. Gone already
-/// (another agent swept it concurrently) counts as removed.
-fn remove_tree(dir: &Path) -> io::Result<()> {
-    for sub in subdirs(dir) {
-        remove_tree(&sub)?;
-    }
-    match fs::remove_dir(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 const PREFIX: &str = "solti-";
 /// Longest a sweep blocks waiting for killed processes to exit.
 const SWEEP_WAIT: Duration = Duration::from_secs(1);
@@ -197,7 +140,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_foreign_names_are_rejected() {
-        let name = attempt_name(7);
+        let name = next_attempt_name();
         let (pid, start) = parse_name(&name).unwrap();
         assert_eq!((pid, start), own_identity());
         assert!(owner_alive(pid, start), "we are alive");
