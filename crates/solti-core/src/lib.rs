@@ -87,7 +87,7 @@ pub use error::CoreError;
 pub use output::{OutputBatch, OutputQuery, OutputStart, OutputSubscription};
 #[cfg(feature = "disk")]
 #[doc(inline)]
-pub use store::DiskStore;
+pub use store::{DiskStore, DiskStoreError};
 #[doc(inline)]
 pub use store::{MemoryStore, StateStore};
 #[doc(inline)]

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context as _, Result};
-use solti_core::{DiskStore, MemoryStore, StateConfig, StateStore};
+use solti_core::{DiskStore, DiskStoreError, MemoryStore, StateConfig, StateStore};
 
 use crate::{Config, StateBackendArg, TransportKind};
 
@@ -23,8 +23,10 @@ pub(crate) fn store_file(config: &Config, transport: TransportKind) -> PathBuf {
 /// Opens the store `--state` asks for; with `--state-reset`, moves the old file aside first.
 ///
 /// # Errors
-/// Names the file and the way out: a corrupted store, one written by a newer version, one
-/// in use by another agent, or a directory that cannot be created.
+/// Names the file and the way out, which depends on the cause: a corrupted store or one
+/// written by a newer version (`--state-reset`), one in use by another agent, a file that
+/// cannot be opened (permissions, read-only file system), or a directory that cannot be
+/// created.
 pub(crate) fn open(
     config: &Config,
     transport: TransportKind,
@@ -60,12 +62,26 @@ pub(crate) fn open(
             "--state-reset: moved the state store aside; starting with no tasks");
     }
     let started = std::time::Instant::now();
-    let disk = DiskStore::open(&file, state).with_context(|| {
-        format!(
-            "cannot open the task state store {}: start with --state-reset (SOLTI_STATE_RESET=1) \
-             to move it aside and start empty, or with --state memory to keep no state",
+    let disk = DiskStore::open(&file, state).map_err(|e| {
+        let way_out = match e {
+            DiskStoreError::Io { .. } => {
+                "check that the state directory is writable by the agent and its file system \
+                 is mounted read-write with space left (--state-dir, SOLTI_STATE_DIR), or start \
+                 with --state memory to keep no state"
+            }
+            DiskStoreError::InUse { .. } => {
+                "another agent uses this state directory: stop it, or give this agent its own \
+                 --state-dir"
+            }
+            _ => {
+                "start with --state-reset (SOLTI_STATE_RESET=1) to move it aside and start \
+                 empty, or with --state memory to keep no state"
+            }
+        };
+        anyhow::Error::new(e).context(format!(
+            "cannot open the task state store {}: {way_out}",
             file.display()
-        )
+        ))
     })?;
     let disk = Arc::new(disk);
     let restored = disk.phase_counts().values().sum::<u64>();

@@ -258,6 +258,14 @@ impl Api {
         task_id_of(&res)
     }
 
+    /// `POST /api/v1/tasks` with `body` on a fresh connection; the whole response.
+    pub(crate) async fn send_json_once(&self, body: &Value) -> Result<Resp> {
+        self.conn()
+            .await?
+            .send_json(Method::POST, "/api/v1/tasks", body)
+            .await
+    }
+
     /// `GET /api/v1/tasks/{id}` → the `task` object.
     pub(crate) async fn task(&self, id: &str) -> Result<Value> {
         let res = self.get(&format!("/api/v1/tasks/{id}")).await?;

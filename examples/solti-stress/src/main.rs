@@ -6,8 +6,8 @@
 //! cargo run -p solti-stress -- [--long] [--agent PATH] [scenario...]
 //! ```
 //!
-//! Scenarios: `load`, `logs`, `idle-sse`, `faults`, `control-plane`, `bad-input`, `auth`, `security` (all by
-//! default).
+//! Scenarios: `load`, `logs`, `idle-sse`, `faults`, `control-plane`, `bad-input`, `auth`,
+//! `security`, `listeners`, `durable-kill`, `durable-faults` (all by default).
 //! Each starts its own agent as a child process
 //! (`--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir <tmp>`), waits for its
 //! `agentd-http ready: …` line, prints one `PASS`/`FAIL`/`SKIP` line per check with the
@@ -54,7 +54,12 @@ struct Args {
     /// Rounds of the `load` scenario (memory growth shows from round 2 on).
     #[arg(long, default_value_t = 3)]
     load_rounds: usize,
-    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security, listeners) [default: all].
+    /// Seed of the random choices (the kill points of `durable-kill`) [default: from the
+    /// clock; printed, so a run can be repeated].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Scenarios to run (load, logs, idle-sse, faults, control-plane, bad-input, auth, security,
+    /// listeners, durable-kill, durable-faults) [default: all].
     scenarios: Vec<String>,
 }
 
@@ -122,6 +127,7 @@ async fn run(args: Args) -> Result<bool> {
         scratch: scratch.path().to_owned(),
         agent_env,
         load_rounds: args.load_rounds.max(2),
+        seed: args.seed.unwrap_or_else(clock_seed),
     };
     let names: Vec<&str> = if args.scenarios.is_empty() {
         scenario::ALL.to_vec()
@@ -129,10 +135,11 @@ async fn run(args: Args) -> Result<bool> {
         args.scenarios.iter().map(String::as_str).collect()
     };
     println!(
-        "solti-stress: agent {} ({} sizes), scratch {}",
+        "solti-stress: agent {} ({} sizes), scratch {}, seed {}",
         bin.display(),
         if args.long { "long" } else { "short" },
-        ctx.scratch.display()
+        ctx.scratch.display(),
+        ctx.seed
     );
     let started = Instant::now();
     let mut reports = Vec::new();
@@ -164,6 +171,13 @@ async fn run(args: Args) -> Result<bool> {
         }
     }
     Ok(ok && !interrupted)
+}
+
+/// A seed from the clock, for runs without `--seed`.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
 }
 
 /// Resolves on SIGINT or SIGTERM.

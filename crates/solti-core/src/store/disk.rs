@@ -81,7 +81,11 @@ pub enum DiskStoreError {
 /// and every [`sync`](StateStore::sync) waiting when a commit starts is answered by it, so a
 /// burst of submissions costs one fsync per batch, not one per task. A failed commit (disk
 /// full, read-only file system) is answered with [`CoreError::Storage`] and retried with
-/// the next batch; reads and running tasks are not affected.
+/// the next batch; reads and running tasks are not affected. While writes keep failing,
+/// [`create`](StateStore::create) of a listed task is refused with that error before the
+/// task is stored, so a flood of submissions against a full disk costs nothing: the changes
+/// waiting for the disk are bounded by the tasks already held (each is written once, however
+/// often it changed), and the writer retries them about once a second.
 ///
 /// The file format and the recovery rules are described in `docs/state.md`.
 pub struct DiskStore {
@@ -120,6 +124,9 @@ struct Pending {
     commits: u64,
     /// The error of the last commit, while writes keep failing.
     failing: Option<String>,
+    /// Tests: make every commit fail as a full disk would.
+    #[cfg(test)]
+    fail_writes: bool,
 }
 
 // === impl DiskStore ===
@@ -226,6 +233,16 @@ impl fmt::Debug for DiskStore {
 
 impl StateStore for DiskStore {
     fn create(&self, task: Task, listed: bool) -> Result<Vec<TaskId>, CoreError> {
+        if listed {
+            // Refused before anything is stored: while the disk keeps failing, submissions
+            // must not grow the mirror or the set of changes waiting for the disk.
+            let queue = self.queue.lock();
+            if !queue.frozen
+                && let Some(error) = &queue.failing
+            {
+                return Err(CoreError::Storage(error.clone()));
+            }
+        }
         let id = task.metadata.id.clone();
         let evicted = self.mirror.create_evicting(task, listed)?;
         let mut queue = self.queue.lock();
@@ -363,43 +380,89 @@ fn write_loop(mut db: Option<Database>, path: &Path, mirror: &MemoryStore, queue
         };
         let result = if dirty.is_empty() {
             Ok(())
+        } else if let Some(injected) = injected_failure(queue, path) {
+            Err(injected)
         } else {
             commit(&mut db, path, mirror, &dirty)
         };
         let failed = result.is_err();
-        {
-            let mut state = queue.lock();
-            match &result {
-                Ok(()) => {
-                    if !dirty.is_empty() {
-                        state.commits += 1;
-                    }
-                    if state.failing.take().is_some() {
-                        tracing::info!(path = %path.display(), "state store writes work again");
-                    }
-                }
-                Err(e) => {
-                    if state.failing.as_deref() != Some(e.as_str()) {
-                        tracing::error!(path = %path.display(), error = %e, "state store write failed");
-                    }
-                    state.failing = Some(e.clone());
-                    // Retried with the next batch: a later sync reports it until it succeeds.
-                    state.dirty.extend(dirty);
-                }
-            }
-        }
-        for waiter in waiters {
-            let _ = waiter.send(result.clone());
-        }
+        settle(queue, path, dirty, waiters, &result);
         if closed && (failed || queue.lock().dirty.is_empty()) {
             return;
         }
         if failed {
-            let state = queue.lock();
-            if state.waiters.is_empty() && !state.closed {
-                let _ = queue.wake.wait_timeout(state, RETRY);
+            wait_before_retry(queue);
+        }
+    }
+}
+
+/// Tests: the error a full disk would give, while `fail_writes` is set.
+#[cfg(test)]
+fn injected_failure(queue: &Queue, path: &Path) -> Option<String> {
+    queue.lock().fail_writes.then(|| {
+        format!(
+            "cannot write the state store {}: No space left on device (injected)",
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(test))]
+const fn injected_failure(_queue: &Queue, _path: &Path) -> Option<String> {
+    None
+}
+
+/// Records the outcome of one commit of `dirty` and answers `waiters` with it. A failed
+/// batch goes back to the dirty set, to be retried with the next one.
+fn settle(
+    queue: &Queue,
+    path: &Path,
+    dirty: HashSet<TaskId>,
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    result: &Result<(), String>,
+) {
+    {
+        let mut state = queue.lock();
+        match result {
+            Ok(()) => {
+                if !dirty.is_empty() {
+                    state.commits += 1;
+                }
+                if state.failing.take().is_some() {
+                    tracing::info!(path = %path.display(), "state store writes work again");
+                }
+            }
+            Err(e) => {
+                if state.failing.as_deref() != Some(e.as_str()) {
+                    tracing::error!(path = %path.display(), error = %e, "state store write failed");
+                }
+                state.failing = Some(e.clone());
+                // Retried with the next batch: a later sync reports it until it succeeds.
+                state.dirty.extend(dirty);
             }
         }
+    }
+    for waiter in waiters {
+        let _ = waiter.send(result.clone());
+    }
+}
+
+/// After a failed commit: waits [`RETRY`] before the next attempt, or less when the store
+/// is closed or somebody waits in [`sync`](StateStore::sync). Changes to tasks do not
+/// shorten the wait, so a failing disk is not retried once per task change.
+fn wait_before_retry(queue: &Queue) {
+    let deadline = std::time::Instant::now() + RETRY;
+    let mut state = queue.lock();
+    while state.waiters.is_empty() && !state.closed {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        state = queue
+            .wake
+            .wait_timeout(state, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -670,6 +733,77 @@ mod tests {
             "{commits} commits for 200 tasks"
         );
         assert_eq!(store.query(&TaskQuery::default()).total, 200);
+    }
+
+    #[tokio::test]
+    async fn a_failing_disk_refuses_new_tasks_before_storing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let cfg = StateConfig::default();
+        let store = DiskStore::open(&path, &cfg).unwrap();
+        let kept = task("kept", TaskPhase::Pending);
+        let kept_id = kept.metadata.id.clone();
+        store.create(kept, true).unwrap();
+        store.sync().await.unwrap();
+
+        store.queue.lock().fail_writes = true;
+        // The first submission after the disk fills is stored, then refused by its sync
+        // (the supervisor deletes it, as it does here).
+        let first = task("first", TaskPhase::Pending);
+        let first_id = first.metadata.id.clone();
+        store.create(first, true).unwrap();
+        let err = store.sync().await.unwrap_err();
+        assert!(
+            matches!(err, CoreError::Storage(ref e) if e.contains("state.redb")),
+            "{err}"
+        );
+        store.delete(&first_id);
+        assert!(store.failing().is_some());
+
+        // From now on, refused before anything is stored: a flood adds nothing.
+        for i in 0..10_000 {
+            let err = store
+                .create(task(&format!("flood{i}"), TaskPhase::Pending), true)
+                .unwrap_err();
+            assert!(matches!(err, CoreError::Storage(_)), "{err}");
+        }
+        // Changes to the tasks already held are kept once each.
+        for attempt in 1..=1_000 {
+            store.run_started(&kept_id, attempt, 10);
+            store.run_finished(&kept_id, attempt, end(TaskPhase::Failed));
+        }
+        assert_eq!(store.query(&TaskQuery::default()).total, 1);
+        let pending = store.queue.lock().dirty.len();
+        assert!(pending <= 2, "{pending} changes wait for the disk");
+        // Unlisted (embedded) tasks are never persisted, so they are still accepted.
+        store
+            .create(task("embedded", TaskPhase::Pending), false)
+            .unwrap();
+
+        // Space again: a sync makes the writer retry at once.
+        store.queue.lock().fail_writes = false;
+        store.sync().await.unwrap();
+        assert!(store.failing().is_none());
+        let late = task("late", TaskPhase::Pending);
+        let late_id = late.metadata.id.clone();
+        store.create(late, true).unwrap();
+        store.sync().await.unwrap();
+        drop(store);
+
+        let store = DiskStore::open(&path, &cfg).unwrap();
+        let listed: Vec<TaskId> = store
+            .query(&TaskQuery::default())
+            .items
+            .iter()
+            .map(|t| t.metadata.id.clone())
+            .collect();
+        assert_eq!(listed, vec![kept_id.clone(), late_id]);
+        let runs = store.runs(&kept_id).unwrap();
+        assert_eq!(
+            runs.last().unwrap().attempt,
+            1_000,
+            "the last change was written"
+        );
     }
 
     #[test]

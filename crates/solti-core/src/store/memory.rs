@@ -291,6 +291,14 @@ impl StateStore for MemoryStore {
             .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
         let mut bytes = 0usize;
         let mut full = false;
+        // Without a slot filter the per-phase counts already give `total`, so the walk stops
+        // once the page is complete instead of visiting every task (a client polling
+        // `status=succeeded&limit=1` for a count would otherwise scan the whole store under
+        // the lock on every request).
+        let known = query.slot.is_none().then(|| match query.phase {
+            Some(phase) => inner.counts[phase_index(phase)],
+            None => inner.counts.iter().sum(),
+        });
         for id in inner.order.values() {
             let Some(rec) = inner.tasks.get(id) else {
                 continue;
@@ -308,8 +316,11 @@ impl StateStore for MemoryStore {
                     items.push(rec.task.clone());
                 }
             }
+            if known.is_some() && (items.len() >= limit || full) {
+                break;
+            }
         }
-        TaskPage::new(items, total)
+        TaskPage::new(items, known.unwrap_or(total))
     }
 
     fn runs(&self, id: &TaskId) -> Option<Vec<TaskRun>> {
@@ -617,6 +628,49 @@ mod tests {
         assert_eq!(q.expected_items(page.total), 5);
         let page = store.query(&TaskQuery::new());
         assert_eq!(page.items.len(), 5);
+    }
+
+    #[test]
+    fn totals_come_from_the_counts_and_pages_stay_oldest_first() {
+        let store = MemoryStore::new(&StateConfig::default());
+        let mut ids = Vec::new();
+        for slot in ["a", "b", "a", "b", "a"] {
+            let t = task(slot);
+            ids.push(t.metadata.id.clone());
+            store.create(t, true).unwrap();
+        }
+        // Tasks 1..4 (slots b, a, b) succeed; 0 and 4 stay pending.
+        for id in &ids[1..4] {
+            store.run_started(id, 1, 1);
+            assert!(store.finish(id, end(TaskPhase::Succeeded), TaskPhase::Canceled));
+        }
+        let page_ids = |q: &TaskQuery| {
+            let page = store.query(q);
+            let items: Vec<TaskId> = page.items.into_iter().map(|t| t.metadata.id).collect();
+            (items, page.total)
+        };
+        let done = TaskQuery::new().with_phase(TaskPhase::Succeeded);
+        assert_eq!(
+            page_ids(&done.clone().with_limit(1).unwrap()),
+            (vec![ids[1].clone()], 3)
+        );
+        assert_eq!(
+            page_ids(&done.clone().with_limit(1).unwrap().with_offset(2)),
+            (vec![ids[3].clone()], 3)
+        );
+        assert_eq!(
+            page_ids(&TaskQuery::new().with_limit(2).unwrap()),
+            (ids[..2].to_vec(), 5)
+        );
+        // With a slot filter the total is counted by the walk.
+        let b_done = done.with_slot(solti_model::Slot::try_new("b").unwrap());
+        assert_eq!(
+            page_ids(&b_done.with_limit(1).unwrap()),
+            (vec![ids[1].clone()], 2)
+        );
+        // Unlisted tasks are neither listed nor counted.
+        store.create(task("a"), false).unwrap();
+        assert_eq!(page_ids(&TaskQuery::new()).1, 5);
     }
 
     #[test]

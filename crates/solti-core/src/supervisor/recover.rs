@@ -19,17 +19,35 @@ impl SupervisorApi {
             return;
         }
         let (mut restarted, mut failed) = (0usize, 0usize);
+        let mut succeeded = 0usize;
         for task in tasks {
             let id = &task.metadata.id;
             let now = now_ms();
-            for run in store.runs(id).unwrap_or_default() {
+            let runs = store.runs(id).unwrap_or_default();
+            let mut interrupted = false;
+            for run in &runs {
                 if run.finished_at.is_none() {
+                    interrupted = true;
                     let end = RunEnd::new(TaskPhase::Failed, now, Some(RESTART_REASON.to_owned()));
                     store.run_finished(id, run.attempt, end);
                 }
             }
+            // The last attempt ended by itself with success and its end was stored, but not
+            // the task's (the agent stopped in between): unless the policy restarts
+            // successes too, the task ends as it would have.
+            let policy = task.spec.restart();
+            if !interrupted
+                && !matches!(policy, RestartPolicy::Always { .. })
+                && let Some(last) = runs.last()
+                && last.phase == TaskPhase::Succeeded
+            {
+                let end = RunEnd::new(TaskPhase::Succeeded, last.finished_at.unwrap_or(now), None);
+                store.finish(id, end, TaskPhase::Failed);
+                succeeded += 1;
+                continue;
+            }
             let again = matches!(
-                task.spec.restart(),
+                policy,
                 RestartPolicy::Always { .. } | RestartPolicy::OnFailure
             );
             if again {
@@ -59,6 +77,7 @@ impl SupervisorApi {
         tracing::info!(
             restarted,
             failed,
+            succeeded,
             "recovered unfinished tasks from the state store"
         );
     }

@@ -162,6 +162,72 @@ async fn restart_restores_history_restarts_always_and_fails_never() {
     api.shutdown().await.unwrap();
 }
 
+/// The agent died after a task's attempt ended and was stored, before the task's end was:
+/// a success ends the task `Succeeded` (unless the policy restarts successes), a failure is
+/// handled like an interrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_successful_last_run_ends_the_task_as_it_would_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let never = stored(spec("never", "hang", &[]).build().unwrap());
+    let on_failure = stored(
+        spec("on-failure", "hang", &[])
+            .restart(RestartPolicy::OnFailure)
+            .build()
+            .unwrap(),
+    );
+    let always = stored(
+        spec("always", "hang", &[])
+            .restart(RestartPolicy::Always { interval_ms: None })
+            .build()
+            .unwrap(),
+    );
+    let failed = stored(spec("failed", "hang", &[]).build().unwrap());
+    let ids: Vec<TaskId> = [&never, &on_failure, &always, &failed]
+        .iter()
+        .map(|t| t.metadata.id.clone())
+        .collect();
+    let ended_at = now_ms() - 1_000;
+    {
+        let store = DiskStore::open(&path, &StateConfig::default()).unwrap();
+        for t in [never, on_failure, always, failed] {
+            store.create(t, true).unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            store.run_started(id, 1, ended_at - 10);
+            let phase = if i == 3 {
+                TaskPhase::Failed
+            } else {
+                TaskPhase::Succeeded
+            };
+            store.run_finished(id, 1, RunEnd::new(phase, ended_at, None));
+        }
+        store.sync().await.unwrap();
+        store.close();
+    }
+    let store = Arc::new(DiskStore::open(&path, &StateConfig::default()).unwrap());
+    let api = api_on(store).await;
+    for id in &ids[..2] {
+        let task = api.get_task(id).await.unwrap().unwrap();
+        assert_eq!(task.status.phase, TaskPhase::Succeeded, "{task:?}");
+        assert_eq!(task.status.error, None);
+        let runs = api.list_task_runs(id).await.unwrap().unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].phase, TaskPhase::Succeeded);
+    }
+    // ALWAYS restarts successes too: a new attempt.
+    running(&api, &ids[2]).await;
+    assert_eq!(
+        api.get_task(&ids[2]).await.unwrap().unwrap().status.attempt,
+        2
+    );
+    // NEVER after a failed attempt: failed with the reason (the task's own end was lost).
+    let failed = api.get_task(&ids[3]).await.unwrap().unwrap();
+    assert_eq!(failed.status.phase, TaskPhase::Failed);
+    assert_eq!(failed.status.error.as_deref(), Some(REASON));
+    api.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_submissions_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();

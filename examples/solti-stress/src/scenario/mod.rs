@@ -3,6 +3,8 @@
 mod auth;
 mod bad_input;
 mod control_plane;
+mod durable;
+mod durable_faults;
 mod faults;
 mod fuzz;
 mod idle_sse;
@@ -43,6 +45,8 @@ pub(crate) const ALL: &[&str] = &[
     "auth",
     "security",
     "listeners",
+    "durable-kill",
+    "durable-faults",
 ];
 
 /// What every scenario gets.
@@ -60,6 +64,9 @@ pub(crate) struct Ctx {
     pub(crate) agent_env: Vec<(String, String)>,
     /// Rounds of `load` (at least 2).
     pub(crate) load_rounds: usize,
+    /// Seed of the random choices (`durable-kill`'s kill points), printed by the scenarios
+    /// that use it.
+    pub(crate) seed: u64,
 }
 
 impl Ctx {
@@ -118,6 +125,11 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
         "auth" => ("auth", Duration::from_secs(60)),
         "security" => ("security", Duration::from_secs(60)),
         "listeners" => ("listeners", Duration::from_secs(120)),
+        "durable-kill" => (
+            "durable-kill",
+            ctx.size(Duration::from_secs(120), Duration::from_secs(1800)),
+        ),
+        "durable-faults" => ("durable-faults", Duration::from_secs(180)),
         _ => ("unknown", Duration::ZERO),
     };
     let mut report = Report::new(label);
@@ -134,6 +146,8 @@ pub(crate) async fn run(ctx: &Ctx, name: &str) -> Report {
             "auth" => auth::run(ctx, &mut report).await,
             "security" => security::run(ctx, &mut report).await,
             "listeners" => listeners::run(ctx, &mut report).await,
+            "durable-kill" => durable::run(ctx, &mut report).await,
+            "durable-faults" => durable_faults::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!(
                 "unknown scenario {other:?}; known: {}",
                 ALL.join(", ")

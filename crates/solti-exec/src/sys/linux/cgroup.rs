@@ -15,6 +15,7 @@ use std::{
         unix::fs::OpenOptionsExt as _,
     },
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -35,16 +36,48 @@ pub(crate) struct CgroupSetup {
     pub(crate) parent: PathBuf,
     /// `(file, value)` written into each attempt cgroup, e.g. `("memory.max", "67108864")`.
     pub(crate) limits: Vec<(&'static str, String)>,
+    /// Emptied attempt cgroups kept for the next attempts (only without limits).
+    pub(crate) pool: Arc<CgroupPool>,
 }
 
 impl CgroupSetup {
+    /// Attempt cgroups under `parent`, each given `limits`.
+    pub(crate) fn new(parent: PathBuf, limits: Vec<(&'static str, String)>) -> Self {
+        Self {
+            parent,
+            limits,
+            pool: Arc::default(),
+        }
+    }
+
     /// Creates the cgroup `name` under the parent, writes the limits and opens its
-    /// `cgroup.procs` for the child to join. Removed again (by the drop) on error.
+    /// `cgroup.procs` for the child to join. Removed again (by the drop) on error. Without
+    /// limits, an emptied cgroup from the pool is taken instead when there is one.
     pub(crate) fn create(&self, name: &str) -> io::Result<AttemptCgroup> {
+        // Only kill-only cgroups are reused: one with controllers would carry the previous
+        // attempt's charges (page cache against `memory.max`) and counters into the next.
+        let pool = self.limits.is_empty().then(|| Arc::clone(&self.pool));
+        if let Some(pool) = &pool {
+            while let Some((dir, procs)) = pool.take() {
+                // Still there and empty (nothing moved into it since): reuse it. Otherwise it
+                // is drained and removed like any attempt cgroup, by its drop.
+                let reuse = populated_state(&dir) == Some(false);
+                let cg = AttemptCgroup {
+                    dir,
+                    procs: Some(procs),
+                    removed: false,
+                    pool: reuse.then(|| Arc::clone(pool)),
+                };
+                if reuse {
+                    return Ok(cg);
+                }
+            }
+        }
         let mut cg = AttemptCgroup {
             dir: create(&self.parent, name)?,
             procs: None,
             removed: false,
+            pool,
         };
         configure(&cg.dir, &self.limits)?;
         cg.procs = Some(open_procs(&cg.dir)?);
@@ -52,12 +85,56 @@ impl CgroupSetup {
     }
 }
 
-/// One attempt's cgroup. Dropping it kills what is left in it and removes it.
+/// Emptied attempt cgroups (directory and open `cgroup.procs`) of one [`CgroupSetup`]
+/// without limits, kept for reuse: creating and removing a cgroup directory (the kernel
+/// creates and removes every interface file) was the largest per-attempt cost of the agent
+/// in the end-to-end profile (issue #21). At most [`POOL_MAX`]; dropping the pool removes
+/// them (a pool lost with its process is swept at the next start like any attempt cgroup,
+/// by the dead agent's name).
+#[derive(Debug, Default)]
+pub(crate) struct CgroupPool(Mutex<Vec<(PathBuf, OwnedFd)>>);
+
+impl CgroupPool {
+    fn take(&self) -> Option<(PathBuf, OwnedFd)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    /// Keeps the emptied cgroup, or gives it back when the pool is full.
+    fn put(&self, dir: PathBuf, procs: OwnedFd) -> Result<(), (PathBuf, OwnedFd)> {
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() >= POOL_MAX {
+            return Err((dir, procs));
+        }
+        pool.push((dir, procs));
+        Ok(())
+    }
+}
+
+impl Drop for CgroupPool {
+    fn drop(&mut self) {
+        let pool = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (dir, procs) in pool.drain(..) {
+            drop(procs);
+            // Dropped as an attempt cgroup: killed if anything moved in, then removed.
+            drop(AttemptCgroup {
+                dir,
+                procs: None,
+                removed: false,
+                pool: None,
+            });
+        }
+    }
+}
+
+/// One attempt's cgroup. Dropping it kills what is left in it and removes it (or, once
+/// empty, returns it to its pool).
 #[derive(Debug)]
 pub(crate) struct AttemptCgroup {
     dir: PathBuf,
     procs: Option<OwnedFd>,
     removed: bool,
+    /// Where it goes back once empty (kill-only cgroups).
+    pool: Option<Arc<CgroupPool>>,
 }
 
 impl AttemptCgroup {
@@ -79,11 +156,36 @@ impl AttemptCgroup {
     /// Kills the rest, waits (async) until the cgroup is empty, and removes it; a cgroup
     /// still populated after [`FINISH_WAIT`] is left to the drop (and then the reaper).
     pub(crate) async fn finish(mut self) {
+        // Usually the attempt's processes are gone already: then no `cgroup.kill` is needed.
+        if self.release() {
+            return;
+        }
         self.procs = None;
         let dir = self.dir.clone();
         if poll::until(Some(FINISH_WAIT), || drain(&dir)).await {
             self.removed = true;
         }
+    }
+
+    /// When the cgroup is empty: returns it to its pool, or removes it (`rmdir` fails while a
+    /// process is inside). `true` (and `removed` set) when done.
+    fn release(&mut self) -> bool {
+        if let Some(pool) = &self.pool
+            && populated_state(&self.dir) == Some(false)
+            && let Some(procs) = self.procs.take()
+        {
+            match pool.put(self.dir.clone(), procs) {
+                Ok(()) => {
+                    self.removed = true;
+                    return true;
+                }
+                Err((_, procs)) => drop(procs),
+            }
+        }
+        if remove(&self.dir).is_ok() {
+            self.removed = true;
+        }
+        self.removed
     }
 }
 
@@ -92,7 +194,7 @@ impl Drop for AttemptCgroup {
     /// cgroup for up to [`DROP_WAIT`]; otherwise (a process in uninterruptible sleep) the
     /// reaper thread keeps trying, so the runtime worker running this drop is not blocked.
     fn drop(&mut self) {
-        if self.removed {
+        if self.removed || self.release() {
             return;
         }
         self.procs = None;
@@ -341,9 +443,82 @@ pub(crate) fn can_create_under(parent: &Path, probe_name: &str) -> Result<(), St
 
 /// Longest `finish` waits (async) for the killed processes of an attempt to exit.
 const FINISH_WAIT: Duration = Duration::from_secs(5);
+/// Most emptied cgroups a pool keeps (more than the attempts that usually run at once).
+const POOL_MAX: usize = 64;
+
+/// Whether the cgroup at `dir` holds a process (`cgroup.events`); `None` when unreadable.
+fn populated_state(dir: &Path) -> Option<bool> {
+    let events = fs::read_to_string(dir.join("cgroup.events")).ok()?;
+    Some(events.lines().any(|l| l.trim() == "populated 1"))
+}
 /// Longest a dropped attempt cgroup blocks waiting for its killed processes to exit.
 const DROP_WAIT: Duration = Duration::from_millis(20);
 /// How long the reaper keeps trying to empty and remove a stuck cgroup.
 const STUCK_PATIENCE: Duration = Duration::from_secs(600);
 /// How long a stuck cgroup gets when the reaper cannot be started.
 const INLINE_WAIT: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    /// A cgroup parent of this test alone under the process's own cgroup v2 directory, when
+    /// this host lets us create one.
+    fn private_parent(name: &str) -> Option<PathBuf> {
+        let parent = own_dir()
+            .ok()?
+            .join(format!("pooltest-{name}-{}", std::process::id()));
+        match fs::create_dir(&parent) {
+            Ok(()) => Some(parent),
+            Err(e) => {
+                eprintln!("no writable cgroup v2 directory here ({e}); nothing to check");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn emptied_kill_only_cgroups_are_reused_then_removed_with_the_pool() {
+        let Some(parent) = private_parent("reuse") else {
+            return;
+        };
+        let setup = CgroupSetup::new(parent.clone(), Vec::new());
+        let first = setup.create("solti-t-1").unwrap();
+        let dir = first.dir.clone();
+        first.finish().await;
+        assert!(
+            dir.exists(),
+            "an emptied kill-only cgroup is kept for the next attempt"
+        );
+        let second = setup.create("solti-t-2").unwrap();
+        assert_eq!(second.dir, dir, "and reused");
+        let third = setup.create("solti-t-3").unwrap();
+        assert_ne!(third.dir, dir, "a busy one is never handed out twice");
+        let third_dir = third.dir.clone();
+        drop(second);
+        drop(third);
+        drop(setup);
+        assert!(
+            !dir.exists() && !third_dir.exists(),
+            "dropping the pool removes them"
+        );
+        fs::remove_dir(&parent).unwrap();
+    }
+
+    #[tokio::test]
+    async fn cgroups_with_limits_are_removed_not_pooled() {
+        let Some(parent) = private_parent("limits") else {
+            return;
+        };
+        // A limit file that exists in every cgroup v2 directory, controllers or not.
+        let setup = CgroupSetup::new(parent.clone(), vec![("cgroup.max.descendants", "1".into())]);
+        let cg = setup.create("solti-t-1").unwrap();
+        let dir = cg.dir.clone();
+        cg.finish().await;
+        assert!(!dir.exists());
+        drop(setup);
+        fs::remove_dir(&parent).unwrap();
+    }
+}

@@ -126,10 +126,7 @@ impl Isolation {
                             None => kept.push((file, value)),
                         }
                     }
-                    cgroup = Some(CgroupSetup {
-                        parent: parent.clone(),
-                        limits: kept,
-                    });
+                    cgroup = Some(CgroupSetup::new(parent.clone(), kept));
                 }
                 Err(why) => {
                     for (_, file, _) in limits {
@@ -143,7 +140,7 @@ impl Isolation {
                 cgroup::can_create_under(&dir, &stale::next_attempt_name())?;
                 Ok(dir)
             }) {
-                Ok(dir) => cgroup = Some(CgroupSetup { parent: dir, limits: Vec::new() }),
+                Ok(dir) => cgroup = Some(CgroupSetup::new(dir, Vec::new())),
                 Err(why) => notes.push(format!(
                     "no per-attempt cgroup ({why}); stopping a task kills its process group only, so processes \
                      that leave it (setsid, double fork) can survive"
