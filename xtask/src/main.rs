@@ -30,11 +30,14 @@ fn codegen() -> Result<()> {
         &root.join("crates/solti-api/src/generated"),
         // The agents serve gRPC reflection from it.
         Some("solti.task.v1.bin"),
+        // prost's codec, with a message that does not decode reported as INVALID_ARGUMENT.
+        Some("crate::codec::ProtoCodec"),
     )?;
     generate(
         &proto,
         &["solti/discover/v1/discovery.proto"],
         &root.join("crates/solti-discover/src/generated"),
+        None,
         None,
     )?;
     Ok(())
@@ -48,8 +51,15 @@ fn codegen() -> Result<()> {
 /// accepted), default scalars emitted, unknown fields ignored for forward compatibility.
 ///
 /// With `descriptor_file`, also writes the encoded `FileDescriptorSet` of `files` (and what
-/// they import) there, for gRPC server reflection.
-fn generate(proto: &Path, files: &[&str], out: &Path, descriptor_file: Option<&str>) -> Result<()> {
+/// they import) there, for gRPC server reflection. With `codec`, the services use that codec
+/// type (a path in the generated crate) instead of `tonic_prost::ProstCodec`.
+fn generate(
+    proto: &Path,
+    files: &[&str],
+    out: &Path,
+    descriptor_file: Option<&str>,
+    codec: Option<&str>,
+) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let fds = protox::compile(files, [proto]).context("parse .proto files")?;
     let descriptors = prost::Message::encode_to_vec(&fds);
@@ -57,7 +67,11 @@ fn generate(proto: &Path, files: &[&str], out: &Path, descriptor_file: Option<&s
         let path = out.join(name);
         std::fs::write(&path, &descriptors).with_context(|| format!("write {}", path.display()))?;
     }
-    tonic_prost_build::configure()
+    let mut builder = tonic_prost_build::configure();
+    if let Some(codec) = codec {
+        builder = builder.codec_path(codec);
+    }
+    builder
         .build_server(true)
         .build_client(true)
         .build_transport(false)

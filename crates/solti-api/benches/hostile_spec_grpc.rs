@@ -2,9 +2,9 @@
 //!
 //! Run with `cargo bench -p solti-api --features grpc --bench hostile_spec_grpc`.
 //!
-//! Each case sends one `SubmitTask` through the gRPC tower service in process (browser
-//! guard, framing, protobuf decode, conversion, validation) and measures the time until the
-//! `INVALID_ARGUMENT` is ready. Protobuf has no cheap structural pre-pass, so here the
+//! Each case sends one `SubmitTask` through the gRPC routes in process (the gate's browser
+//! guard and message frame check, framing, protobuf decode, conversion, validation) and
+//! measures the time until the `INVALID_ARGUMENT` is ready. Protobuf has no cheap structural pre-pass, so here the
 //! decode is the cost and the conversion refuses by count before copying.
 #![expect(clippy::unwrap_used, reason = "a benchmark aborts on setup failure")]
 
@@ -14,10 +14,11 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use criterion::Criterion;
 use http_body_util::{BodyExt as _, Full};
 use prost::Message as _;
-use solti_api::{GrpcApi, SupervisorApiAdapter, grpc::GrpcService, pb};
+use solti_api::{GrpcApi, SupervisorApiAdapter, pb};
 use solti_core::{StateConfig, SupervisorApi};
 use solti_runner::RunnerRouter;
 use taskvisor::{ControllerConfig, SupervisorConfig};
+use tonic::service::Routes;
 use tower::ServiceExt as _;
 
 fn request(env: usize, labels: usize) -> Bytes {
@@ -55,7 +56,7 @@ fn request(env: usize, labels: usize) -> Bytes {
     frame.freeze()
 }
 
-async fn submit<H: solti_api::ApiHandler>(svc: &GrpcService<H>, frame: Bytes) -> String {
+async fn submit(svc: &Routes, frame: Bytes) -> String {
     let req = http::Request::post("/solti.task.v1.TaskService/SubmitTask")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -87,7 +88,9 @@ fn hostile(c: &mut Criterion) {
         )
         .await
         .unwrap();
-        GrpcApi::new(Arc::new(SupervisorApiAdapter::new(Arc::new(sup)))).into_service()
+        GrpcApi::new(Arc::new(SupervisorApiAdapter::new(Arc::new(sup))))
+            .into_routes()
+            .prepare()
     });
     let mut group = c.benchmark_group("hostile_spec_refused_grpc");
     group

@@ -195,13 +195,15 @@ impl Client {
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "bench");
+            .header("host", "localhost");
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
             .unwrap();
+        // The connection task may not have run yet (a fresh connection).
+        self.sender.ready().await.unwrap();
         let res = self.sender.send_request(req).await.unwrap();
         assert!(res.status().is_success(), "{}", res.status());
         res.into_body().collect().await.unwrap().to_bytes().to_vec()

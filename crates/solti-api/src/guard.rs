@@ -69,10 +69,8 @@ impl HostPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyType {
     /// `application/json` or `application/<x>+json`.
-    #[cfg_attr(not(feature = "http"), expect(dead_code, reason = "HTTP only"))]
     Json,
     /// `application/grpc` or `application/grpc+<codec>`.
-    #[cfg_attr(not(feature = "grpc"), expect(dead_code, reason = "gRPC only"))]
     Grpc,
 }
 
@@ -91,28 +89,26 @@ pub(crate) fn check(
         && let Some(a) = authority
         && !is_loopback_authority(a)
     {
-        return Err(ApiError::MisdirectedRequest(format!(
-            "Host: this API listens on a loopback address and answers only to localhost or a \
-             loopback IP, got {:?}",
-            clip(a)
-        )));
+        return Err(ApiError::NotLoopbackHost(clip(a)));
     }
     if let Some(site) = headers.get(SEC_FETCH_SITE) {
         let site = site.as_bytes();
         if site.eq_ignore_ascii_case(b"cross-site") || site.eq_ignore_ascii_case(b"same-site") {
-            return Err(ApiError::Forbidden(format!(
-                "Sec-Fetch-Site: requests from other sites are refused, got {:?}",
-                clip(&String::from_utf8_lossy(site))
-            )));
+            return Err(ApiError::Forbidden {
+                header: "Sec-Fetch-Site",
+                rule: "requests from other sites are refused",
+                got: clip(&String::from_utf8_lossy(site)),
+            });
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !origin_matches(origin, authority) {
-            return Err(ApiError::Forbidden(format!(
-                "Origin: cross-origin requests are refused, got {:?}",
-                clip(origin)
-            )));
+            return Err(ApiError::Forbidden {
+                header: "Origin",
+                rule: "cross-origin requests are refused",
+                got: clip(origin),
+            });
         }
     }
     let content_type = headers.get(header::CONTENT_TYPE);
@@ -126,10 +122,10 @@ pub(crate) fn check(
                 BodyType::Json => "application/json",
                 BodyType::Grpc => "application/grpc",
             };
-            return Err(ApiError::UnsupportedMediaType(match raw {
-                Some(ct) => format!("Content-Type: must be {want}, got {:?}", clip(&ct)),
-                None => format!("Content-Type: must be {want}, got none"),
-            }));
+            return Err(ApiError::UnsupportedMediaType {
+                want,
+                got: raw.as_deref().map(clip),
+            });
         }
     }
     Ok(())
@@ -143,18 +139,15 @@ fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Option<&'a str>
     let host = match headers.get(header::HOST) {
         Some(h) => Some(
             h.to_str()
-                .map_err(|_| ApiError::InvalidRequest("Host: must be visible ASCII".to_owned()))?,
+                .map_err(|_| ApiError::invalid("Host", "must be visible ASCII"))?,
         ),
         None => None,
     };
     match (uri.authority().map(http::uri::Authority::as_str), host) {
-        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => {
-            Err(ApiError::MisdirectedRequest(format!(
-                "Host: {:?} does not match the request target {:?}",
-                clip(h),
-                clip(a)
-            )))
-        }
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => Err(ApiError::HostMismatch {
+            host: clip(h),
+            target: clip(a),
+        }),
         (Some(a), _) => Ok(Some(a)),
         (None, h) => Ok(h),
     }

@@ -53,8 +53,12 @@
 mod adapter;
 mod auth;
 #[cfg(feature = "_proto")]
+mod codec;
+#[cfg(feature = "_proto")]
 mod convert;
 mod error;
+#[cfg(any(feature = "http", feature = "grpc"))]
+mod gate;
 #[cfg(feature = "_proto")]
 mod generated;
 #[cfg(feature = "grpc")]
@@ -74,7 +78,7 @@ pub use adapter::{CANCEL_WAIT, SupervisorApiAdapter};
 #[doc(inline)]
 pub use auth::SharedToken;
 #[doc(inline)]
-pub use error::ApiError;
+pub use error::{ApiError, Wire};
 #[cfg(feature = "_proto")]
 pub use generated::pb;
 #[cfg(feature = "grpc")]

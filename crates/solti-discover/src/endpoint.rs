@@ -4,6 +4,8 @@
 
 use std::{fmt, net::IpAddr};
 
+use http::Uri;
+
 use crate::DiscoveryTransport;
 
 /// URL scheme of the control plane.
@@ -63,13 +65,12 @@ impl fmt::Display for Host {
 /// Parses the control-plane address: `http://host[:port]` or `https://host[:port]`; a
 /// missing port means 80 / 443. One trailing `/` is accepted.
 pub(crate) fn parse_control_plane(input: &str) -> Result<ControlPlaneUrl, String> {
-    let (scheme, rest) = split_scheme(input)?;
+    let (scheme, host, port) = parse(input)?;
     let Some(scheme) = scheme else {
         return Err(format!(
             "must start with http:// or https://, got {input:?}"
         ));
     };
-    let (host, port) = parse_authority(rest, input)?;
     let port = match (port, scheme) {
         (Some(p), _) => p,
         (None, Scheme::Http) => 80,
@@ -85,8 +86,7 @@ pub(crate) fn normalise_agent(
     input: &str,
     transport: DiscoveryTransport,
 ) -> Result<String, String> {
-    let (scheme, rest) = split_scheme(input)?;
-    let (host, port) = parse_authority(rest, input)?;
+    let (scheme, host, port) = parse(input)?;
     let Some(port) = port else {
         return Err(format!("needs a port (host:port), got {input:?}"));
     };
@@ -112,8 +112,10 @@ pub(crate) fn normalise_agent(
     })
 }
 
-/// Splits an optional `http://` / `https://` prefix (case-insensitive) off `input`.
-fn split_scheme(input: &str) -> Result<(Option<Scheme>, &str), String> {
+/// Parses `[http(s)://]host[:port][/]` with [`http::Uri`] (IPv6 in brackets), then applies
+/// this crate's rules: scheme `http` or `https` (any case), no path, query, fragment or user
+/// info, a host name of `[A-Za-z0-9.-_]` or a bracketed IPv6 address, a port 1..=65535.
+fn parse(input: &str) -> Result<(Option<Scheme>, Host, Option<u16>), String> {
     if input.is_empty() {
         return Err("must not be empty".to_owned());
     }
@@ -122,69 +124,68 @@ fn split_scheme(input: &str) -> Result<(Option<Scheme>, &str), String> {
             "must not contain whitespace or control characters, found {c:?} in {input:?}"
         ));
     }
-    match input.split_once("://") {
-        None => Ok((None, input)),
-        Some((s, rest)) if s.eq_ignore_ascii_case("http") => Ok((Some(Scheme::Http), rest)),
-        Some((s, rest)) if s.eq_ignore_ascii_case("https") => Ok((Some(Scheme::Https), rest)),
-        Some((s, _)) => Err(format!(
-            "scheme must be http or https, got {s:?} in {input:?}"
-        )),
-    }
-}
-
-/// Parses `host[:port]` (IPv6 in brackets), allowing one trailing `/`.
-fn parse_authority<'a>(rest: &'a str, input: &str) -> Result<(Host, Option<u16>), String> {
-    let rest: &'a str = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains(['/', '?', '#', '@']) {
+    let uri: Uri = input.parse().map_err(|e| diagnose(input, &e))?;
+    let scheme = match uri.scheme_str() {
+        None => None,
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(Scheme::Http),
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(Scheme::Https),
+        Some(s) => {
+            return Err(format!(
+                "scheme must be http or https, got {s:?} in {input:?}"
+            ));
+        }
+    };
+    let Some(authority) = uri.authority() else {
+        return Err(format!("host is missing in {input:?}"));
+    };
+    // `Uri` drops a fragment; one trailing `/` is the only path accepted.
+    if !matches!(uri.path(), "" | "/")
+        || uri.query().is_some()
+        || input.contains('#')
+        || authority.as_str().contains('@')
+    {
         return Err(format!(
             "must be host:port without path, query or user info, got {input:?}"
         ));
     }
-    let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-        let Some((inner, tail)) = after.split_once(']') else {
-            return Err(format!("unclosed '[' in {input:?}"));
-        };
-        if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{inner:?} in brackets is not an IPv6 address"));
-        }
-        let port = match tail {
-            "" => None,
-            t => Some(
-                t.strip_prefix(':')
-                    .ok_or_else(|| format!("unexpected {t:?} after ']' in {input:?}"))?,
-            ),
-        };
-        (
+    let name = authority.host();
+    let host = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(inner) => {
+            if inner.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("{inner:?} in brackets is not an IPv6 address"));
+            }
             Host {
                 name: inner.to_owned(),
                 ipv6: true,
-            },
-            port,
-        )
-    } else {
-        let (name, port) = match rest.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (rest, None),
-        };
-        if port.is_some_and(|p| p.contains(':')) {
-            return Err(format!(
-                "IPv6 addresses must be written in brackets ([::1]:8080), got {input:?}"
-            ));
+            }
         }
-        check_host_name(name, input)?;
-        (
+        None => {
+            check_host_name(name, input)?;
             Host {
                 name: name.to_ascii_lowercase(),
                 ipv6: false,
-            },
-            port,
-        )
+            }
+        }
     };
-    let port = match port {
+    // `Authority::port` is `None` for a port that is not a `u16` too: read the text.
+    let port = match authority.as_str()[name.len()..].strip_prefix(':') {
         None => None,
         Some(p) => Some(parse_port(p, input)?),
     };
-    Ok((host, port))
+    Ok((scheme, host, port))
+}
+
+/// Names what is wrong with an address [`http::Uri`] refused.
+fn diagnose(input: &str, err: &http::uri::InvalidUri) -> String {
+    let rest = input.split_once("://").map_or(input, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.starts_with('[') && !authority.contains(']') {
+        format!("unclosed '[' in {input:?}")
+    } else if !authority.starts_with('[') && authority.matches(':').count() > 1 {
+        format!("IPv6 addresses must be written in brackets ([::1]:8080), got {input:?}")
+    } else {
+        format!("must be [http(s)://]host[:port], got {input:?} ({err})")
+    }
 }
 
 fn check_host_name(name: &str, input: &str) -> Result<(), String> {
@@ -252,6 +253,9 @@ mod tests {
             ("grpc://podium:1", "scheme must be http or https"),
             ("http://podium:8082/api", "without path"),
             ("http://user@podium:1", "user info"),
+            ("http://podium:1?x=1", "query"),
+            ("http://podium:1#top", "without path"),
+            ("http://podium:1//", "without path"),
             ("http://:8082", "host is missing"),
             ("http://podium:0", "port must be 1..=65535"),
             ("http://podium:99999", "port must be 1..=65535"),

@@ -117,14 +117,7 @@ impl ExecError {
 
     /// This error and its sources as one line (`a: b: c`), used as a task failure reason.
     pub(crate) fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        out
+        solti_model::error_chain(self)
     }
 
     /// Whether the cause is likely to pass, so the attempt fails retryably (`Fail`, the

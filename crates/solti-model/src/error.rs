@@ -32,6 +32,20 @@ pub enum ModelError {
     Token(String),
 }
 
+/// `err` and its sources joined with `": "` (`a: b: c`), for messages and log lines that
+/// must say what failed and why in one line. Every Solti crate that flattens an error uses it.
+#[must_use]
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 impl ModelError {
     /// Builds an [`ModelError::Invalid`] for `field` and `rule`.
     pub fn invalid(field: impl Into<Cow<'static, str>>, rule: impl Into<String>) -> Self {

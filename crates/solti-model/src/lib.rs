@@ -2,7 +2,8 @@
 //! identifiers, status and live-output events.
 //!
 //! This is the bottom layer. It is pure data with `serde` support: no async runtime, no
-//! protobuf, no I/O beyond reading a token file. Every other Solti crate depends on it;
+//! protobuf; its only I/O is loading a [`Token`] (from a file or the environment) and reading
+//! the clock and the OS random source to generate ids and tokens. Every other Solti crate depends on it;
 //! a third-party runner needs only this crate and `solti-runner`.
 //!
 //! Values are validated when built ([`TaskSpec::builder`], [`Slot::try_new`], …); every
@@ -53,7 +54,7 @@ mod token;
 #[doc(inline)]
 pub use env::{Flag, TaskEnv};
 #[doc(inline)]
-pub use error::ModelError;
+pub use error::{ModelError, error_chain};
 #[doc(inline)]
 pub use id::{AgentId, MAX_AGENT_ID_LEN, MAX_SLOT_LEN, MAX_TASK_ID_LEN, Slot, TaskId};
 #[doc(inline)]

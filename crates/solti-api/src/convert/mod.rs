@@ -6,7 +6,8 @@
 mod spec;
 
 use solti_model::{
-    AdmissionPolicy, MAX_PAGE_LIMIT, Slot, Task, TaskId, TaskPhase, TaskQuery, TaskRun, TaskSpec,
+    AdmissionPolicy, MAX_PAGE_LIMIT, Slot, Task, TaskId, TaskPage, TaskPhase, TaskQuery, TaskRun,
+    TaskSpec,
 };
 
 use crate::{ApiError, pb};
@@ -28,9 +29,9 @@ pub(crate) fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
         return strict.refusal(&path);
     }
     if path == "." || path.is_empty() || !err.is_data() {
-        ApiError::InvalidRequest(format!("invalid JSON body: {err}"))
+        ApiError::invalid("invalid JSON body", err.to_string())
     } else {
-        ApiError::InvalidRequest(format!("invalid JSON body: {err} (at {path})"))
+        ApiError::invalid("invalid JSON body", format!("{err} (at {path})"))
     }
 }
 
@@ -80,15 +81,37 @@ pub(crate) fn task_id(field: &str, raw: &str) -> Result<TaskId, ApiError> {
     })
 }
 
-/// Builds a query from list parameters; an empty `slot` means no slot filter.
 /// The byte budget of a listed page: one response (HTTP body or gRPC message) is 4 MiB.
 pub(crate) const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Whether `page` stopped at its byte budget before holding every item it should.
-pub(crate) fn page_cut_short<T>(query: &TaskQuery, page: &solti_model::TaskPage<T>) -> bool {
-    (page.items.len() as u64) < query.expected_items(page.total)
+/// The page guard of both transports: the `ListTasks` response for `page`, or
+/// [`ApiError::PageTooLarge`] when it would not fit in one response (the store stopped at
+/// the byte budget, or the encoded page is larger). Pages of tasks carrying large scripts
+/// can be huge: a refusal with advice beats a response of hundreds of megabytes (the
+/// protobuf size is a lower bound of the JSON size).
+pub(crate) fn list_response(
+    query: &TaskQuery,
+    page: &TaskPage<Task>,
+) -> Result<pb::ListTasksResponse, ApiError> {
+    let too_large = |bytes| ApiError::PageTooLarge {
+        bytes,
+        limit: MAX_PAGE_BYTES,
+    };
+    if (page.items.len() as u64) < query.expected_items(page.total) {
+        return Err(too_large(MAX_PAGE_BYTES));
+    }
+    let res = pb::ListTasksResponse {
+        tasks: page.items.iter().map(task_to_pb).collect(),
+        total: u32::try_from(page.total).unwrap_or(u32::MAX),
+    };
+    let len = prost::Message::encoded_len(&res);
+    if len > MAX_PAGE_BYTES {
+        return Err(too_large(len));
+    }
+    Ok(res)
 }
 
+/// Builds a query from list parameters; an empty `slot` means no slot filter.
 pub(crate) fn query(
     slot: Option<&str>,
     phase: Option<TaskPhase>,
@@ -106,9 +129,9 @@ pub(crate) fn query(
         .with_max_bytes(MAX_PAGE_BYTES as u64)
         .with_offset(offset)
         .with_limit(limit)
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        .map_err(ApiError::from_model)?;
     if let Some(slot) = slot.filter(|s| !s.is_empty()) {
-        let slot = Slot::try_new(slot).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        let slot = Slot::try_new(slot).map_err(ApiError::from_model)?;
         q = q.with_slot(slot);
     }
     if let Some(phase) = phase {

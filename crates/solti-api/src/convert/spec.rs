@@ -9,7 +9,8 @@ use solti_model::{
 
 use crate::{ApiError, pb};
 
-/// Decodes and validates a submitted spec. `field` is the wire path of the spec (`spec`).
+/// Decodes and validates a submitted spec (the request's `spec` field; errors name
+/// `spec.<field>`).
 ///
 /// Strict enums (see `api_v1.md`, "The spec"): `restart`, `admission`, `backoff.jitter` (when
 /// `backoff` is present), the script runtime and a selector `operator` must name an accepted

@@ -1,6 +1,6 @@
 //! The gRPC binding: `solti.task.v1.TaskService` on tonic.
 
-mod gate;
+pub(crate) mod frame;
 mod health;
 mod service;
 mod shape;
@@ -10,8 +10,6 @@ use std::{fmt, future::Future, sync::Arc};
 use solti_model::Token;
 use tonic::service::Routes;
 
-pub use gate::GrpcService;
-
 /// Client-side helpers for `StreamTaskLogs`: the request for an
 /// [`OutputQuery`](solti_core::OutputQuery) and the offset and event of each response.
 pub use crate::convert::{
@@ -20,7 +18,7 @@ pub use crate::convert::{
 
 use crate::{
     ApiHandler, ApiObserver, Health, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
-    SharedToken, pb::task_service_server::TaskServiceServer,
+    SharedToken, Transport, gate::GateLayer, pb::task_service_server::TaskServiceServer,
 };
 
 /// Largest gRPC message accepted or sent: 4 MiB (decode and encode limits). A larger
@@ -117,40 +115,31 @@ impl<H: ApiHandler> GrpcApi<H> {
         self
     }
 
-    /// The service (auth, observation and the 4 MiB limits included), to add to a
-    /// `tonic::transport::Server` or to [`Routes`] next to other services.
-    #[must_use]
-    pub fn into_service(self) -> GrpcService<H> {
-        let server = TaskServiceServer::from_arc(Arc::new(service::TaskServiceImpl {
-            handler: self.handler,
-        }))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        GrpcService::new(server, self.auth, self.observer, self.host_policy)
-    }
-
     /// The task service as [`Routes`], ready for [`serve_grpc`], next to the standard
     /// services tools and probes expect: `grpc.health.v1.Health` (see
     /// [`with_health`](Self::with_health)) and server reflection (`grpc.reflection.v1` and
     /// `v1alpha`, describing `solti.task.v1` and the health service), so `grpcurl` and
-    /// similar clients work without the `.proto` files. All of them sit behind the browser
-    /// defences; only the unary health `Check` answers without the token (a probe has none),
-    /// while `Watch` and reflection streams need it like the task service.
+    /// similar clients work without the `.proto` files.
+    ///
+    /// One gate (the same tower layer as the HTTP router's) sits in front of all of them:
+    /// the browser defences, then the token, except for the unary health `Check` (a probe
+    /// has none), while `Watch` and reflection streams need it like the task service; then
+    /// the observer. Task service messages are limited to [`MAX_MESSAGE_BYTES`].
     #[must_use]
     pub fn into_routes(self) -> Routes {
-        let (auth, host) = (self.auth.clone(), self.host_policy);
-        let health = gate::Guarded::new(health::service(self.health.clone()), auth.clone(), host);
-        let mut routes = Routes::new(self.into_service()).add_service(health);
+        let task = TaskServiceServer::from_arc(Arc::new(service::TaskServiceImpl {
+            handler: self.handler,
+        }))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut routes = Routes::new(task).add_service(health::service(self.health));
         match reflection() {
-            Ok((v1, v1alpha)) => {
-                routes = routes
-                    .add_service(gate::Guarded::new(v1, auth.clone(), host))
-                    .add_service(gate::Guarded::new(v1alpha, auth, host));
-            }
+            Ok((v1, v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
             // The descriptor sets are generated with the code and checked by a test.
             Err(e) => tracing::error!(error = %e, "gRPC reflection disabled: bad descriptor set"),
         }
-        routes
+        let gate = GateLayer::new(Transport::Grpc, self.auth, self.observer, self.host_policy);
+        Routes::from(routes.into_axum_router().layer(gate))
     }
 }
 

@@ -9,10 +9,9 @@ use std::{
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
-use super::MAX_MESSAGE_BYTES;
 use crate::{ApiError, ApiHandler, LogStream, convert, pb};
 
-/// Decodes, calls the handler, encodes. Auth and observation happen in the gate around it.
+/// Decodes, calls the handler, encodes. Auth, observation and the message checks happen in the gate in front of it.
 pub(super) struct TaskServiceImpl<H> {
     pub(super) handler: Arc<H>,
 }
@@ -60,25 +59,7 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         let phase = convert::phase_from_pb(req.status)?;
         let query = convert::query(req.slot.as_deref(), phase, req.limit, req.offset)?;
         let page = self.handler.list(query.clone()).await?;
-        if convert::page_cut_short(&query, &page) {
-            return Err(Status::resource_exhausted(format!(
-                "response would be over {} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit; request a smaller page (limit)",
-                convert::MAX_PAGE_BYTES
-            )));
-        }
-        let res = pb::ListTasksResponse {
-            tasks: page.items.iter().map(convert::task_to_pb).collect(),
-            total: u32::try_from(page.total).unwrap_or(u32::MAX),
-        };
-        // Refuse here, with advice, rather than fail mid-response on the encode limit (tasks
-        // carrying large scripts can make a full page larger than one message may be).
-        let len = prost::Message::encoded_len(&res);
-        if len > MAX_MESSAGE_BYTES {
-            return Err(Status::resource_exhausted(format!(
-                "response would be {len} bytes, over the {MAX_MESSAGE_BYTES}-byte message limit; request a smaller page (limit)"
-            )));
-        }
-        Ok(Response::new(res))
+        Ok(Response::new(convert::list_response(&query, &page)?))
     }
 
     async fn list_task_runs(
@@ -125,17 +106,11 @@ impl<H: ApiHandler> pb::task_service_server::TaskService for TaskServiceImpl<H> 
         let req = req.into_inner();
         let id = convert::task_id("taskId", &req.task_id)?;
         let query = convert::log_query_from_pb(&req)?;
-        let stream =
-            self.handler
-                .stream_logs(id.clone(), query)
-                .await
-                .map_err(|err| match err {
-                    ApiError::InvalidRequest(msg) => ApiError::InvalidRequest(
-                        msg.strip_prefix("after_offset:")
-                            .map_or(msg.clone(), |rest| format!("afterOffset:{rest}")),
-                    ),
-                    other => other,
-                })?;
+        let stream = self
+            .handler
+            .stream_logs(id.clone(), query)
+            .await
+            .map_err(|e| e.rename_field("after_offset", "afterOffset"))?;
         let stream = stream.ok_or_else(|| Status::from(ApiError::TaskNotFound(id.to_string())))?;
         Ok(Response::new(LogResponses { inner: stream }))
     }
@@ -165,30 +140,5 @@ impl Stream for LogResponses {
                 Poll::Pending => return Poll::Pending,
             }
         }
-    }
-}
-
-/// `ApiError` → `tonic::Status` with the contract's code and the error text as message.
-impl From<ApiError> for Status {
-    fn from(err: ApiError) -> Self {
-        use tonic::Code;
-        let code = match err {
-            ApiError::InvalidRequest(_) => Code::InvalidArgument,
-            ApiError::Unauthenticated => Code::Unauthenticated,
-            ApiError::TaskNotFound(_) => Code::NotFound,
-            ApiError::AlreadyExists(_) => Code::AlreadyExists,
-            ApiError::PayloadTooLarge { .. } | ApiError::CapacityExhausted(_) => {
-                Code::ResourceExhausted
-            }
-            ApiError::ShuttingDown => Code::Unavailable,
-            ApiError::Unavailable(_) => Code::Unavailable,
-            ApiError::RouteNotFound { .. } | ApiError::MethodNotAllowed { .. } => {
-                Code::Unimplemented
-            }
-            ApiError::Internal(_) => Code::Internal,
-            ApiError::Forbidden(_) | ApiError::MisdirectedRequest(_) => Code::PermissionDenied,
-            ApiError::UnsupportedMediaType(_) => Code::InvalidArgument,
-        };
-        Self::new(code, err.to_string())
     }
 }

@@ -25,7 +25,7 @@ pub fn health_router(health: Health) -> Router {
         .route(ROUTE_HEALTHZ, get(healthz))
         .route(ROUTE_READYZ, get(readyz))
         // `POST /healthz` and the like: 405 with the API's JSON error body (and `Allow`).
-        .method_not_allowed_fallback(super::gate::method_not_allowed)
+        .method_not_allowed_fallback(super::routes::method_not_allowed)
         .with_state(health)
 }
 

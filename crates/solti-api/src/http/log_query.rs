@@ -89,17 +89,6 @@ fn bad(field: &str, what: &str, raw: &str) -> ApiError {
     )
 }
 
-/// Names the resume offset as the HTTP binding spells it.
-pub(super) fn rename_offset(err: ApiError) -> ApiError {
-    match err {
-        ApiError::InvalidRequest(msg) => match msg.strip_prefix("after_offset:") {
-            Some(rest) => ApiError::InvalidRequest(format!("Last-Event-ID:{rest}")),
-            None => ApiError::InvalidRequest(msg),
-        },
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,5 @@
 //! The HTTP/JSON binding (`/api/v1`) on axum, with SSE live logs.
 
-mod gate;
-mod guard;
 mod health;
 mod log_query;
 mod reply;
@@ -14,7 +12,6 @@ use std::{fmt, future::Future, sync::Arc};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    middleware,
     routing::{get, post},
 };
 use solti_model::Token;
@@ -23,7 +20,7 @@ pub use health::{ROUTE_HEALTHZ, ROUTE_READYZ, health_router};
 
 use crate::{
     ApiHandler, ApiObserver, Health, HostPolicy, Listener, NoOpApiObserver, ServeConfig,
-    SharedToken,
+    SharedToken, Transport, gate::GateLayer,
 };
 
 /// Largest accepted request body: 4 MiB. Larger bodies get `413 PayloadTooLarge`.
@@ -137,12 +134,6 @@ impl<H: ApiHandler> HttpApi<H> {
     /// The router. Serve it with [`axum::serve()`], [`serve_http`] or nest
     /// it into a larger router.
     pub fn router(self) -> Router {
-        let shared = Arc::new(Shared {
-            handler: self.handler,
-            auth: self.auth,
-            observer: self.observer,
-            host_policy: self.host_policy,
-        });
         let api = Router::new()
             .route(
                 ROUTE_TASKS,
@@ -157,27 +148,14 @@ impl<H: ApiHandler> HttpApi<H> {
             .route(ROUTE_RUNS, get(routes::runs::<H>))
             .route(ROUTE_LOGS, get(routes::logs::<H>))
             .route(ROUTE_CANCEL, post(routes::cancel::<H>))
-            .fallback(gate::route_not_found)
-            .method_not_allowed_fallback(gate::method_not_allowed)
+            .fallback(routes::route_not_found)
+            .method_not_allowed_fallback(routes::method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                gate::auth::<H>,
-            ))
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                guard::browser::<H>,
-            ))
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                gate::observe::<H>,
-            ))
-            .with_state(Arc::clone(&shared));
-        // The probes sit outside the auth and observation layers, behind the browser
-        // defences like every other route.
-        health_router(self.health)
-            .route_layer(middleware::from_fn_with_state(shared, guard::browser::<H>))
-            .merge(api)
+            .with_state(self.handler);
+        // One gate in front of every route: browser defences, then the token and the
+        // observer (the probes get the browser defences only).
+        let gate = GateLayer::new(Transport::Http, self.auth, self.observer, self.host_policy);
+        health_router(self.health).merge(api).layer(gate)
     }
 }
 
@@ -203,12 +181,4 @@ pub async fn serve_http<L: Listener>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     ServeConfig::new().serve(listener, router, shutdown).await
-}
-
-/// What every route and middleware shares.
-struct Shared<H> {
-    handler: Arc<H>,
-    auth: Option<SharedToken>,
-    observer: Arc<dyn ApiObserver>,
-    host_policy: HostPolicy,
 }

@@ -1,67 +1,44 @@
-//! The route handlers of `/api/v1`.
+//! The route handlers of `/api/v1`: each returns `Result<Response, ApiError>`, and its
+//! extractors reject as [`ApiError`] too, so every failure gets the JSON error body.
 
 use std::sync::Arc;
 
 use axum::{
-    body::Bytes,
-    extract::{
-        Path, Query, State,
-        rejection::{BytesRejection, PathRejection, QueryRejection},
-    },
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use solti_model::TaskPhase;
 
 use super::{
-    Shared, log_query,
-    reply::{decode, json, path_error},
+    log_query,
+    reply::{IdPath, JsonBody, Params, json},
     sse,
 };
 use crate::{ApiError, ApiHandler, convert, pb};
 
-type Body = Result<Bytes, BytesRejection>;
-type IdPath = Result<Path<String>, PathRejection>;
+type Handler<H> = State<Arc<H>>;
+type Reply = Result<Response, ApiError>;
 
 /// `POST /api/v1/tasks` → `201 {"taskId":…}`.
 pub(super) async fn submit<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let run = async {
-        let req: pb::SubmitTaskRequest = decode(&headers, body)?;
-        let spec = convert::spec_from_pb(req.spec)?;
-        let id = s.handler.submit(spec).await?;
-        Ok(json(
-            StatusCode::CREATED,
-            &pb::SubmitTaskResponse {
-                task_id: id.as_str().to_owned(),
-            },
-        ))
-    };
-    respond(run.await)
+    State(h): Handler<H>,
+    JsonBody(req): JsonBody<pb::SubmitTaskRequest>,
+) -> Reply {
+    let id = h.submit(convert::spec_from_pb(req.spec)?).await?;
+    let task_id = id.as_str().to_owned();
+    json(StatusCode::CREATED, &pb::SubmitTaskResponse { task_id })
 }
 
 /// `PUT /api/v1/tasks` → `200 {"taskId":…}`; admission forced to `Replace`.
 pub(super) async fn apply<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let run = async {
-        let req: pb::ApplyTaskRequest = decode(&headers, body)?;
-        let spec = convert::apply_spec_from_pb(req.spec)?;
-        let id = s.handler.apply(spec).await?;
-        Ok(json(
-            StatusCode::OK,
-            &pb::ApplyTaskResponse {
-                task_id: id.as_str().to_owned(),
-            },
-        ))
-    };
-    respond(run.await)
+    State(h): Handler<H>,
+    JsonBody(req): JsonBody<pb::ApplyTaskRequest>,
+) -> Reply {
+    let id = h.apply(convert::apply_spec_from_pb(req.spec)?).await?;
+    let task_id = id.as_str().to_owned();
+    json(StatusCode::OK, &pb::ApplyTaskResponse { task_id })
 }
 
 /// Query parameters of `GET /api/v1/tasks`; unknown parameters are ignored.
@@ -75,119 +52,50 @@ pub(super) struct ListParams {
 
 /// `GET /api/v1/tasks?slot=&status=&limit=&offset=` → `200 ListTasksResponse`.
 pub(super) async fn list<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    params: Result<Query<ListParams>, QueryRejection>,
-) -> Response {
-    let run = async {
-        let Query(p) = params.map_err(|e| {
-            ApiError::InvalidRequest(format!("invalid query string: {}", e.body_text()))
-        })?;
-        let phase = parse_status(p.status.as_deref())?;
-        let limit = parse_u32("limit", p.limit.as_deref(), "an integer 0..=1000")?;
-        let offset = parse_u32(
-            "offset",
-            p.offset.as_deref(),
-            "a non-negative 32-bit integer",
-        )?;
-        let query = convert::query(p.slot.as_deref(), phase, limit, offset)?;
-        let page = s.handler.list(query.clone()).await?;
-        if convert::page_cut_short(&query, &page) {
-            return Err(ApiError::InvalidRequest(format!(
-                "limit: the page would be over {} bytes, more than a response may carry; request a smaller page",
-                convert::MAX_PAGE_BYTES
-            )));
-        }
-        let res = pb::ListTasksResponse {
-            tasks: page.items.iter().map(convert::task_to_pb).collect(),
-            total: u32::try_from(page.total).unwrap_or(u32::MAX),
-        };
-        // Pages of tasks carrying large scripts can be huge: refuse with advice rather than
-        // build a response of hundreds of megabytes (the protobuf size is a lower bound of
-        // the JSON size).
-        let len = prost::Message::encoded_len(&res);
-        if len > super::MAX_BODY_BYTES {
-            return Err(ApiError::InvalidRequest(format!(
-                "limit: the page would be over {len} bytes, more than the {} bytes a response may carry; request a smaller page",
-                super::MAX_BODY_BYTES
-            )));
-        }
-        Ok(json(StatusCode::OK, &res))
-    };
-    respond(run.await)
+    State(h): Handler<H>,
+    Params(p): Params<ListParams>,
+) -> Reply {
+    let phase = parse_status(p.status.as_deref())?;
+    let limit = parse_u32("limit", p.limit.as_deref(), "an integer 0..=1000")?;
+    let offset = parse_u32(
+        "offset",
+        p.offset.as_deref(),
+        "a non-negative 32-bit integer",
+    )?;
+    let query = convert::query(p.slot.as_deref(), phase, limit, offset)?;
+    let page = h.list(query.clone()).await?;
+    json(StatusCode::OK, &convert::list_response(&query, &page)?)
 }
 
 /// `GET /api/v1/tasks/{id}` → `200 {"task":…}` or `404`.
-pub(super) async fn get_task<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    id: IdPath,
-) -> Response {
-    let run = async {
-        let id = path_id(id)?;
-        let task = s
-            .handler
-            .get(id.clone())
-            .await?
-            .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
-        Ok(json(
-            StatusCode::OK,
-            &pb::GetTaskStatusResponse {
-                task: Some(convert::task_to_pb(&task)),
-            },
-        ))
-    };
-    respond(run.await)
+pub(super) async fn get_task<H: ApiHandler>(State(h): Handler<H>, IdPath(id): IdPath) -> Reply {
+    let task = h.get(id.clone()).await?.ok_or_else(|| not_found(&id))?;
+    let task = Some(convert::task_to_pb(&task));
+    json(StatusCode::OK, &pb::GetTaskStatusResponse { task })
 }
 
 /// `GET /api/v1/tasks/{id}/runs` → `200 ListTaskRunsResponse` or `404`.
-pub(super) async fn runs<H: ApiHandler>(State(s): State<Arc<Shared<H>>>, id: IdPath) -> Response {
-    let run = async {
-        let id = path_id(id)?;
-        let runs = s
-            .handler
-            .runs(id.clone())
-            .await?
-            .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
-        Ok(json(
-            StatusCode::OK,
-            &pb::ListTaskRunsResponse {
-                runs: runs.iter().map(convert::run_to_pb).collect(),
-            },
-        ))
-    };
-    respond(run.await)
+pub(super) async fn runs<H: ApiHandler>(State(h): Handler<H>, IdPath(id): IdPath) -> Reply {
+    let runs = h.runs(id.clone()).await?.ok_or_else(|| not_found(&id))?;
+    let runs = runs.iter().map(convert::run_to_pb).collect();
+    json(StatusCode::OK, &pb::ListTaskRunsResponse { runs })
 }
 
 /// `DELETE /api/v1/tasks/{id}` → `204`, also when the task is already gone.
-pub(super) async fn delete_task<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    id: IdPath,
-) -> Response {
-    let run = async {
-        let id = path_id(id)?;
-        s.handler.delete(id).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    };
-    respond(run.await)
+pub(super) async fn delete_task<H: ApiHandler>(State(h): Handler<H>, IdPath(id): IdPath) -> Reply {
+    h.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /api/v1/tasks/{id}/cancel` (empty body) → `200 {"task":…}` or `404`. The task is
 /// stopped and kept: it ends `CANCELED`; a terminal task is returned unchanged.
-pub(super) async fn cancel<H: ApiHandler>(State(s): State<Arc<Shared<H>>>, id: IdPath) -> Response {
-    let run = async {
-        let id = path_id(id)?;
-        let task = s
-            .handler
-            .cancel(id.clone(), HTTP_CANCEL_REASON)
-            .await?
-            .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
-        Ok(json(
-            StatusCode::OK,
-            &pb::GetTaskStatusResponse {
-                task: Some(convert::task_to_pb(&task)),
-            },
-        ))
-    };
-    respond(run.await)
+pub(super) async fn cancel<H: ApiHandler>(State(h): Handler<H>, IdPath(id): IdPath) -> Reply {
+    let task = h
+        .cancel(id.clone(), HTTP_CANCEL_REASON)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let task = Some(convert::task_to_pb(&task));
+    json(StatusCode::OK, &pb::GetTaskStatusResponse { task })
 }
 
 /// The error text of a task cancelled over HTTP.
@@ -197,35 +105,42 @@ pub(crate) const HTTP_CANCEL_REASON: &str =
 /// `GET /api/v1/tasks/{id}/logs?tail=N|all&follow=false&since=<ms>` (and `Last-Event-ID`)
 /// → `200 text/event-stream`, `400` naming a bad parameter, or `404`.
 pub(super) async fn logs<H: ApiHandler>(
-    State(s): State<Arc<Shared<H>>>,
-    id: IdPath,
-    params: Result<Query<log_query::LogParams>, QueryRejection>,
+    State(h): Handler<H>,
+    IdPath(id): IdPath,
+    Params(params): Params<log_query::LogParams>,
     headers: HeaderMap,
-) -> Response {
-    let run = async {
-        let id = path_id(id)?;
-        let Query(params) = params.map_err(|e| {
-            ApiError::InvalidRequest(format!("invalid query string: {}", e.body_text()))
-        })?;
-        let query = log_query::parse(&params, &headers)?;
-        let stream = s
-            .handler
-            .stream_logs(id.clone(), query)
-            .await
-            .map_err(log_query::rename_offset)?
-            .ok_or_else(|| ApiError::TaskNotFound(id.to_string()))?;
-        Ok(sse::response(stream))
-    };
-    respond(run.await)
+) -> Reply {
+    let query = log_query::parse(&params, &headers)?;
+    let stream = h
+        .stream_logs(id.clone(), query)
+        .await
+        .map_err(|e| e.rename_field("after_offset", "Last-Event-ID"))?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(sse::response(stream))
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
+/// `404 NotFound` with the JSON error body for paths no route matches.
+pub(super) async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: short_path(&uri),
+    }
 }
 
-fn path_id(id: IdPath) -> Result<solti_model::TaskId, ApiError> {
-    let Path(raw) = id.map_err(|e| path_error(&e))?;
-    convert::task_id("id", &raw)
+/// `405 MethodNotAllowed` with the JSON error body.
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: short_path(&uri),
+    }
+}
+
+fn short_path(uri: &Uri) -> String {
+    uri.path().chars().take(256).collect()
+}
+
+fn not_found(id: &solti_model::TaskId) -> ApiError {
+    ApiError::TaskNotFound(id.to_string())
 }
 
 /// `status`: short names (`running`), enum names (`TASK_STATUS_RUNNING`) or numbers; empty

@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn grpc_submit_arbitrary_protobuf(msg in prop::collection::vec(any::<u8>(), 0..512)) {
-        let svc = GrpcApi::new(Arc::new(FakeHandler::default())).into_service();
+        let svc = GrpcApi::new(Arc::new(FakeHandler::default())).into_routes();
         let code = runtime().block_on(async {
             let mut frame = BytesMut::with_capacity(msg.len() + 5);
             frame.put_u8(0);

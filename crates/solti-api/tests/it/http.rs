@@ -365,12 +365,12 @@ async fn every_error_label_and_status() {
     // Handler errors map through the table.
     let rows = [
         (
-            ApiError::AlreadyExists("task tsk_1 is already live".into()),
+            ApiError::AlreadyExists("tsk_1".into()),
             StatusCode::CONFLICT,
             "AlreadyExists",
         ),
         (
-            ApiError::Internal("runner exploded".into()),
+            ApiError::internal("runner exploded"),
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal",
         ),

@@ -20,7 +20,10 @@ async fn http_503_with_retry_after() {
     for (err, label, retry) in [
         (ApiError::ShuttingDown, "Unavailable", "5"),
         (
-            ApiError::CapacityExhausted("capacity exhausted: tasks (limit 3)".into()),
+            ApiError::CapacityExhausted {
+                what: "tasks",
+                limit: 3,
+            },
             "CapacityExhausted",
             "1",
         ),
@@ -36,7 +39,7 @@ async fn http_503_with_retry_after() {
         assert_eq!(v["message"], err.to_string());
     }
     // Other errors carry no Retry-After.
-    *fake.fail.lock().unwrap() = Some(ApiError::Internal("boom".into()));
+    *fake.fail.lock().unwrap() = Some(ApiError::internal("boom"));
     let body = submit_body("x", "true", &[]);
     let (status, res, _) = send(&app, request("POST", "/api/v1/tasks", Some(&body), None)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -51,7 +54,10 @@ async fn grpc_unavailable_and_resource_exhausted() {
     for (err, code) in [
         (ApiError::ShuttingDown, Code::Unavailable),
         (
-            ApiError::CapacityExhausted("capacity exhausted: tasks (limit 3)".into()),
+            ApiError::CapacityExhausted {
+                what: "tasks",
+                limit: 3,
+            },
             Code::ResourceExhausted,
         ),
     ] {

@@ -1,5 +1,13 @@
 //! [`SupervisorApi`]: the supervision engine's public face.
 
+/// The `what` of the capacity error when a wait on taskvisor runs out: `"<queue> (waited 5 s)"`,
+/// the wait being [`REQUEST_WAIT`] (checked at compile time below).
+macro_rules! waited_out {
+    ($queue:literal) => {
+        concat!($queue, " (waited 5 s)")
+    };
+}
+
 mod recover;
 mod runtime;
 mod stop;
@@ -236,3 +244,7 @@ impl fmt::Debug for SupervisorApi {
 /// Bound on request-path waits for taskvisor command capacity (submit, cancel, delete). With
 /// the capacities from [`crate::limits`] this only expires when taskvisor is wedged.
 pub(crate) const REQUEST_WAIT: Duration = Duration::from_secs(5);
+const _: () = assert!(
+    REQUEST_WAIT.as_secs() == 5,
+    "update waited_out! with REQUEST_WAIT"
+);

@@ -178,7 +178,7 @@ impl SupervisorApi {
                 "taskvisor remove failed: {err}"
             ))),
             Err(_) => Err(CoreError::Capacity {
-                what: "taskvisor management queue (waited 5 s)",
+                what: waited_out!("taskvisor management queue"),
                 limit: self.shared().capacities.management,
             }),
         }

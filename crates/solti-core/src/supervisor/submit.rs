@@ -355,7 +355,7 @@ async fn intake(
     match tokio::time::timeout(REQUEST_WAIT, submit.execute()).await {
         Ok(result) => result.map_err(|e| controller_error(e, caps)),
         Err(_) => Err(CoreError::Capacity {
-            what: "taskvisor controller intake queue (waited 5 s)",
+            what: waited_out!("taskvisor controller intake queue"),
             limit: caps.intake,
         }),
     }
@@ -415,7 +415,7 @@ fn controller_error(err: tv::ControllerError, caps: Capacities) -> CoreError {
             limit,
         },
         tv::ControllerError::OwnershipAdmissionTimeout { .. } => CoreError::Capacity {
-            what: "taskvisor ownership (waited 5 s)",
+            what: waited_out!("taskvisor ownership"),
             limit: caps.ownership,
         },
         tv::ControllerError::Full => CoreError::Capacity {

@@ -200,7 +200,8 @@ async fn exchange<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let transport = |e: &dyn StdError| Failure::retry(reason::TRANSPORT, error_chain(e));
+    let transport =
+        |e: &dyn StdError| Failure::retry(reason::TRANSPORT, solti_model::error_chain(e));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| transport(&e))?;
@@ -221,18 +222,6 @@ where
         },
     };
     result.map_err(|e| transport(&*e))
-}
-
-/// `error: cause: cause…`, for log lines (hyper's own message hides the cause).
-fn error_chain(e: &dyn StdError) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 const SYNC_PATH: &str = "/api/v1/discovery/sync";
