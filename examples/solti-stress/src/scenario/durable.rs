@@ -145,18 +145,7 @@ pub(super) async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
             if is_terminal(&phase_of(&t)) {
                 continue;
             }
-            let id = task_id(&t);
-            let res = api
-                .send(
-                    Method::POST,
-                    &format!("/api/v1/tasks/{id}/cancel"),
-                    None,
-                    &[],
-                )
-                .await?;
-            if res.status != StatusCode::OK {
-                bail!("cancel {id}: {}", res.describe());
-            }
+            cancel(&api, &task_id(&t)).await?;
         }
         let settled = poll(Duration::from_secs(60), Duration::from_millis(200), || {
             let api = api.clone();
@@ -540,6 +529,22 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
 /// The id (`metadata.id`) of a task object.
 pub(super) fn task_id(task: &Value) -> String {
     str_at(task, "/metadata/id").to_owned()
+}
+
+/// Cancels one task through `POST /api/v1/tasks/{id}/cancel` (history kept).
+pub(super) async fn cancel(api: &Api, id: &str) -> Result<()> {
+    let res = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            None,
+            &[],
+        )
+        .await?;
+    if res.status != StatusCode::OK {
+        bail!("cancel {id}: {}", res.describe());
+    }
+    Ok(())
 }
 
 /// Every listed task, in list (creation) order, by pages of 1,000.

@@ -15,13 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
     Ctx, command_spec,
-    durable::{REASON, fetch_runs, list_all, task_id},
+    durable::{REASON, cancel, fetch_runs, list_all, task_id},
     load::first_failures,
     poll, stop_agent,
 };
@@ -132,20 +132,10 @@ async fn sigterm_terminal(ctx: &Ctx, report: &mut Report) -> Result<PathBuf> {
     let opts = ctx.opts("durable-term")?;
     let agent = Agent::start(&opts).await?;
     let api = agent.api();
-    let (specs, cancel): (Vec<Value>, Vec<bool>) = (0..n).map(mixed_spec).unzip();
+    let (specs, to_cancel): (Vec<Value>, Vec<bool>) = (0..n).map(mixed_spec).unzip();
     let ids = submit_all(&api, specs).await?;
-    for (id, _) in ids.iter().zip(&cancel).filter(|(_, c)| **c) {
-        let res = api
-            .send(
-                Method::POST,
-                &format!("/api/v1/tasks/{id}/cancel"),
-                None,
-                &[],
-            )
-            .await?;
-        if res.status != StatusCode::OK {
-            bail!("cancel {id}: {}", res.describe());
-        }
+    for (id, _) in ids.iter().zip(&to_cancel).filter(|(_, c)| **c) {
+        cancel(&api, id).await?;
     }
     let before = all_terminal(&api, Duration::from_secs(120))
         .await
